@@ -1,6 +1,8 @@
 module github.com/parkwifi/parkportal
 
-go 1.25.0
+go 1.26.0
+
+require github.com/nyaruka/phonenumbers v1.8.1
 
 require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
@@ -10,7 +12,6 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/golang/mock v1.6.0 // indirect
 	github.com/google/gopacket v1.1.19 // indirect
-	github.com/nyaruka/phonenumbers v1.8.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/twilio/twilio-go v1.31.0 // indirect
