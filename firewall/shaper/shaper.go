@@ -1,0 +1,742 @@
+// Package shaper limits each authorised visitor's bandwidth in the kernel
+// with HTB classes and u32 hash filters, programmed through netlink.
+//
+// Download (towards the visitor) is shaped by an HTB qdisc on the LAN
+// interface, classified on the destination address. Upload cannot be shaped
+// where it arrives, so an ingress qdisc on the LAN interface redirects every
+// frame to an IFB device whose HTB qdisc holds the same class tree,
+// classified on the source address. Both trees put every visitor under a
+// "site" class at the uplink capacity, and everything that is not a visitor
+// (portal pages, DHCP, DNS) in a fast default class.
+//
+// Only HTB, ingress, u32 and mirred are used: they exist both on the
+// development kernels and as OpenWrt kmods (no fw, flower, police, fq_codel).
+package shaper
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// unlimitedRate stands for "no site cap" and is the default class's rate:
+	// high enough never to be the bottleneck on a park gateway.
+	unlimitedRate = 10_000_000_000 // bit/s
+
+	// guaranteeRate is the HTB "rate" (guaranteed share) of a visitor class;
+	// its ceil is the visitor's Rate. HTB lets a class under its own rate
+	// send without asking its parent, so rate = ceil would let the visitors
+	// together exceed the site class. With a tiny guarantee every visitor
+	// borrows from the site class, which then caps the sum and shares it
+	// fairly (equal quantum, round robin).
+	guaranteeRate = 8_000 // bit/s
+
+	// burstHZ is the timer frequency tc assumes when the kernel does not
+	// report one: burst = rate/HZ + MTU, i.e. 10 ms of traffic. The psched
+	// clock of modern kernels reports 1 GHz, which makes tc's and netlink's
+	// default burst collapse to one MTU, too small for GSO packets on veth
+	// and bridges, and the measured ceiling then drops.
+	burstHZ = 100
+	mtu     = 1600
+
+	// ifbTxQLen is the IFB's queue length: HTB's leaf pfifo queues take
+	// their limit from it, and the IFB default of 32 packets drops bursts.
+	ifbTxQLen = 1000
+
+	maxDumpRetries = 10
+)
+
+// Config says where to shape and how much the site may use in total.
+type Config struct {
+	Handle               *netlink.Handle // nil = current network namespace; tests pass netlink.NewHandleAt(ns)
+	LANIface             string          // visitors' interface, e.g. "br-lan"
+	IFBName              string          // e.g. "pp-ifb0" (created if missing)
+	LANPrefix            netip.Prefix    // visitors' IPv4 range, /16 to /30
+	UplinkDown, UplinkUp uint64          // site capacity in bit/s; 0 = effectively unlimited
+	Logger               *slog.Logger
+}
+
+// Rate is a visitor's limit in bit/s in each direction.
+type Rate struct{ Down, Up uint64 }
+
+// Counters are a visitor's traffic totals as counted by its HTB classes.
+type Counters struct{ BytesDown, BytesUp, PacketsDown, PacketsUp uint64 }
+
+// Shaper programs the kernel for one LAN interface. It keeps the desired
+// state (visitors and their rates) in memory, because u32 hash entries cannot
+// be listed back through netlink and Set must not list anything.
+type Shaper struct {
+	mu       sync.Mutex
+	h        *netlink.Handle
+	cfg      Config
+	lay      layout
+	log      *slog.Logger
+	lanIdx   int
+	ifbIdx   int
+	down, up uint64 // site capacity, bit/s (never 0)
+	visitors map[netip.Addr]Rate
+	ready    bool // Ensure succeeded since New
+}
+
+// direction describes one of the two HTB trees.
+type direction struct {
+	name    string
+	link    int
+	ipOff   int32 // offset of the matched address in the IPv4 header
+	siteBPS uint64
+}
+
+// New checks the configuration; it does not touch the kernel until Ensure.
+func New(cfg Config) (*Shaper, error) {
+	lay, err := newLayout(cfg.LANPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("configuring shaper: %w", err)
+	}
+	if cfg.LANIface == "" || cfg.IFBName == "" {
+		return nil, errors.New("configuring shaper: LANIface and IFBName are required")
+	}
+	if len(cfg.IFBName) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("configuring shaper: IFB name %q too long", cfg.IFBName)
+	}
+	h := cfg.Handle
+	if h == nil {
+		if h, err = netlink.NewHandle(); err != nil {
+			return nil, fmt.Errorf("opening netlink handle: %w", err)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Shaper{
+		h: h, cfg: cfg, lay: lay, log: log,
+		down:     orUnlimited(cfg.UplinkDown),
+		up:       orUnlimited(cfg.UplinkUp),
+		visitors: make(map[netip.Addr]Rate),
+	}, nil
+}
+
+func orUnlimited(r uint64) uint64 {
+	if r == 0 {
+		return unlimitedRate
+	}
+	return r
+}
+
+func (s *Shaper) dirs() [2]direction {
+	return [2]direction{
+		{name: "download", link: s.lanIdx, ipOff: 16, siteBPS: s.down},
+		{name: "upload", link: s.ifbIdx, ipOff: 12, siteBPS: s.up},
+	}
+}
+
+// Ensure creates whatever is missing of the static setup: IFB device up,
+// HTB roots with site and default classes, the ingress redirect and the u32
+// hash tables. It is safe to call at every start and every resync.
+func (s *Shaper) Ensure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.ensure()
+	return err
+}
+
+// ensure returns how many static objects it had to (re)create.
+func (s *Shaper) ensure() (repairs int, err error) {
+	lan, err := s.h.LinkByName(s.cfg.LANIface)
+	if err != nil {
+		return 0, fmt.Errorf("finding LAN interface %q: %w", s.cfg.LANIface, err)
+	}
+	s.lanIdx = lan.Attrs().Index
+	n, err := s.ensureIFB()
+	if err != nil {
+		return repairs, err
+	}
+	repairs += n
+	for _, d := range s.dirs() {
+		n, err := s.ensureTree(d)
+		repairs += n
+		if err != nil {
+			return repairs, err
+		}
+	}
+	n, err = s.ensureRedirect()
+	repairs += n
+	if err != nil {
+		return repairs, err
+	}
+	s.ready = true
+	return repairs, nil
+}
+
+func (s *Shaper) ensureIFB() (int, error) {
+	repairs := 0
+	l, err := s.h.LinkByName(s.cfg.IFBName)
+	var notFound netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = s.cfg.IFBName
+		attrs.TxQLen = ifbTxQLen
+		if err := s.h.LinkAdd(&netlink.Ifb{LinkAttrs: attrs}); err != nil {
+			return 0, fmt.Errorf("creating IFB %q: %w", s.cfg.IFBName, err)
+		}
+		if l, err = s.h.LinkByName(s.cfg.IFBName); err != nil {
+			return 0, fmt.Errorf("finding new IFB %q: %w", s.cfg.IFBName, err)
+		}
+		repairs++
+		s.log.Info("created IFB", "name", s.cfg.IFBName)
+	case err != nil:
+		return 0, fmt.Errorf("finding IFB %q: %w", s.cfg.IFBName, err)
+	case l.Type() != "ifb":
+		return 0, fmt.Errorf("interface %q is a %s, not an ifb", s.cfg.IFBName, l.Type())
+	}
+	if l.Attrs().TxQLen < ifbTxQLen {
+		if err := s.h.LinkSetTxQLen(l, ifbTxQLen); err != nil {
+			return repairs, fmt.Errorf("setting IFB %q queue length: %w", s.cfg.IFBName, err)
+		}
+	}
+	if l.Attrs().Flags&unix.IFF_UP == 0 {
+		if err := s.h.LinkSetUp(l); err != nil {
+			return repairs, fmt.Errorf("bringing IFB %q up: %w", s.cfg.IFBName, err)
+		}
+		repairs++
+	}
+	s.ifbIdx = l.Attrs().Index
+	return repairs, nil
+}
+
+// qdiscs lists a link's qdiscs, retrying interrupted dumps.
+func (s *Shaper) qdiscs(link int) ([]netlink.Qdisc, error) {
+	return retryDump(func() ([]netlink.Qdisc, error) {
+		return s.h.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: link}})
+	})
+}
+
+// classes lists a link's classes, retrying interrupted dumps.
+func (s *Shaper) classes(link int) ([]netlink.Class, error) {
+	return retryDump(func() ([]netlink.Class, error) {
+		return s.h.ClassList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: link}}, 0)
+	})
+}
+
+// retryDump repeats a netlink dump that the kernel interrupted because the
+// table changed under it; the result of an interrupted dump may be partial.
+func retryDump[T any](f func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := f()
+		if errors.Is(err, netlink.ErrDumpInterrupted) && i < maxDumpRetries {
+			continue
+		}
+		return v, err
+	}
+}
+
+func (s *Shaper) ensureTree(d direction) (int, error) {
+	repairs := 0
+	qs, err := s.qdiscs(d.link)
+	if err != nil {
+		return 0, fmt.Errorf("listing %s qdiscs: %w", d.name, err)
+	}
+	root := netlink.MakeHandle(qdiscMajor, 0)
+	ours := false
+	for _, q := range qs {
+		a := q.Attrs()
+		if a.Parent == netlink.HANDLE_ROOT && a.Handle == root && q.Type() == "htb" {
+			ours = true
+		}
+	}
+	if !ours {
+		q := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: d.link, Handle: root, Parent: netlink.HANDLE_ROOT})
+		q.Defcls = defaultMinor
+		if err := s.h.QdiscReplace(q); err != nil {
+			return 0, fmt.Errorf("creating %s HTB root: %w", d.name, err)
+		}
+		repairs++
+		s.log.Info("created HTB root", "direction", d.name)
+	}
+	// The two root classes are replaced unconditionally: cheap, and it
+	// also repairs a changed rate.
+	for _, c := range []*netlink.HtbClass{
+		htbClass(d.link, netlink.HANDLE_ROOT, siteMinor, d.siteBPS, d.siteBPS),
+		htbClass(d.link, netlink.HANDLE_ROOT, defaultMinor, unlimitedRate, unlimitedRate),
+	} {
+		if err := s.h.ClassReplace(c); err != nil {
+			return repairs, fmt.Errorf("setting %s class %s: %w", d.name, netlink.HandleStr(c.Handle), err)
+		}
+	}
+	n, err := s.ensureTables(d)
+	return repairs + n, err
+}
+
+// htbClass builds an HTB class with tc's burst computation (see burstHZ) and
+// a quantum proportional to the ceiling, so that visitors borrowing from the
+// site class share it in proportion to their own limits.
+func htbClass(link int, parent uint32, minor uint16, rate, ceil uint64) *netlink.HtbClass {
+	rateB, ceilB := rate/8, ceil/8
+	c := &netlink.HtbClass{
+		ClassAttrs: netlink.ClassAttrs{
+			LinkIndex: link,
+			Parent:    parent,
+			Handle:    netlink.MakeHandle(qdiscMajor, minor),
+		},
+		Rate:    rateB,
+		Ceil:    ceilB,
+		Buffer:  netlink.Xmittime(rateB, burstBytes(rateB)),
+		Cbuffer: netlink.Xmittime(ceilB, burstBytes(ceilB)),
+		Quantum: quantum(ceilB),
+	}
+	return c
+}
+
+// burstBytes is tc's default burst for a rate in bytes/s, computed with
+// burstHZ instead of the psched clock's 1 GHz.
+func burstBytes(rateB uint64) uint32 {
+	b := rateB/burstHZ + mtu
+	if b > 1<<24 {
+		b = 1 << 24
+	}
+	return uint32(b)
+}
+
+// quantum is the DRR quantum: ceil/50 bytes (20 kB at 8 Mbit/s), within the
+// kernel's sane range so that it never warns and never starves small classes.
+func quantum(ceilB uint64) uint32 {
+	q := ceilB / 50
+	switch {
+	case q < 2*mtu:
+		q = 2 * mtu
+	case q > 60_000:
+		q = 60_000
+	}
+	return uint32(q)
+}
+
+func (s *Shaper) visitorClass(d direction, minor uint16, ceil uint64) *netlink.HtbClass {
+	return htbClass(d.link, netlink.MakeHandle(qdiscMajor, siteMinor), minor, min(guaranteeRate, ceil), ceil)
+}
+
+func (d direction) filterAttrs(handle uint32) netlink.FilterAttrs {
+	return netlink.FilterAttrs{
+		LinkIndex: d.link,
+		Parent:    netlink.MakeHandle(qdiscMajor, 0),
+		Priority:  filterPrio,
+		Protocol:  unix.ETH_P_IP,
+		Handle:    handle,
+	}
+}
+
+// addOnce adds a filter unless one with the same handle exists; it reports
+// whether it added one. Using EEXIST as the existence test lets Sync check
+// u32 entries that netlink cannot list back.
+func (s *Shaper) addOnce(f netlink.Filter) (bool, error) {
+	err := s.h.FilterAdd(f)
+	if errors.Is(err, unix.EEXIST) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Shaper) ensureTables(d direction) (int, error) {
+	repairs := 0
+	add := func(what string, f *netlink.U32) error {
+		added, err := s.addOnce(f)
+		if err != nil {
+			return fmt.Errorf("adding %s %s u32 %s: %w", d.name, what, u32Str(f.Handle), err)
+		}
+		if added {
+			repairs++
+		}
+		return nil
+	}
+	// Tables first, then the entries that link to them.
+	blocks := s.lay.blocks()
+	for i := range blocks {
+		if err := add("hash table", &netlink.U32{FilterAttrs: d.filterAttrs(u32Handle(blockHTID(i), 0, 0)), Divisor: 256}); err != nil {
+			return repairs, err
+		}
+	}
+	prefix := addrU32(s.lay.prefix.Addr())
+	mask := ^uint32(0) << (32 - s.lay.prefix.Bits())
+	rootEntry := &netlink.U32{
+		FilterAttrs: d.filterAttrs(u32Handle(rootHTID, 0, 1)),
+		Sel: &nl.TcU32Sel{
+			Keys: []nl.TcU32Key{{Mask: mask, Val: prefix, Off: d.ipOff}},
+			Hoff: int16(d.ipOff),
+		},
+	}
+	if s.lay.twoLevel() {
+		if err := add("hash table", &netlink.U32{FilterAttrs: d.filterAttrs(u32Handle(thirdHTID, 0, 0)), Divisor: 256}); err != nil {
+			return repairs, err
+		}
+		third := prefix >> 8 & 0xff
+		for i := range blocks {
+			b := third + i
+			f := &netlink.U32{
+				FilterAttrs: d.filterAttrs(u32Handle(thirdHTID, b, 1)),
+				Hash:        u32Handle(thirdHTID, b, 0),
+				Link:        u32Handle(blockHTID(i), 0, 0),
+				Sel: &nl.TcU32Sel{
+					Keys:  []nl.TcU32Key{{Off: d.ipOff}}, // match any
+					Hmask: 0x000000ff,
+					Hoff:  int16(d.ipOff),
+				},
+			}
+			if err := add("block link", f); err != nil {
+				return repairs, err
+			}
+		}
+		rootEntry.Link = u32Handle(thirdHTID, 0, 0)
+		rootEntry.Sel.Hmask = 0x0000ff00
+	} else {
+		rootEntry.Link = u32Handle(blockHTID(0), 0, 0)
+		rootEntry.Sel.Hmask = 0x000000ff
+	}
+	if err := add("prefix link", rootEntry); err != nil {
+		return repairs, err
+	}
+	return repairs, nil
+}
+
+// ensureRedirect puts an ingress qdisc on the LAN interface with one
+// match-all u32 filter that redirects every frame to the IFB's egress.
+func (s *Shaper) ensureRedirect() (int, error) {
+	repairs := 0
+	qs, err := s.qdiscs(s.lanIdx)
+	if err != nil {
+		return 0, fmt.Errorf("listing LAN qdiscs: %w", err)
+	}
+	have := false
+	for _, q := range qs {
+		if q.Type() == "ingress" {
+			have = true
+		}
+	}
+	if !have {
+		q := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: s.lanIdx,
+			Handle:    netlink.MakeHandle(0xffff, 0),
+			Parent:    netlink.HANDLE_INGRESS,
+		}}
+		if err := s.h.QdiscAdd(q); err != nil {
+			return 0, fmt.Errorf("adding LAN ingress qdisc: %w", err)
+		}
+		repairs++
+	}
+	f := &netlink.U32{
+		FilterAttrs: netlink.FilterAttrs{
+			LinkIndex: s.lanIdx,
+			Parent:    netlink.MakeHandle(0xffff, 0),
+			Priority:  filterPrio,
+			Protocol:  unix.ETH_P_ALL,
+			Handle:    u32Handle(rootHTID, 0, 1),
+		},
+		Sel: &nl.TcU32Sel{
+			Keys:  []nl.TcU32Key{{}},
+			Flags: nl.TC_U32_TERMINAL,
+		},
+		Actions: []netlink.Action{netlink.NewMirredAction(s.ifbIdx)},
+	}
+	added, err := s.addOnce(f)
+	if err != nil {
+		return repairs, fmt.Errorf("adding redirect to IFB %q: %w", s.cfg.IFBName, err)
+	}
+	if added {
+		repairs++
+	}
+	return repairs, nil
+}
+
+func u32Str(h uint32) string {
+	return fmt.Sprintf("%x:%x:%x", h>>20, h>>12&0xff, h&0xfff)
+}
+
+// visitorFilter builds the exact-match entry for a visitor in one direction.
+func (s *Shaper) visitorFilter(d direction, ip netip.Addr, minor uint16) *netlink.U32 {
+	handle, hash := s.lay.visitorFilter(ip)
+	return &netlink.U32{
+		FilterAttrs: d.filterAttrs(handle),
+		Hash:        hash,
+		ClassId:     netlink.MakeHandle(qdiscMajor, minor),
+		Sel: &nl.TcU32Sel{
+			Flags: nl.TC_U32_TERMINAL,
+			Keys:  []nl.TcU32Key{{Mask: 0xffffffff, Val: addrU32(ip), Off: d.ipOff}},
+		},
+	}
+}
+
+func (s *Shaper) rateOf(d direction, r Rate) uint64 {
+	if d.name == "download" {
+		return r.Down
+	}
+	return r.Up
+}
+
+// Set authorises a visitor or changes its rate. A known visitor's classes
+// are changed in place, so its queued packets and transfers carry on; a new
+// visitor costs two class and two filter additions, whatever the number of
+// visitors (nothing is listed).
+func (s *Shaper) Set(ip netip.Addr, r Rate) error {
+	if r.Down == 0 || r.Up == 0 {
+		return fmt.Errorf("setting %s: rates must be positive, got %+v", ip, r)
+	}
+	ip = ip.Unmap()
+	minor, err := s.lay.minor(ip)
+	if err != nil {
+		return fmt.Errorf("setting %s: %w", ip, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ready {
+		if _, err := s.ensure(); err != nil {
+			return fmt.Errorf("setting %s: %w", ip, err)
+		}
+	}
+	_, known := s.visitors[ip]
+	for _, d := range s.dirs() {
+		c := s.visitorClass(d, minor, s.rateOf(d, r))
+		if known {
+			err = s.h.ClassChange(c)
+		} else {
+			err = s.h.ClassReplace(c)
+		}
+		if err != nil {
+			return fmt.Errorf("setting %s class of %s: %w", d.name, ip, err)
+		}
+		if known {
+			continue
+		}
+		if err := s.h.FilterReplace(s.visitorFilter(d, ip, minor)); err != nil {
+			return fmt.Errorf("adding %s filter of %s: %w", d.name, ip, err)
+		}
+	}
+	s.visitors[ip] = r
+	return nil
+}
+
+// Remove deletes a visitor's filters and then its classes (HTB refuses to
+// delete a class that a filter still points to). Removing an unknown visitor
+// is not an error.
+func (s *Shaper) Remove(ip netip.Addr) error {
+	ip = ip.Unmap()
+	minor, err := s.lay.minor(ip)
+	if err != nil {
+		return fmt.Errorf("removing %s: %w", ip, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, d := range s.dirs() {
+		if err := s.removeVisitor(d, ip, minor); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	delete(s.visitors, ip)
+	return errors.Join(errs...)
+}
+
+func (s *Shaper) removeVisitor(d direction, ip netip.Addr, minor uint16) error {
+	if err := s.h.FilterDel(s.visitorFilter(d, ip, minor)); err != nil && !isGone(err) {
+		return fmt.Errorf("deleting %s filter of %s: %w", d.name, ip, err)
+	}
+	c := &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{
+		LinkIndex: d.link,
+		Parent:    netlink.MakeHandle(qdiscMajor, siteMinor),
+		Handle:    netlink.MakeHandle(qdiscMajor, minor),
+	}}
+	if err := s.h.ClassDel(c); err != nil && !isGone(err) {
+		return fmt.Errorf("deleting %s class of %s: %w", d.name, ip, err)
+	}
+	return nil
+}
+
+// isGone reports errors that mean the object is already absent.
+func isGone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL)
+}
+
+// SetUplink changes the site capacity live (class change on both trees).
+func (s *Shaper) SetUplink(down, up uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down, s.up = orUnlimited(down), orUnlimited(up)
+	if !s.ready {
+		return nil // applied by the next Ensure
+	}
+	for _, d := range s.dirs() {
+		c := htbClass(d.link, netlink.HANDLE_ROOT, siteMinor, d.siteBPS, d.siteBPS)
+		if err := s.h.ClassChange(c); err != nil {
+			return fmt.Errorf("changing %s site capacity to %d bit/s: %w", d.name, d.siteBPS, err)
+		}
+	}
+	return nil
+}
+
+// Sync makes the kernel match want exactly: it recreates missing static
+// setup, missing or wrong visitor classes and missing filters, and removes
+// visitor classes that are not wanted. It returns the number of kernel
+// objects it had to fix, which is zero when nothing drifted.
+func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
+	norm := make(map[netip.Addr]Rate, len(want))
+	for ip, r := range want {
+		ip = ip.Unmap()
+		if _, err := s.lay.minor(ip); err != nil {
+			return 0, fmt.Errorf("syncing: %w", err)
+		}
+		if r.Down == 0 || r.Up == 0 {
+			return 0, fmt.Errorf("syncing %s: rates must be positive, got %+v", ip, r)
+		}
+		norm[ip] = r
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repairs, err = s.ensure()
+	if err != nil {
+		return repairs, fmt.Errorf("syncing: %w", err)
+	}
+	var errs []error
+	for _, d := range s.dirs() {
+		n, err := s.syncDir(d, norm)
+		repairs += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.visitors = norm
+	if repairs > 0 {
+		s.log.Info("shaper repaired drift", "repairs", repairs, "visitors", len(norm))
+	}
+	return repairs, errors.Join(errs...)
+}
+
+func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate) (int, error) {
+	repairs := 0
+	cls, err := s.classes(d.link)
+	if err != nil {
+		return 0, fmt.Errorf("listing %s classes: %w", d.name, err)
+	}
+	have := make(map[netip.Addr]*netlink.HtbClass, len(cls))
+	for _, c := range cls {
+		hc, ok := c.(*netlink.HtbClass)
+		if !ok {
+			continue
+		}
+		major, minor := netlink.MajorMinor(hc.Handle)
+		if major != qdiscMajor {
+			continue
+		}
+		if ip, ok := s.lay.addrOfMinor(minor); ok {
+			have[ip] = hc
+		}
+	}
+	var errs []error
+	// Unwanted: classes found in the kernel plus visitors we installed.
+	stale := make(map[netip.Addr]bool)
+	for ip := range have {
+		stale[ip] = true
+	}
+	for ip := range s.visitors {
+		stale[ip] = true
+	}
+	for ip := range stale {
+		if _, ok := want[ip]; ok {
+			continue
+		}
+		minor, _ := s.lay.minor(ip)
+		if err := s.removeVisitor(d, ip, minor); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if have[ip] != nil {
+			repairs++
+		}
+	}
+	for ip, r := range want {
+		minor, _ := s.lay.minor(ip)
+		c := s.visitorClass(d, minor, s.rateOf(d, r))
+		cur := have[ip]
+		if cur == nil || cur.Ceil != c.Ceil || cur.Rate != c.Rate || cur.Parent != c.Parent {
+			if err := s.h.ClassReplace(c); err != nil {
+				errs = append(errs, fmt.Errorf("repairing %s class of %s: %w", d.name, ip, err))
+				continue
+			}
+			repairs++
+		}
+		added, err := s.addOnce(s.visitorFilter(d, ip, minor))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("repairing %s filter of %s: %w", d.name, ip, err))
+			continue
+		}
+		if added {
+			repairs++
+		}
+	}
+	return repairs, errors.Join(errs...)
+}
+
+// Counters reads every visitor class's byte and packet totals, for idle
+// detection and accounting. Counters restart from zero when a class is
+// recreated (after Remove or a repair).
+func (s *Shaper) Counters() (map[netip.Addr]Counters, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.Addr]Counters, len(s.visitors))
+	for _, d := range s.dirs() {
+		cls, err := s.classes(d.link)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s classes: %w", d.name, err)
+		}
+		for _, c := range cls {
+			a := c.Attrs()
+			major, minor := netlink.MajorMinor(a.Handle)
+			if major != qdiscMajor || a.Statistics == nil || a.Statistics.Basic == nil {
+				continue
+			}
+			ip, ok := s.lay.addrOfMinor(minor)
+			if !ok {
+				continue
+			}
+			v := out[ip]
+			if d.name == "download" {
+				v.BytesDown, v.PacketsDown = a.Statistics.Basic.Bytes, uint64(a.Statistics.Basic.Packets)
+			} else {
+				v.BytesUp, v.PacketsUp = a.Statistics.Basic.Bytes, uint64(a.Statistics.Basic.Packets)
+			}
+			out[ip] = v
+		}
+	}
+	return out, nil
+}
+
+// Teardown removes the root and ingress qdiscs from the LAN interface (which
+// drops all classes and filters with them) and deletes the IFB device.
+func (s *Shaper) Teardown() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if lan, err := s.h.LinkByName(s.cfg.LANIface); err == nil {
+		idx := lan.Attrs().Index
+		root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(qdiscMajor, 0), Parent: netlink.HANDLE_ROOT})
+		if err := s.h.QdiscDel(root); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("deleting LAN HTB root: %w", err))
+		}
+		ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}
+		if err := s.h.QdiscDel(ing); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("deleting LAN ingress qdisc: %w", err))
+		}
+	}
+	if l, err := s.h.LinkByName(s.cfg.IFBName); err == nil {
+		if err := s.h.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("deleting IFB %q: %w", s.cfg.IFBName, err))
+		}
+	}
+	s.visitors = make(map[netip.Addr]Rate)
+	s.ready = false
+	return errors.Join(errs...)
+}
