@@ -1,0 +1,183 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Defaults for Retrying and Breaker. A visitor stares at the portal while
+// we send, so the whole retry budget is short: three tries over at most
+// 20 s (1 s, then 2 s between them) cover a provider hiccup without
+// leaving the visitor waiting longer than they would before tapping
+// "resend".
+const (
+	DefaultAttempts        = 3
+	DefaultBackoff         = time.Second
+	DefaultRetryDeadline   = 20 * time.Second
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 30 * time.Second
+)
+
+// Retrying retries Temporary failures of Sender with exponential back-off
+// inside a total deadline. Permanent failures return at once: a mistyped
+// number does not improve with time. Zero fields take the defaults above.
+type Retrying struct {
+	Sender   Sender
+	Attempts int           // tries in total, including the first
+	Backoff  time.Duration // wait before the second try; doubles after each try
+	Deadline time.Duration // budget for all tries and waits together
+
+	// Sleep waits d or until ctx is done; nil sleeps on a timer. Tests
+	// inject one that advances a fake clock.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now reads the clock used to decide whether another wait still fits
+	// in Deadline; nil means time.Now.
+	Now func() time.Time
+}
+
+// Send implements Sender.
+func (r *Retrying) Send(ctx context.Context, m Message) error {
+	attempts, backoff, deadline := r.Attempts, r.Backoff, r.Deadline
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	if backoff <= 0 {
+		backoff = DefaultBackoff
+	}
+	if deadline <= 0 {
+		deadline = DefaultRetryDeadline
+	}
+	now, sleep := r.Now, r.Sleep
+	if now == nil {
+		now = time.Now
+	}
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	end := now().Add(deadline)
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+
+	wait := backoff
+	for try := 1; ; try++ {
+		err := r.Sender.Send(ctx, m)
+		if err == nil || IsPermanent(err) {
+			return err
+		}
+		if try >= attempts {
+			return fmt.Errorf("giving up after %d attempts: %w", try, err)
+		}
+		// Waiting past the deadline only to be cut off is pointless:
+		// report the failure now so the visitor sees it sooner.
+		if !now().Add(wait).Before(end) {
+			return fmt.Errorf("giving up after %d attempts, no time left before the deadline: %w", try, err)
+		}
+		if serr := sleep(ctx, wait); serr != nil {
+			return fmt.Errorf("giving up after %d attempts (%v): %w", try, serr, err)
+		}
+		wait *= 2
+	}
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrCircuitOpen is what Breaker returns while it refuses calls. It is a
+// Temporary *Error: the visitor may try again shortly.
+var ErrCircuitOpen error = &Error{
+	Kind: Temporary,
+	Code: "circuit-open",
+	Err:  errors.New("SMS provider is failing; sending paused"),
+}
+
+// Breaker stops calling Sender after Failures consecutive Temporary
+// failures, for Cooldown. During an outage that makes every visitor fail at
+// once instead of waiting out a retry budget, and stops us hammering a
+// provider that is rate-limiting us. After the cool-down one call goes
+// through as a probe: success closes the breaker, failure opens it again.
+//
+// Permanent failures count as the provider working (it answered), and so
+// do calls the caller cancelled. Zero fields take the defaults above.
+type Breaker struct {
+	Sender   Sender
+	Failures int
+	Cooldown time.Duration
+	Now      func() time.Time // nil means time.Now
+
+	mu        sync.Mutex
+	failures  int       // consecutive Temporary failures
+	openUntil time.Time // refuse calls until then, once failures ≥ threshold
+	probing   bool      // a half-open probe is in flight
+}
+
+func (b *Breaker) now() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
+}
+
+func (b *Breaker) threshold() int {
+	if b.Failures > 0 {
+		return b.Failures
+	}
+	return DefaultBreakerFailures
+}
+
+// Send implements Sender.
+func (b *Breaker) Send(ctx context.Context, m Message) error {
+	b.mu.Lock()
+	probe := false
+	if b.failures >= b.threshold() {
+		if b.probing || b.now().Before(b.openUntil) {
+			b.mu.Unlock()
+			return ErrCircuitOpen
+		}
+		b.probing, probe = true, true
+	}
+	b.mu.Unlock()
+
+	err := b.Sender.Send(ctx, m)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if probe {
+		b.probing = false
+	}
+	switch {
+	case err == nil || IsPermanent(err):
+		b.failures = 0
+	case errors.Is(err, context.Canceled):
+		// The visitor went away; that says nothing about the provider.
+	default:
+		b.failures++
+		if b.failures >= b.threshold() {
+			cool := b.Cooldown
+			if cool <= 0 {
+				cool = DefaultBreakerCooldown
+			}
+			b.openUntil = b.now().Add(cool)
+		}
+	}
+	return err
+}
+
+// Open reports whether the breaker currently refuses calls, for health
+// pages and metrics.
+func (b *Breaker) Open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failures >= b.threshold() && (b.probing || b.now().Before(b.openUntil))
+}
