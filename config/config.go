@@ -1,0 +1,447 @@
+// Package config reads parkportal's configuration: one UCI-syntax file
+// (/etc/config/parkportal on OpenWrt, any path elsewhere) holding the
+// gateway's infrastructure and the site's starting policy.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LabDefault is the configuration `parkportal lab` runs on: a virtual park
+// in documentation address ranges with console SMS.
+//
+//go:embed lab.uci
+var LabDefault string
+
+// Config is the whole daemon configuration.
+type Config struct {
+	// LANIface is the interface visitors arrive on (br-lan on OpenWrt).
+	LANIface string
+	// LANPrefix is the visitors' IPv4 subnet; the gateway's own address
+	// in it is GatewayIP.
+	LANPrefix netip.Prefix
+	GatewayIP netip.Addr
+	// PortalPort is where the captive pages listen on GatewayIP; plain
+	// HTTP from unauthorised visitors is redirected here.
+	PortalPort int
+	// AdminListen is host:port of the staff console. It is never reachable
+	// from the LAN: the firewall drops its port on LANIface.
+	AdminListen string
+	// DBPath is the bbolt file holding sessions and all durable state.
+	DBPath string
+	// SecretFile holds the per-install key that PINs are HMACed with;
+	// created (mode 0600) on first start. It is kept outside the database
+	// so a copy of the database alone does not help anyone guess PINs.
+	SecretFile string
+	// IFBName is the IFB device used to shape visitors' uploads.
+	IFBName string
+	// ResyncInterval is how often the kernel state is compared with the
+	// store and repaired.
+	ResyncInterval time.Duration
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// SMS holds the options of the `config sms` section verbatim
+	// (provider, outbox, twilio_*, http_*); package sms interprets them.
+	SMS map[string]string
+
+	Site Site
+}
+
+// Site is one park's policy. The config file gives its starting values.
+type Site struct {
+	ID     string
+	NameAR string
+	NameEN string
+	// SessionTimeout is the hard limit of one login; IdleTimeout ends a
+	// session early when the device has sent nothing for that long.
+	SessionTimeout time.Duration
+	IdleTimeout    time.Duration
+	// PINTTL is how long an SMS PIN stays valid; PINMaxTries wrong
+	// entries void it.
+	PINTTL      time.Duration
+	PINMaxTries int
+	// RateDown and RateUp are each visitor's ceiling in bit/s.
+	RateDown, RateUp uint64
+	// UplinkDown and UplinkUp are the park's uplink capacity in bit/s,
+	// shared fairly between visitors; 0 means not limited.
+	UplinkDown, UplinkUp uint64
+	// PhoneRegion is the ISO 3166 region numbers without a country code
+	// are read in; AllowedPrefixes lists the E.164 prefixes SMS may go to.
+	PhoneRegion     string
+	AllowedPrefixes []string
+	// WalledGarden lists destinations reachable before login.
+	WalledGarden []netip.Prefix
+	// PrivacyURL links the full privacy text from the splash page.
+	PrivacyURL string
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Defaults returns the built-in values every option starts from.
+func Defaults() *Config {
+	return &Config{
+		LANIface:       "br-lan",
+		PortalPort:     2050,
+		AdminListen:    "127.0.0.1:2052",
+		DBPath:         "/etc/parkportal/parkportal.db",
+		IFBName:        "pp-ifb0",
+		ResyncInterval: 30 * time.Second,
+		LogLevel:       "info",
+		SMS:            map[string]string{"provider": "console"},
+		Site: Site{
+			ID:             "park",
+			NameAR:         "حديقة عامة",
+			NameEN:         "Public park",
+			SessionTimeout: 4 * time.Hour,
+			IdleTimeout:    20 * time.Minute,
+			PINTTL:         5 * time.Minute,
+			PINMaxTries:    5,
+			RateDown:       8_000_000,
+			RateUp:         8_000_000,
+			PhoneRegion:    "QA",
+			// Qatar mobile numbers: +974 then 8 digits starting 3, 5, 6 or 7.
+			AllowedPrefixes: []string{"+9743", "+9745", "+9746", "+9747"},
+		},
+	}
+}
+
+// Parse reads UCI text into a validated Config. Every problem found is
+// reported, each naming the option, so staff fix the file in one pass.
+func Parse(src string) (*Config, error) {
+	sections, err := ParseUCI(src)
+	if err != nil {
+		return nil, err
+	}
+	c := Defaults()
+	var errs []error
+	seen := map[string]bool{}
+	for _, s := range sections {
+		if seen[s.Type] {
+			errs = append(errs, fmt.Errorf("line %d: more than one `config %s` section", s.Line, s.Type))
+			continue
+		}
+		seen[s.Type] = true
+		switch s.Type {
+		case "parkportal":
+			errs = append(errs, c.applyMain(s)...)
+		case "site":
+			errs = append(errs, c.Site.apply(s)...)
+		case "sms":
+			for k, v := range s.Options {
+				c.SMS[k] = v
+			}
+		default:
+			errs = append(errs, fmt.Errorf("line %d: unknown section type %q", s.Line, s.Type))
+		}
+	}
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// optionReader applies one section's options to typed fields, collecting
+// an error per bad option and noticing options nobody asked for.
+type optionReader struct {
+	s    *Section
+	used map[string]bool
+	errs []error
+}
+
+func newReader(s *Section) *optionReader { return &optionReader{s: s, used: map[string]bool{}} }
+
+func (r *optionReader) fail(name, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s.%s: %s", r.s.Type, name, fmt.Sprintf(format, args...)))
+}
+
+func (r *optionReader) str(name string, dst *string) {
+	r.used[name] = true
+	if v, ok := r.s.Options[name]; ok {
+		*dst = v
+	}
+}
+
+func (r *optionReader) integer(name string, dst *int, min, max int) {
+	r.used[name] = true
+	v, ok := r.s.Options[name]
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, "want a whole number from %d to %d, got %q", min, max, v)
+		return
+	}
+	*dst = n
+}
+
+func (r *optionReader) duration(name string, dst *time.Duration, min, max time.Duration) {
+	r.used[name] = true
+	v, ok := r.s.Options[name]
+	if !ok {
+		return
+	}
+	d, err := ParseDuration(v)
+	if err != nil || d < min || d > max {
+		r.fail(name, "want a duration from %s to %s (like 30s, 20m, 4h), got %q", min, max, v)
+		return
+	}
+	*dst = d
+}
+
+func (r *optionReader) rate(name string, dst *uint64, allowZero bool) {
+	r.used[name] = true
+	v, ok := r.s.Options[name]
+	if !ok {
+		return
+	}
+	n, err := ParseRate(v)
+	if err != nil || (n == 0 && !allowZero) {
+		r.fail(name, "want a rate like 8mbit or 512kbit, got %q", v)
+		return
+	}
+	*dst = n
+}
+
+func (r *optionReader) list(name string, dst *[]string) {
+	r.used[name] = true
+	if v, ok := r.s.Lists[name]; ok {
+		*dst = v
+	}
+}
+
+// unknown reports options this section does not define, so a typo does
+// not silently leave a default in place.
+func (r *optionReader) unknown() {
+	var names []string
+	for k := range r.s.Options {
+		if !r.used[k] {
+			names = append(names, k)
+		}
+	}
+	for k := range r.s.Lists {
+		if !r.used[k] {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		r.fail(k, "unknown option")
+	}
+}
+
+func (c *Config) applyMain(s *Section) []error {
+	r := newReader(s)
+	var cidr, gw string
+	r.str("lan_iface", &c.LANIface)
+	r.str("lan_cidr", &cidr)
+	r.str("gateway_ip", &gw)
+	r.integer("portal_port", &c.PortalPort, 1, 65535)
+	r.str("admin_listen", &c.AdminListen)
+	r.str("db_path", &c.DBPath)
+	r.str("secret_file", &c.SecretFile)
+	r.str("ifb_name", &c.IFBName)
+	r.duration("resync_interval", &c.ResyncInterval, time.Second, time.Hour)
+	r.str("log_level", &c.LogLevel)
+	r.unknown()
+	if cidr != "" {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil || !p.Addr().Is4() {
+			r.fail("lan_cidr", "want an IPv4 prefix like 198.51.100.0/24, got %q", cidr)
+		} else {
+			c.LANPrefix = p.Masked()
+		}
+	}
+	if gw != "" {
+		a, err := netip.ParseAddr(gw)
+		if err != nil || !a.Is4() {
+			r.fail("gateway_ip", "want an IPv4 address, got %q", gw)
+		} else {
+			c.GatewayIP = a
+		}
+	}
+	return r.errs
+}
+
+func (s *Site) apply(sec *Section) []error {
+	r := newReader(sec)
+	if sec.Name != "" {
+		s.ID = sec.Name
+	}
+	r.str("name_ar", &s.NameAR)
+	r.str("name_en", &s.NameEN)
+	r.duration("session_timeout", &s.SessionTimeout, time.Minute, 7*24*time.Hour)
+	r.duration("idle_timeout", &s.IdleTimeout, time.Minute, 24*time.Hour)
+	r.duration("pin_ttl", &s.PINTTL, 30*time.Second, time.Hour)
+	r.integer("pin_max_tries", &s.PINMaxTries, 1, 10)
+	r.rate("rate_down", &s.RateDown, false)
+	r.rate("rate_up", &s.RateUp, false)
+	r.rate("uplink_down", &s.UplinkDown, true)
+	r.rate("uplink_up", &s.UplinkUp, true)
+	r.str("phone_region", &s.PhoneRegion)
+	r.list("allowed_prefix", &s.AllowedPrefixes)
+	r.str("privacy_url", &s.PrivacyURL)
+	var garden []string
+	r.list("walled_garden", &garden)
+	r.unknown()
+	for _, g := range garden {
+		p, err := parsePrefixOrAddr(g)
+		if err != nil {
+			r.fail("walled_garden", "want an IPv4 address or prefix, got %q", g)
+			continue
+		}
+		s.WalledGarden = append(s.WalledGarden, p)
+	}
+	return r.errs
+}
+
+func (c *Config) validate() []error {
+	var errs []error
+	if !c.LANPrefix.IsValid() {
+		errs = append(errs, errors.New("parkportal.lan_cidr: required (the visitors' IPv4 subnet)"))
+	} else if c.LANPrefix.Bits() < 16 {
+		errs = append(errs, fmt.Errorf("parkportal.lan_cidr: %s is wider than /16; the allowlist holds at most 65536 addresses", c.LANPrefix))
+	}
+	if !c.GatewayIP.IsValid() {
+		errs = append(errs, errors.New("parkportal.gateway_ip: required (the gateway's address in lan_cidr)"))
+	} else if c.LANPrefix.IsValid() && !c.LANPrefix.Contains(c.GatewayIP) {
+		errs = append(errs, fmt.Errorf("parkportal.gateway_ip: %s is outside lan_cidr %s", c.GatewayIP, c.LANPrefix))
+	}
+	if c.LANIface == "" || len(c.LANIface) > 15 {
+		errs = append(errs, fmt.Errorf("parkportal.lan_iface: want an interface name of 1-15 characters, got %q", c.LANIface))
+	}
+	if c.IFBName == "" || len(c.IFBName) > 15 {
+		errs = append(errs, fmt.Errorf("parkportal.ifb_name: want an interface name of 1-15 characters, got %q", c.IFBName))
+	}
+	if c.DBPath == "" {
+		errs = append(errs, errors.New("parkportal.db_path: required"))
+	}
+	if c.SecretFile == "" && c.DBPath != "" {
+		c.SecretFile = c.DBPath + ".key"
+	}
+	if _, _, err := splitHostPort(c.AdminListen); err != nil {
+		errs = append(errs, fmt.Errorf("parkportal.admin_listen: %w", err))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("parkportal.log_level: want debug, info, warn or error, got %q", c.LogLevel))
+	}
+	s := &c.Site
+	if s.NameAR == "" || s.NameEN == "" {
+		errs = append(errs, errors.New("site.name_ar, site.name_en: the park needs a name in both languages"))
+	}
+	if s.PhoneRegion == "" || len(s.PhoneRegion) != 2 {
+		errs = append(errs, fmt.Errorf("site.phone_region: want a two-letter region like QA, got %q", s.PhoneRegion))
+	}
+	for _, p := range s.AllowedPrefixes {
+		if !isE164Prefix(p) {
+			errs = append(errs, fmt.Errorf("site.allowed_prefix: want + and digits like +9743, got %q", p))
+		}
+	}
+	return errs
+}
+
+func isE164Prefix(p string) bool {
+	if len(p) < 2 || len(p) > 16 || p[0] != '+' {
+		return false
+	}
+	for _, r := range p[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func splitHostPort(hp string) (netip.Addr, int, error) {
+	ap, err := netip.ParseAddrPort(hp)
+	if err != nil {
+		return netip.Addr{}, 0, fmt.Errorf("want address:port like 127.0.0.1:2052, got %q", hp)
+	}
+	return ap.Addr(), int(ap.Port()), nil
+}
+
+// AdminPort is the TCP port of the staff console, which the firewall
+// keeps closed to visitors.
+func (c *Config) AdminPort() int {
+	_, port, _ := splitHostPort(c.AdminListen)
+	return port
+}
+
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return netip.Prefix{}, fmt.Errorf("bad prefix %q", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("bad address %q", s)
+	}
+	return netip.PrefixFrom(a, 32), nil
+}
+
+// ParseDuration accepts Go durations ("90s", "4h") and bare seconds ("300").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// ParseRate reads a rate the way tc users write it: "8mbit", "512kbit",
+// "1gbit", or bare bits per second. It returns bits per second.
+func ParseRate(s string) (uint64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := uint64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 || n*float64(mult) > 1e11 {
+		return 0, fmt.Errorf("bad rate %q", s)
+	}
+	return uint64(n * float64(mult)), nil
+}
+
+// FormatRate renders bit/s the way ParseRate reads it.
+func FormatRate(bps uint64) string {
+	switch {
+	case bps >= 1e9 && bps%1e9 == 0:
+		return fmt.Sprintf("%dgbit", bps/1e9)
+	case bps >= 1e6 && bps%1e6 == 0:
+		return fmt.Sprintf("%dmbit", bps/1e6)
+	case bps >= 1e3 && bps%1e3 == 0:
+		return fmt.Sprintf("%dkbit", bps/1e3)
+	}
+	return fmt.Sprintf("%dbit", bps)
+}

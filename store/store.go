@@ -1,0 +1,402 @@
+// Package store keeps parkportal's durable state in one bbolt file:
+// sessions and pending PINs here, and buckets that other packages own
+// (limits_*, radius_*) through DB.
+//
+// The store is the truth across restarts; the kernel's allowlist and
+// shaping are rebuilt from it. Every write that a visitor is told about
+// ("you are connected") is fsynced before the answer leaves.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this code reads and writes. Open migrates
+// older files forward and refuses newer ones.
+const SchemaVersion = 1
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketSessions = []byte("sessions")
+	bucketPending  = []byte("pending")
+	keySchema      = []byte("schema")
+)
+
+// ErrNotFound is returned when a session or pending PIN does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store wraps the bbolt database.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the database at path. If another
+// parkportal holds the file, it fails after a short wait instead of
+// hanging, naming the file.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening %s: another parkportal is using it (stop it first)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w (if the file is corrupt, run `parkportal db check --config ...`, then move it aside to start with an empty store)", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		v := uint64(0)
+		if b := meta.Get(keySchema); len(b) == 8 {
+			v = binary.BigEndian.Uint64(b)
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("database schema %d is newer than this parkportal understands (%d); upgrade parkportal", v, SchemaVersion)
+		}
+		for _, b := range [][]byte{bucketSessions, bucketPending} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		// Version 0 is an empty, freshly created file: nothing to migrate.
+		return meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, SchemaVersion))
+	})
+}
+
+// DB exposes the bbolt handle to packages that keep their own buckets.
+func (s *Store) DB() *bolt.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Check walks every page of the file and reports inconsistencies.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// State is where a session is in its life.
+type State string
+
+const (
+	Active State = "active"
+	Ended  State = "ended"
+)
+
+// EndReason says why a session ended; it becomes Acct-Terminate-Cause.
+type EndReason string
+
+const (
+	ReasonExpired  EndReason = "session-timeout"
+	ReasonIdle     EndReason = "idle-timeout"
+	ReasonLogout   EndReason = "user-request"
+	ReasonKicked   EndReason = "admin-reset"
+	ReasonReplaced EndReason = "replaced"
+)
+
+// Session is one device's login.
+type Session struct {
+	ID    string           `json:"id"` // also the RADIUS Acct-Session-Id
+	MAC   net.HardwareAddr `json:"-"`
+	IP    netip.Addr       `json:"ip"`
+	Phone string           `json:"phone"` // E.164
+	Site  string           `json:"site"`
+	Lang  string           `json:"lang"`
+
+	Start       time.Time     `json:"start"`
+	Expires     time.Time     `json:"expires"`
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	LastActive  time.Time     `json:"last_active"`
+
+	RateDown uint64 `json:"rate_down"` // bit/s
+	RateUp   uint64 `json:"rate_up"`
+
+	BytesDown, BytesUp     uint64 `json:",omitempty"`
+	PacketsDown, PacketsUp uint64 `json:",omitempty"`
+
+	State     State     `json:"state"`
+	EndReason EndReason `json:"end_reason,omitempty"`
+	Ended     time.Time `json:"ended,omitzero"`
+}
+
+// sessionJSON carries the MAC as text; net.HardwareAddr would otherwise
+// marshal as base64.
+type sessionJSON struct {
+	Session
+	MAC string `json:"mac"`
+}
+
+func encodeSession(s *Session) ([]byte, error) {
+	return json.Marshal(sessionJSON{Session: *s, MAC: s.MAC.String()})
+}
+
+func decodeSession(b []byte) (*Session, error) {
+	var j sessionJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	mac, err := net.ParseMAC(j.MAC)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: bad MAC %q", j.ID, j.MAC)
+	}
+	s := j.Session
+	s.MAC = mac
+	return &s, nil
+}
+
+// Pending is a PIN that was sent and not yet used. Only its HMAC is kept.
+type Pending struct {
+	MAC     string    `json:"mac"` // key: one pending PIN per device
+	Phone   string    `json:"phone"`
+	Lang    string    `json:"lang"`
+	Hash    []byte    `json:"hash"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Tries   int       `json:"tries"`
+}
+
+// PutPending records (or replaces) the device's pending PIN.
+func (s *Store) PutPending(p *Pending) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).Put([]byte(p.MAC), b)
+	})
+}
+
+// Pending returns the device's pending PIN, or ErrNotFound.
+func (s *Store) Pending(mac string) (*Pending, error) {
+	var p *Pending
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending).Get([]byte(mac))
+		if b == nil {
+			return ErrNotFound
+		}
+		p = new(Pending)
+		return json.Unmarshal(b, p)
+	})
+	return p, err
+}
+
+// DeletePending removes the device's pending PIN, if any.
+func (s *Store) DeletePending(mac string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).Delete([]byte(mac))
+	})
+}
+
+// PrunePending deletes pending PINs that expired before now and returns
+// how many went.
+func (s *Store) PrunePending(now time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var p Pending
+			if json.Unmarshal(v, &p) != nil || now.After(p.Expires) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Activate stores sess as the device's active session in one transaction:
+// the device's pending PIN is consumed and any other active session for
+// the same MAC or IP is ended as replaced (returned, so the caller can
+// tear its kernel state down). Consuming the PIN in the same transaction
+// makes it single-use even under concurrent submissions.
+func (s *Store) Activate(sess *Session, consumePendingOf string) (replaced []*Session, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketPending)
+		if consumePendingOf != "" {
+			if pb.Get([]byte(consumePendingOf)) == nil {
+				return ErrNotFound
+			}
+			if err := pb.Delete([]byte(consumePendingOf)); err != nil {
+				return err
+			}
+		}
+		sb := tx.Bucket(bucketSessions)
+		c := sb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			old, err := decodeSession(v)
+			if err != nil || old.State != Active {
+				continue
+			}
+			if old.MAC.String() == sess.MAC.String() || old.IP == sess.IP {
+				old.State, old.EndReason, old.Ended = Ended, ReasonReplaced, sess.Start
+				b, err := encodeSession(old)
+				if err != nil {
+					return err
+				}
+				if err := sb.Put(k, b); err != nil {
+					return err
+				}
+				replaced = append(replaced, old)
+			}
+		}
+		b, err := encodeSession(sess)
+		if err != nil {
+			return err
+		}
+		return sb.Put([]byte(sess.ID), b)
+	})
+	return replaced, err
+}
+
+// Update applies fn to the stored session id and writes it back.
+func (s *Store) Update(id string, fn func(*Session) error) (*Session, error) {
+	var out *Session
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSessions)
+		v := sb.Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		sess, err := decodeSession(v)
+		if err != nil {
+			return err
+		}
+		if err := fn(sess); err != nil {
+			return err
+		}
+		b, err := encodeSession(sess)
+		if err != nil {
+			return err
+		}
+		out = sess
+		return sb.Put([]byte(id), b)
+	})
+	return out, err
+}
+
+// Session returns the stored session id.
+func (s *Store) Session(id string) (*Session, error) {
+	var out *Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		out, err = decodeSession(v)
+		return err
+	})
+	return out, err
+}
+
+// Sessions returns every stored session for which keep returns true
+// (all of them when keep is nil).
+func (s *Store) Sessions(keep func(*Session) bool) ([]*Session, error) {
+	var out []*Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+			sess, err := decodeSession(v)
+			if err != nil {
+				return fmt.Errorf("decoding session %q: %w", k, err)
+			}
+			if keep == nil || keep(sess) {
+				out = append(out, sess)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ActiveSessions returns the sessions the kernel should let out.
+func (s *Store) ActiveSessions() ([]*Session, error) {
+	return s.Sessions(func(s *Session) bool { return s.State == Active })
+}
+
+// Outcome is the result of checking a PIN against a pending record.
+type Outcome int
+
+const (
+	// PINAccepted: the PIN matched; the pending record is consumed.
+	PINAccepted Outcome = iota
+	// PINWrong: no match; tries remain.
+	PINWrong
+	// PINExhausted: no match and that was the last try; the record is void.
+	PINExhausted
+	// PINExpired: the record outlived its TTL; it is void.
+	PINExpired
+	// PINNone: no pending PIN for this device (never sent, used, or void).
+	PINNone
+)
+
+// VerifyPending checks a PIN for device mac in one transaction: match
+// consumes the record, a miss counts a try, the last allowed miss or an
+// expired record voids it. Doing all of it in one write transaction makes
+// the PIN single-use and the try limit exact even when a visitor submits
+// many guesses at once.
+func (s *Store) VerifyPending(mac string, now time.Time, maxTries int, matches func(*Pending) bool) (Outcome, *Pending, error) {
+	out, p := PINNone, (*Pending)(nil)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPending)
+		v := b.Get([]byte(mac))
+		if v == nil {
+			return nil
+		}
+		p = new(Pending)
+		if err := json.Unmarshal(v, p); err != nil {
+			out = PINNone
+			return b.Delete([]byte(mac))
+		}
+		switch {
+		case !now.Before(p.Expires):
+			out = PINExpired
+			return b.Delete([]byte(mac))
+		case matches(p):
+			out = PINAccepted
+			return b.Delete([]byte(mac))
+		}
+		p.Tries++
+		if p.Tries >= maxTries {
+			out = PINExhausted
+			return b.Delete([]byte(mac))
+		}
+		out = PINWrong
+		nb, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(mac), nb)
+	})
+	return out, p, err
+}
