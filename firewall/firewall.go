@@ -1,0 +1,210 @@
+// Package firewall owns the gateway's kernel state for parkportal: our
+// iptables chains (set up once, repaired when they drift), the allowlist
+// ipset, visitors' open connections, and the neighbour table lookups that
+// tell which device is asking.
+//
+// Per-visitor changes are netlink messages, never a forked iptables or
+// ipset process, so authorising the thousandth visitor costs what
+// authorising the first did. iptables runs only to build and remove our
+// own chains.
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Config describes the LAN the firewall guards.
+type Config struct {
+	LANIface     string
+	LANPrefix    netip.Prefix
+	GatewayIP    netip.Addr
+	PortalPort   int
+	AdminPort    int // dropped from the LAN
+	CoAPort      int // RADIUS dynamic authorisation; 0 when not listening
+	WalledGarden []netip.Prefix
+	// SetName is the allowlist ipset; "pp-allow" unless tests need another.
+	SetName string
+	Logger  *slog.Logger
+}
+
+// Client is one authorised device: the MAC and IP pair the allowlist
+// holds, and the rates its traffic is shaped to (bit/s).
+type Client struct {
+	MAC              net.HardwareAddr
+	IP               netip.Addr
+	RateDown, RateUp uint64
+}
+
+func (c Client) key() string { return c.IP.String() + "/" + c.MAC.String() }
+
+// Usage is a client's traffic as the allowlist counted it (packets from
+// the visitor).
+type Usage struct {
+	Packets, Bytes uint64
+}
+
+// Firewall is the real, kernel-backed implementation.
+type Firewall struct {
+	cfg  Config
+	log  *slog.Logger
+	ipt4 ruleTable
+	ipt6 ruleTable // nil when the host has no ip6tables
+
+	mu sync.Mutex // serialises set changes with Sync
+}
+
+// New returns a Firewall for cfg. It changes nothing until Ensure.
+func New(cfg Config) (*Firewall, error) {
+	if cfg.SetName == "" {
+		cfg.SetName = "pp-allow"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if !cfg.LANPrefix.Addr().Is4() || cfg.LANPrefix.Bits() < 16 {
+		return nil, fmt.Errorf("LAN prefix %s: want IPv4 /16 or narrower", cfg.LANPrefix)
+	}
+	ipt4, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("finding iptables: %w", err)
+	}
+	f := &Firewall{cfg: cfg, log: cfg.Logger, ipt4: ipt4}
+	if ipt6, err := iptables.NewWithProtocol(iptables.ProtocolIPv6); err == nil {
+		f.ipt6 = ipt6
+	} else {
+		f.log.Warn("ip6tables not found; IPv6 forwarding from visitors is not blocked by parkportal", "err", err)
+	}
+	return f, nil
+}
+
+// Ensure builds (or repairs) the allowlist set and our chains. It is safe
+// to call at every start and every resync; it returns how many pieces it
+// had to repair.
+func (f *Firewall) Ensure() (repairs int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The set must exist before rules that name it.
+	if _, err := listAllowSet(f.cfg.SetName); err != nil {
+		if err := createAllowSet(f.cfg.SetName, f.cfg.LANPrefix); err != nil {
+			return 0, err
+		}
+	}
+	return f.ensureChains()
+}
+
+// Allow lets c out. It is one netlink message.
+func (f *Firewall) Allow(c Client) error {
+	if !f.cfg.LANPrefix.Contains(c.IP) {
+		return fmt.Errorf("allowing %s: address outside LAN %s", c.IP, f.cfg.LANPrefix)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return allowSetAdd(f.cfg.SetName, c)
+}
+
+// Deny removes c from the allowlist and cuts its open connections, so a
+// visitor whose session ended cannot keep a download running on an old
+// conntrack entry.
+func (f *Firewall) Deny(c Client) error {
+	f.mu.Lock()
+	err := allowSetDel(f.cfg.SetName, c)
+	f.mu.Unlock()
+	return errors.Join(err, cutConnections(c.IP))
+}
+
+// cutConnections deletes every conntrack entry from or to ip.
+func cutConnections(ip netip.Addr) error {
+	var errs []error
+	for _, dir := range []netlink.ConntrackFilterType{netlink.ConntrackOrigSrcIP, netlink.ConntrackOrigDstIP} {
+		filter := &netlink.ConntrackFilter{}
+		if err := filter.AddIP(dir, net.IP(ip.AsSlice())); err != nil {
+			return fmt.Errorf("building conntrack filter for %s: %w", ip, err)
+		}
+		if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filter); err != nil {
+			errs = append(errs, fmt.Errorf("deleting connections of %s: %w", ip, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Sync makes the allowlist hold exactly want: missing clients added,
+// others removed (and their connections cut). It returns how many
+// entries it changed. Counters of entries that stay are kept.
+func (f *Firewall) Sync(want []Client) (repairs int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	have, err := listAllowSet(f.cfg.SetName)
+	if err != nil {
+		return 0, err
+	}
+	wantKeys := make(map[string]Client, len(want))
+	for _, c := range want {
+		wantKeys[c.key()] = c
+	}
+	var errs []error
+	haveKeys := make(map[string]bool, len(have))
+	for _, e := range have {
+		k := e.ip.String() + "/" + e.mac
+		haveKeys[k] = true
+		if _, ok := wantKeys[k]; ok {
+			continue
+		}
+		mac, _ := net.ParseMAC(e.mac)
+		stale := Client{MAC: mac, IP: e.ip}
+		if err := allowSetDel(f.cfg.SetName, stale); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, cutConnections(e.ip))
+		f.log.Warn("removed stale allowlist entry", "ip", e.ip, "mac", e.mac)
+		repairs++
+	}
+	for k, c := range wantKeys {
+		if haveKeys[k] {
+			continue
+		}
+		if err := allowSetAdd(f.cfg.SetName, c); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.log.Warn("restored missing allowlist entry", "ip", c.IP, "mac", c.MAC)
+		repairs++
+	}
+	return repairs, errors.Join(errs...)
+}
+
+// Usage returns the allowlist's per-client counters, keyed by IP.
+func (f *Firewall) Usage() (map[netip.Addr]Usage, error) {
+	entries, err := listAllowSet(f.cfg.SetName)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[netip.Addr]Usage, len(entries))
+	for _, e := range entries {
+		out[e.ip] = Usage{Packets: e.packets, Bytes: e.bytes}
+	}
+	return out, nil
+}
+
+// Teardown removes our chains and the allowlist set. Visitors' connections
+// are left alone: after teardown the host's own policy applies.
+func (f *Firewall) Teardown() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	err := f.removeChains()
+	if _, lerr := listAllowSet(f.cfg.SetName); lerr == nil {
+		if derr := netlink.IpsetDestroy(f.cfg.SetName); derr != nil {
+			err = errors.Join(err, fmt.Errorf("destroying ipset %s: %w", f.cfg.SetName, derr))
+		}
+	}
+	return err
+}
