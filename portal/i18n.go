@@ -1,0 +1,135 @@
+package portal
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Languages: Arabic first (the default), English second.
+const (
+	langAR = "ar"
+	langEN = "en"
+)
+
+// texts is every string a page shows, in one language. A struct rather
+// than a map so a missing translation is a compile error, not a blank.
+type texts struct {
+	Lang, Dir, OtherLang, OtherName                string
+	Title, Welcome, Intro                          string
+	PhoneLabel, PhoneHint, SendPIN                 string
+	PrivacyTitle, Privacy, PrivacyMore             string
+	PINTitle, PINSentTo, PINLabel, PINHint, Verify string
+	Resend, ChangeNumber                           string
+	ConnectedTitle, Connected, TimeLeft, Logout    string
+	LoggedOut, Start                               string
+	Hours, Minutes                                 string
+}
+
+var textsByLang = map[string]*texts{
+	langAR: {
+		Lang: "ar", Dir: "rtl", OtherLang: "en", OtherName: "English",
+		Title: "إنترنت الحدائق", Welcome: "أهلاً بك في", Intro: "إنترنت مجاني بسرعة 8 ميغابت في الثانية. أدخل رقم هاتفك الجوال لتصلك رسالة برمز الدخول.",
+		PhoneLabel: "رقم الجوال", PhoneHint: "مثال: 33123456", SendPIN: "أرسل رمز الدخول",
+		PrivacyTitle: "خصوصيتك",
+		Privacy:      "نحفظ رقم هاتفك وعنوان جهازك وأوقات اتصالك لتشغيل الخدمة وأمنها وفق قانون حماية البيانات الشخصية، ولا نشاركها لأغراض تجارية. بمتابعتك توافق على ذلك.",
+		PrivacyMore:  "سياسة الخصوصية الكاملة",
+		PINTitle:     "أدخل رمز الدخول", PINSentTo: "أرسلنا رمزاً من 6 أرقام إلى", PINLabel: "رمز الدخول", PINHint: "6 أرقام",
+		Verify: "اتصل", Resend: "أرسل رمزاً جديداً", ChangeNumber: "تغيير الرقم",
+		ConnectedTitle: "أنت متصل", Connected: "تم الاتصال بالإنترنت. استمتع بوقتك في الحديقة.", TimeLeft: "الوقت المتبقي",
+		Logout: "تسجيل الخروج", LoggedOut: "تم تسجيل خروجك.", Start: "البداية",
+		Hours: "ساعة", Minutes: "دقيقة",
+	},
+	langEN: {
+		Lang: "en", Dir: "ltr", OtherLang: "ar", OtherName: "العربية",
+		Title: "Park Wi-Fi", Welcome: "Welcome to", Intro: "Free Internet at 8 Mbit/s. Enter your mobile number and we will text you a login code.",
+		PhoneLabel: "Mobile number", PhoneHint: "e.g. 33123456", SendPIN: "Send login code",
+		PrivacyTitle: "Your privacy",
+		Privacy:      "We keep your phone number, your device's address and your connection times to run and secure this service, as the personal data protection law requires, and never share them for marketing. By continuing you agree to this.",
+		PrivacyMore:  "Full privacy notice",
+		PINTitle:     "Enter your login code", PINSentTo: "We sent a 6-digit code to", PINLabel: "Login code", PINHint: "6 digits",
+		Verify: "Connect", Resend: "Send a new code", ChangeNumber: "Change number",
+		ConnectedTitle: "You are online", Connected: "You are connected to the Internet. Enjoy the park.", TimeLeft: "Time left",
+		Logout: "Log out", LoggedOut: "You have logged out.", Start: "Start",
+		Hours: "h", Minutes: "min",
+	},
+}
+
+// problem is a visitor-facing error, always shown in both languages: a
+// visitor who switched to the wrong language still understands it.
+type problem struct {
+	Status int
+	Code   string // stable identifier, for tests and staff
+	AR, EN string
+}
+
+func (p *problem) Error() string { return p.Code }
+
+var (
+	errMalformedNumber = &problem{http.StatusBadRequest, "malformed-number",
+		"هذا ليس رقم جوال صحيحاً. اكتب رقمك المكوّن من 8 أرقام، مثل 33123456.",
+		"That is not a valid mobile number. Type your 8-digit number, e.g. 33123456."}
+	errNumberNotAllowed = &problem{http.StatusForbidden, "number-not-allowed",
+		"لا يمكن إرسال الرمز إلى هذا الرقم. الخدمة متاحة لأرقام الجوال القطرية.",
+		"We cannot send a code to this number. The service is for Qatari mobile numbers."}
+	errNoDevice = &problem{http.StatusBadRequest, "device-not-visible",
+		"تعذّر التعرّف على جهازك في شبكة الحديقة. أعد الاتصال بشبكة الواي فاي ثم حاول مرة أخرى.",
+		"We cannot see your device on the park network. Reconnect to the Wi-Fi and try again."}
+	errMalformedPIN = &problem{http.StatusBadRequest, "malformed-pin",
+		"رمز الدخول 6 أرقام. تحقق من الرسالة وأعد كتابته.",
+		"The login code is 6 digits. Check the message and type it again."}
+	errNoPending = &problem{http.StatusBadRequest, "no-pending-pin",
+		"لا يوجد رمز صالح لهذا الجهاز (ربما استُخدم من قبل). اطلب رمزاً جديداً.",
+		"There is no valid code for this device (it may have been used already). Ask for a new code."}
+	errExpiredPIN = &problem{http.StatusBadRequest, "expired-pin",
+		"انتهت صلاحية الرمز. اطلب رمزاً جديداً.",
+		"This code has expired. Ask for a new one."}
+	errTooManyTries = &problem{http.StatusTooManyRequests, "too-many-tries",
+		"محاولات خاطئة كثيرة، أُلغي الرمز. اطلب رمزاً جديداً.",
+		"Too many wrong tries; the code is cancelled. Ask for a new one."}
+	errSMSTemporary = &problem{http.StatusServiceUnavailable, "sms-unavailable",
+		"تعذّر إرسال الرسالة الآن. حاول مرة أخرى بعد قليل.",
+		"We could not send the message just now. Please try again in a minute."}
+	errSMSPermanent = &problem{http.StatusBadRequest, "sms-undeliverable",
+		"لا يمكن إيصال الرسائل إلى هذا الرقم. جرّب رقماً آخر.",
+		"Messages cannot be delivered to this number. Try another number."}
+	errInternal = &problem{http.StatusInternalServerError, "internal",
+		"حدث خطأ من جهتنا ولم يتغيّر شيء. حاول مرة أخرى.",
+		"Something went wrong on our side and nothing was changed. Please try again."}
+	errBadRequest = &problem{http.StatusBadRequest, "bad-request",
+		"تعذّرت قراءة الطلب. حاول مرة أخرى.",
+		"We could not read that request. Please try again."}
+)
+
+// wrongPIN is the miss message, which says how many tries remain.
+func wrongPIN(left int) *problem {
+	return &problem{http.StatusBadRequest, "wrong-pin",
+		fmt.Sprintf("الرمز غير صحيح. المحاولات المتبقية: %d.", left),
+		fmt.Sprintf("Wrong code. Tries left: %d.", left)}
+}
+
+// pickLang chooses the page language: an explicit ?lang= wins, then the
+// visitor's earlier choice (cookie), then the browser's languages in
+// order, then Arabic.
+func pickLang(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == langAR || l == langEN {
+		return l
+	}
+	if c, err := r.Cookie("lang"); err == nil && (c.Value == langAR || c.Value == langEN) {
+		return c.Value
+	}
+	al := r.Header.Get("Accept-Language")
+	if len(al) > 256 {
+		al = al[:256]
+	}
+	for _, part := range strings.Split(al, ",") {
+		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
+		switch {
+		case strings.HasPrefix(tag, "ar"):
+			return langAR
+		case strings.HasPrefix(tag, "en"):
+			return langEN
+		}
+	}
+	return langAR
+}

@@ -1,0 +1,455 @@
+// Package portal serves the visitors' pages and runs the login flow:
+// phone number → SMS PIN → session. It never touches the kernel itself; it
+// asks the session manager, which asks the firewall.
+package portal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parkwifi/parkportal/phone"
+	"github.com/parkwifi/parkportal/pin"
+	"github.com/parkwifi/parkportal/session"
+	"github.com/parkwifi/parkportal/sms"
+	"github.com/parkwifi/parkportal/store"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Neighbors tells which device (MAC) is behind an address on the LAN.
+// *firewall.Firewall implements it.
+type Neighbors interface {
+	LookupMAC(ip netip.Addr) (net.HardwareAddr, error)
+	InUse(ip netip.Addr, mac net.HardwareAddr) bool
+}
+
+// Site is what the pages and the flow need of the site's policy.
+type Site struct {
+	ID              string
+	NameAR, NameEN  string
+	PhoneRegion     string
+	AllowedPrefixes []string
+	PINTTL          time.Duration
+	PINMaxTries     int
+	PrivacyURL      string
+	// SMSTemplates maps a language to the message text, with {pin},
+	// {minutes} and {site} placeholders.
+	SMSTemplates map[string]string
+}
+
+// Options wire a Server.
+type Options struct {
+	Site     Site
+	Addr     netip.AddrPort // where the portal listens (gateway IP and port)
+	Sessions *session.Manager
+	Store    *store.Store
+	SMS      sms.Sender
+	Neigh    Neighbors
+	PINKey   []byte
+	Rand     io.Reader        // nil means crypto/rand
+	Now      func() time.Time // nil means time.Now
+	Logger   *slog.Logger
+}
+
+// Server is the visitors' HTTP handler.
+type Server struct {
+	o     Options
+	pages map[string]*template.Template
+	mux   http.Handler
+	host  string // the Host header our own pages are served under
+}
+
+// New returns a Server.
+func New(o Options) (*Server, error) {
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Site.PINMaxTries <= 0 {
+		o.Site.PINMaxTries = 5
+	}
+	if o.Site.PINTTL <= 0 {
+		o.Site.PINTTL = 5 * time.Minute
+	}
+	s := &Server{o: o, pages: map[string]*template.Template{}, host: o.Addr.String()}
+	for _, name := range []string{"splash", "pin", "status"} {
+		t, err := template.ParseFS(webFS, "web/layout.html", "web/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s page: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	static, err := fs.Sub(webFS, "web/static")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.handleHome)
+	mux.HandleFunc("POST /sms", s.handleSMS)
+	mux.HandleFunc("POST /pin", s.handlePIN)
+	mux.HandleFunc("POST /cancel", s.handleCancel)
+	mux.HandleFunc("POST /logout", s.handleLogout)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(http.FileServerFS(static))))
+	mux.HandleFunc("/", s.redirectToPortal)
+	s.mux = http.NewCrossOriginProtection().Handler(mux)
+	return s, nil
+}
+
+// PortalURL is the address of the splash page.
+func (s *Server) PortalURL() string { return "http://" + s.host + "/" }
+
+// ServeHTTP routes a request. Anything addressed to another host is a
+// visitor's intercepted request (a probe, a web page): it is redirected
+// to the splash page, which makes phones open their sign-in sheet.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if r.Host != s.host {
+		s.redirectToPortal(w, r)
+		return
+	}
+	// Forms are tiny; anything bigger is not ours.
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) redirectToPortal(w http.ResponseWriter, r *http.Request) {
+	// Never echo anything from the request into the Location: no open
+	// redirect, no header injection.
+	http.Redirect(w, r, s.PortalURL(), http.StatusFound)
+}
+
+func staticHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// view is the data every page template gets.
+type view struct {
+	T           *texts
+	SiteName    string
+	PrivacyURL  string
+	Problem     *problem
+	Notice      string
+	Phone       string // as shown to the visitor
+	PhoneE164   string
+	Remaining   string
+	SecondsLeft int
+}
+
+func (s *Server) newView(lang string) *view {
+	v := &view{T: textsByLang[lang], SiteName: s.o.Site.NameAR, PrivacyURL: s.o.Site.PrivacyURL}
+	if lang == langEN {
+		v.SiteName = s.o.Site.NameEN
+	}
+	return v
+}
+
+// render executes a page into a buffer first, so a template failure
+// becomes a clean error page rather than half a page.
+func (s *Server) render(w http.ResponseWriter, status int, page string, v *view) {
+	var buf bytes.Buffer
+	if err := s.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+		s.o.Logger.Error("rendering page", "page", page, "err", err)
+		http.Error(w, "internal error / خطأ داخلي", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// language picks the page language and remembers an explicit choice.
+func (s *Server) language(w http.ResponseWriter, r *http.Request) string {
+	lang := pickLang(r)
+	if f := r.PostFormValue("lang"); f == langAR || f == langEN {
+		lang = f
+	}
+	if q := r.URL.Query().Get("lang"); q == langAR || q == langEN {
+		http.SetCookie(w, &http.Cookie{Name: "lang", Value: q, Path: "/", MaxAge: 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+	return lang
+}
+
+// device identifies the requesting device by its source address and the
+// MAC the kernel's neighbour table holds for it.
+func (s *Server) device(r *http.Request) (netip.Addr, net.HardwareAddr, error) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, nil, fmt.Errorf("parsing remote address %q: %w", r.RemoteAddr, err)
+	}
+	ip := ap.Addr().Unmap()
+	mac, err := s.o.Neigh.LookupMAC(ip)
+	if err != nil {
+		return ip, nil, err
+	}
+	return ip, mac, nil
+}
+
+func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
+	lang := s.language(w, r)
+	ip, mac, err := s.device(r)
+	if err != nil {
+		s.o.Logger.Info("splash from unseen device", "ip", ip, "err", err)
+		v := s.newView(lang)
+		v.Problem = errNoDevice
+		s.render(w, errNoDevice.Status, "splash", v)
+		return
+	}
+	if sess, ok := s.activeSession(ip, mac); ok {
+		s.renderStatus(w, lang, sess)
+		return
+	}
+	if p, err := s.o.Store.Pending(mac.String()); err == nil && s.o.Now().Before(p.Expires) {
+		s.renderPIN(w, http.StatusOK, lang, p.Phone, nil)
+		return
+	}
+	s.render(w, http.StatusOK, "splash", s.newView(lang))
+}
+
+// activeSession finds the device's session. A device that kept its MAC
+// but got a new address (DHCP renewal) keeps its session, provided its
+// old address is no longer in use by it.
+func (s *Server) activeSession(ip netip.Addr, mac net.HardwareAddr) (*store.Session, bool) {
+	sess, err := s.o.Sessions.ActiveByMAC(mac)
+	if err != nil {
+		return nil, false
+	}
+	if sess.IP == ip {
+		return sess, true
+	}
+	if s.o.Neigh.InUse(sess.IP, mac) {
+		return nil, false
+	}
+	moved, err := s.o.Sessions.Rebind(sess.ID, ip)
+	if err != nil {
+		s.o.Logger.Error("moving session to new address", "session", sess.ID, "err", err)
+		return nil, false
+	}
+	return moved, true
+}
+
+func (s *Server) renderStatus(w http.ResponseWriter, lang string, sess *store.Session) {
+	v := s.newView(lang)
+	left := max(sess.Expires.Sub(s.o.Now()), 0)
+	v.SecondsLeft = int(left.Seconds())
+	v.Remaining = formatRemaining(left, v.T)
+	s.render(w, http.StatusOK, "status", v)
+}
+
+func (s *Server) renderPIN(w http.ResponseWriter, status int, lang, e164 string, p *problem) {
+	v := s.newView(lang)
+	v.Phone, v.PhoneE164, v.Problem = maskPhone(e164), e164, p
+	s.render(w, status, "pin", v)
+}
+
+func (s *Server) fail(w http.ResponseWriter, lang, page string, p *problem) {
+	v := s.newView(lang)
+	v.Problem = p
+	s.render(w, p.Status, page, v)
+}
+
+func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, pickLang(r), "splash", errBadRequest)
+		return
+	}
+	lang := s.language(w, r)
+	ip, mac, err := s.device(r)
+	if err != nil {
+		s.o.Logger.Info("SMS request from unseen device", "ip", ip, "err", err)
+		s.fail(w, lang, "splash", errNoDevice)
+		return
+	}
+	e164, err := phone.Normalize(r.PostFormValue("phone"), s.o.Site.PhoneRegion, s.o.Site.AllowedPrefixes)
+	if err != nil {
+		p := errMalformedNumber
+		if errors.Is(err, phone.ErrNotAllowed) {
+			p = errNumberNotAllowed
+		}
+		v := s.newView(lang)
+		v.Problem = p
+		s.render(w, p.Status, "splash", v)
+		return
+	}
+	code, err := pin.Generate(s.o.Rand)
+	if err != nil {
+		s.o.Logger.Error("generating PIN", "err", err)
+		s.fail(w, lang, "splash", errInternal)
+		return
+	}
+	now := s.o.Now()
+	pending := &store.Pending{
+		MAC: mac.String(), Phone: e164, Lang: lang,
+		Hash:    pin.Hash(s.o.PINKey, mac.String(), e164, code),
+		Created: now, Expires: now.Add(s.o.Site.PINTTL),
+	}
+	// Stored before sending: a PIN the visitor receives always exists.
+	// A resend replaces the earlier PIN.
+	if err := s.o.Store.PutPending(pending); err != nil {
+		s.o.Logger.Error("storing pending PIN", "mac", mac.String(), "err", err)
+		s.fail(w, lang, "splash", errInternal)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	body := s.smsText(lang, code)
+	if err := s.o.SMS.Send(ctx, sms.Message{To: e164, Body: body}); err != nil {
+		s.o.Store.DeletePending(mac.String())
+		p := errSMSTemporary
+		var se *sms.Error
+		if errors.As(err, &se) && se.Kind == sms.Permanent {
+			p = errSMSPermanent
+		}
+		s.o.Logger.Warn("sending PIN SMS failed", "to", maskPhone(e164), "err", err)
+		s.fail(w, lang, "splash", p)
+		return
+	}
+	s.o.Logger.Info("PIN sent", "to", maskPhone(e164), "mac", mac.String(), "ip", ip)
+	http.Redirect(w, r, "/?lang="+lang, http.StatusSeeOther)
+}
+
+func (s *Server) smsText(lang, code string) string {
+	tmpl := s.o.Site.SMSTemplates[lang]
+	if tmpl == "" {
+		tmpl = defaultSMSTemplates[lang]
+	}
+	name := s.o.Site.NameAR
+	if lang == langEN {
+		name = s.o.Site.NameEN
+	}
+	minutes := int((s.o.Site.PINTTL + time.Minute - 1) / time.Minute)
+	return strings.NewReplacer("{pin}", code, "{minutes}", strconv.Itoa(minutes), "{site}", name).Replace(tmpl)
+}
+
+// defaultSMSTemplates fit one SMS each: Arabic within 70 UCS-2
+// characters, English within 160 GSM-7.
+var defaultSMSTemplates = map[string]string{
+	langAR: "رمز الدخول {pin} لإنترنت {site}. صالح {minutes} دقائق.",
+	langEN: "{pin} is your {site} Wi-Fi code. Valid for {minutes} minutes. Do not share it.",
+}
+
+func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, pickLang(r), "splash", errBadRequest)
+		return
+	}
+	lang := s.language(w, r)
+	ip, mac, err := s.device(r)
+	if err != nil {
+		s.fail(w, lang, "splash", errNoDevice)
+		return
+	}
+	code, ok := pin.Clean(r.PostFormValue("pin"))
+	if !ok {
+		p, err := s.o.Store.Pending(mac.String())
+		if err != nil {
+			s.fail(w, lang, "splash", errNoPending)
+			return
+		}
+		s.renderPIN(w, errMalformedPIN.Status, lang, p.Phone, errMalformedPIN)
+		return
+	}
+	outcome, p, err := s.o.Store.VerifyPending(mac.String(), s.o.Now(), s.o.Site.PINMaxTries, func(p *store.Pending) bool {
+		return pin.Check(s.o.PINKey, p.Hash, mac.String(), p.Phone, code)
+	})
+	if err != nil {
+		s.o.Logger.Error("checking PIN", "mac", mac.String(), "err", err)
+		s.fail(w, lang, "splash", errInternal)
+		return
+	}
+	switch outcome {
+	case store.PINNone:
+		s.fail(w, lang, "splash", errNoPending)
+		return
+	case store.PINExpired:
+		s.fail(w, lang, "splash", errExpiredPIN)
+		return
+	case store.PINExhausted:
+		s.o.Logger.Warn("PIN voided after too many wrong tries", "mac", mac.String(), "to", maskPhone(p.Phone))
+		s.fail(w, lang, "splash", errTooManyTries)
+		return
+	case store.PINWrong:
+		s.renderPIN(w, http.StatusBadRequest, lang, p.Phone, wrongPIN(s.o.Site.PINMaxTries-p.Tries))
+		return
+	}
+	sess, err := s.o.Sessions.Activate(session.Login{MAC: mac, IP: ip, Phone: p.Phone, Lang: lang})
+	if err != nil {
+		s.o.Logger.Error("activating session", "mac", mac.String(), "ip", ip, "err", err)
+		s.fail(w, lang, "splash", errInternal)
+		return
+	}
+	s.renderStatus(w, lang, sess)
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	lang := s.language(w, r)
+	if _, mac, err := s.device(r); err == nil {
+		s.o.Store.DeletePending(mac.String())
+	}
+	http.Redirect(w, r, "/?lang="+lang, http.StatusSeeOther)
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	lang := s.language(w, r)
+	ip, mac, err := s.device(r)
+	if err != nil {
+		s.fail(w, lang, "splash", errNoDevice)
+		return
+	}
+	v := s.newView(lang)
+	if sess, err := s.o.Sessions.ActiveFor(ip, mac); err == nil {
+		if _, err := s.o.Sessions.End(sess.ID, store.ReasonLogout); err != nil {
+			s.o.Logger.Error("logging out", "session", sess.ID, "err", err)
+			s.fail(w, lang, "status", errInternal)
+			return
+		}
+		v.Notice = v.T.LoggedOut
+	}
+	s.render(w, http.StatusOK, "splash", v)
+}
+
+// maskPhone shows enough of a number for a visitor to recognise it and
+// little enough to keep logs and screens discreet: +974••••3456.
+func maskPhone(e164 string) string {
+	if len(e164) < 8 {
+		return "••••"
+	}
+	return e164[:4] + "••••" + e164[len(e164)-4:]
+}
+
+func formatRemaining(d time.Duration, t *texts) string {
+	h := int(d.Hours())
+	m := int(d.Minutes()) % 60
+	if h > 0 {
+		return fmt.Sprintf("%d %s %d %s", h, t.Hours, m, t.Minutes)
+	}
+	return fmt.Sprintf("%d %s", m, t.Minutes)
+}

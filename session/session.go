@@ -1,0 +1,411 @@
+// Package session runs visitors' sessions from login to end: it writes
+// them to the store (the truth) and tells the gate (the kernel) to follow,
+// ends them on timeout, idleness, logout or kick, and periodically makes
+// the kernel match the store again.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/store"
+)
+
+// Gate is the kernel side of sessions; *firewall.Firewall implements it
+// and tests use a fake.
+type Gate interface {
+	Ensure() (repairs int, err error)
+	Allow(firewall.Client) error
+	Deny(firewall.Client) error
+	Sync([]firewall.Client) (repairs int, err error)
+	Usage() (map[netip.Addr]firewall.Usage, error)
+}
+
+// Policy is the part of the site's settings sessions need.
+type Policy struct {
+	SessionTimeout   time.Duration
+	IdleTimeout      time.Duration
+	RateDown, RateUp uint64
+}
+
+// Observer hears about session changes (RADIUS accounting, metrics).
+// Calls are made synchronously after the store and the kernel agree, and
+// must not block for long.
+type Observer interface {
+	SessionStarted(*store.Session)
+	SessionEnded(*store.Session)
+}
+
+// Manager owns the lifecycle of sessions.
+type Manager struct {
+	store *store.Store
+	gate  Gate
+	now   func() time.Time
+	log   *slog.Logger
+	site  string
+
+	mu        sync.Mutex // serialises lifecycle changes
+	policy    Policy
+	observers []Observer
+	// activity remembers the last allowlist packet count per IP, so a
+	// session counts as active only when the kernel saw its traffic.
+	activity map[netip.Addr]uint64
+
+	resync chan struct{}
+}
+
+// Options configure a Manager.
+type Options struct {
+	Store  *store.Store
+	Gate   Gate
+	Site   string
+	Policy Policy
+	Now    func() time.Time // nil means time.Now
+	Logger *slog.Logger
+}
+
+// NewManager returns a Manager; call Restore before serving visitors.
+func NewManager(o Options) *Manager {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Manager{
+		store: o.Store, gate: o.Gate, now: o.Now, log: o.Logger, site: o.Site,
+		policy: o.Policy, activity: map[netip.Addr]uint64{},
+		resync: make(chan struct{}, 1),
+	}
+}
+
+// AddObserver registers o for future session changes.
+func (m *Manager) AddObserver(o Observer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.observers = append(m.observers, o)
+}
+
+// SetPolicy changes the site policy for sessions started from now on.
+func (m *Manager) SetPolicy(p Policy) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.policy = p
+}
+
+// Policy returns the current site policy.
+func (m *Manager) Policy() Policy {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.policy
+}
+
+func clientOf(s *store.Session) firewall.Client {
+	return firewall.Client{MAC: s.MAC, IP: s.IP, RateDown: s.RateDown, RateUp: s.RateUp}
+}
+
+// newID returns a session id that is unique across restarts and gateways
+// (it becomes the RADIUS Acct-Session-Id).
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Login is what the portal knows once a visitor's PIN checked out.
+type Login struct {
+	MAC   net.HardwareAddr
+	IP    netip.Addr
+	Phone string
+	Lang  string
+}
+
+// Activate starts a session for l: first durably in the store, then in
+// the kernel. Only when both hold does it return, so a visitor who is
+// told "connected" is online and stays online across a daemon crash. If
+// the kernel refuses, the session is ended again and an error returned:
+// nothing is left half-applied.
+func (m *Manager) Activate(l Login) (*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	p := m.policy
+	s := &store.Session{
+		ID: newID(), MAC: l.MAC, IP: l.IP, Phone: l.Phone, Site: m.site, Lang: l.Lang,
+		Start: now, Expires: now.Add(p.SessionTimeout), IdleTimeout: p.IdleTimeout, LastActive: now,
+		RateDown: p.RateDown, RateUp: p.RateUp, State: store.Active,
+	}
+	replaced, err := m.store.Activate(s, "")
+	if err != nil {
+		return nil, fmt.Errorf("storing session for %s: %w", l.MAC, err)
+	}
+	for _, old := range replaced {
+		if old.IP != s.IP || old.MAC.String() != s.MAC.String() {
+			if err := m.gate.Deny(clientOf(old)); err != nil {
+				m.log.Error("removing replaced session from firewall", "session", old.ID, "err", err)
+			}
+		}
+		m.notifyEnded(old)
+	}
+	if err := m.gate.Allow(clientOf(s)); err != nil {
+		if _, uerr := m.store.Update(s.ID, func(x *store.Session) error {
+			x.State, x.EndReason, x.Ended = store.Ended, "firewall-error", now
+			return nil
+		}); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, fmt.Errorf("allowing %s %s: %w", l.MAC, l.IP, err)
+	}
+	delete(m.activity, s.IP)
+	for _, o := range m.observers {
+		o.SessionStarted(s)
+	}
+	m.log.Info("session started", "session", s.ID, "mac", s.MAC.String(), "ip", s.IP, "expires", s.Expires.Format(time.RFC3339))
+	return s, nil
+}
+
+// End ends session id for reason and removes it from the kernel.
+func (m *Manager) End(id string, reason store.EndReason) (*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.endLocked(id, reason)
+}
+
+func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, error) {
+	var wasActive bool
+	s, err := m.store.Update(id, func(x *store.Session) error {
+		wasActive = x.State == store.Active
+		if wasActive {
+			x.State, x.EndReason, x.Ended = store.Ended, reason, m.now()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ending session %s: %w", id, err)
+	}
+	if !wasActive {
+		return s, nil
+	}
+	if err := m.gate.Deny(clientOf(s)); err != nil {
+		// The store says ended; the next resync removes what is left.
+		m.log.Error("removing ended session from firewall", "session", id, "err", err)
+		m.requestResyncLocked()
+	}
+	delete(m.activity, s.IP)
+	m.notifyEnded(s)
+	m.log.Info("session ended", "session", id, "reason", string(reason), "mac", s.MAC.String(), "ip", s.IP)
+	return s, nil
+}
+
+func (m *Manager) notifyEnded(s *store.Session) {
+	for _, o := range m.observers {
+		o.SessionEnded(s)
+	}
+}
+
+// ActiveFor returns the active session of the device at ip with mac, or
+// store.ErrNotFound. Both must match: an IP alone proves nothing.
+func (m *Manager) ActiveFor(ip netip.Addr, mac net.HardwareAddr) (*store.Session, error) {
+	s, err := m.ActiveByMAC(mac)
+	if err != nil {
+		return nil, err
+	}
+	if s.IP != ip {
+		return nil, store.ErrNotFound
+	}
+	return s, nil
+}
+
+// ActiveByMAC returns the device's active session, whatever its address.
+func (m *Manager) ActiveByMAC(mac net.HardwareAddr) (*store.Session, error) {
+	list, err := m.store.Sessions(func(s *store.Session) bool {
+		return s.State == store.Active && s.MAC.String() == mac.String()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, store.ErrNotFound
+	}
+	return list[0], nil
+}
+
+// Rebind moves the active session id to a new address of the same device
+// (after a DHCP renewal). The caller must have established that the old
+// address is no longer that device's.
+func (m *Manager) Rebind(id string, ip netip.Addr) (*store.Session, error) {
+	s, err := m.store.Session(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.rebind(s, ip)
+}
+
+// rebind moves an active session to a new IP for the same device.
+func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := clientOf(s)
+	ns, err := m.store.Update(s.ID, func(x *store.Session) error {
+		if x.State != store.Active {
+			return store.ErrNotFound
+		}
+		x.IP = ip
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.gate.Allow(clientOf(ns)); err != nil {
+		return nil, fmt.Errorf("moving session %s to %s: %w", s.ID, ip, err)
+	}
+	if err := m.gate.Deny(old); err != nil {
+		m.log.Error("removing old address of moved session", "session", s.ID, "err", err)
+	}
+	m.log.Info("session moved to new address", "session", s.ID, "from", old.IP, "to", ip)
+	return ns, nil
+}
+
+// Restore makes the kernel match the store: it ensures our chains and
+// set, then loads every active session into them. Call it at start.
+func (m *Manager) Restore() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := m.syncLocked()
+	return err
+}
+
+// Resync compares kernel and store and repairs drift; it returns the
+// number of repairs.
+func (m *Manager) Resync() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncLocked()
+}
+
+func (m *Manager) syncLocked() (int, error) {
+	r1, err := m.gate.Ensure()
+	if err != nil {
+		return r1, fmt.Errorf("ensuring firewall: %w", err)
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return r1, fmt.Errorf("loading active sessions: %w", err)
+	}
+	want := make([]firewall.Client, 0, len(active))
+	for _, s := range active {
+		want = append(want, clientOf(s))
+	}
+	r2, err := m.gate.Sync(want)
+	if err != nil {
+		return r1 + r2, fmt.Errorf("syncing allowlist: %w", err)
+	}
+	return r1 + r2, nil
+}
+
+// RequestResync asks the Run loop for a resync soon; it never blocks.
+func (m *Manager) RequestResync() {
+	select {
+	case m.resync <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+func (m *Manager) requestResyncLocked() { m.RequestResync() }
+
+// Sweep ends sessions past their hard expiry or idle for longer than
+// their idle timeout, and drops expired pending PINs. It returns how many
+// sessions it ended.
+func (m *Manager) Sweep() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if _, err := m.store.PrunePending(now); err != nil {
+		m.log.Error("pruning expired PINs", "err", err)
+	}
+	usage, err := m.gate.Usage()
+	if err != nil {
+		m.log.Error("reading traffic counters; idle timeouts wait for the next sweep", "err", err)
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return 0, fmt.Errorf("loading active sessions: %w", err)
+	}
+	ended := 0
+	for _, s := range active {
+		if u, ok := usage[s.IP]; ok && u.Packets != m.activity[s.IP] {
+			m.activity[s.IP] = u.Packets
+			// Write activity to the store at most once a minute per
+			// session: enough for idle timeouts across a restart, and
+			// gentle on a router's flash.
+			if now.Sub(s.LastActive) >= time.Minute {
+				if ns, err := m.store.Update(s.ID, func(x *store.Session) error { x.LastActive = now; return nil }); err == nil {
+					s = ns
+				}
+			} else {
+				s.LastActive = now
+			}
+			if s.LastActive.Before(now) {
+				s.LastActive = now
+			}
+		}
+		var reason store.EndReason
+		switch {
+		case !now.Before(s.Expires):
+			reason = store.ReasonExpired
+		case s.IdleTimeout > 0 && now.Sub(s.LastActive) >= s.IdleTimeout:
+			reason = store.ReasonIdle
+		default:
+			continue
+		}
+		if _, err := m.endLocked(s.ID, reason); err != nil {
+			m.log.Error("ending session", "session", s.ID, "err", err)
+			continue
+		}
+		ended++
+	}
+	return ended, nil
+}
+
+// Run sweeps every sweepEvery and resyncs every resyncEvery (or when
+// asked) until ctx ends.
+func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration) {
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	resync := time.NewTicker(resyncEvery)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			if _, err := m.Sweep(); err != nil {
+				m.log.Error("sweeping sessions", "err", err)
+			}
+		case <-resync.C:
+			m.runResync()
+		case <-m.resync:
+			m.runResync()
+		}
+	}
+}
+
+func (m *Manager) runResync() {
+	n, err := m.Resync()
+	if err != nil {
+		m.log.Error("resync", "err", err, "repairs", n)
+		return
+	}
+	if n > 0 {
+		m.log.Warn("resync repaired kernel state", "repairs", n)
+	}
+}
