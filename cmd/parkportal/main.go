@@ -1,0 +1,81 @@
+// Command parkportal is the captive-portal controller for free public-park
+// Wi-Fi: visitors log in with their mobile number and an SMS PIN and are
+// let out through the gateway's firewall, shaped to the park's rate.
+//
+//	parkportal serve --config /etc/config/parkportal   run the daemon
+//	parkportal lab [--check]                           a virtual park in network namespaces
+//	parkportal config check --config FILE              validate a config file
+//	parkportal db check --config FILE                  verify the state database
+//	parkportal cleanup --config FILE                   remove our chains and set after a crash
+//	parkportal version
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "parkportal:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() error {
+	return fmt.Errorf(`usage:
+  parkportal serve --config FILE     run the daemon
+  parkportal lab [--check]           build a virtual park in network namespaces and run the daemon in it
+  parkportal config check --config FILE
+  parkportal db check --config FILE
+  parkportal cleanup --config FILE   remove parkportal's chains and allowlist set
+  parkportal version`)
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return usage()
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:])
+	case "lab":
+		return cmdLab(args[1:])
+	case "lab-internet":
+		return cmdLabInternet(args[1:])
+	case "config":
+		if len(args) > 1 && args[1] == "check" {
+			return cmdConfigCheck(args[2:])
+		}
+	case "db":
+		if len(args) > 1 && args[1] == "check" {
+			return cmdDBCheck(args[2:])
+		}
+	case "cleanup":
+		return cmdCleanup(args[1:])
+	case "version", "--version", "-v":
+		fmt.Println(versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Println(usage())
+		return nil
+	}
+	return usage()
+}
+
+func versionString() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 && v == "dev" {
+				v = "dev-" + s.Value[:12]
+			}
+		}
+		return fmt.Sprintf("parkportal %s (%s)", v, info.GoVersion)
+	}
+	return "parkportal " + v
+}

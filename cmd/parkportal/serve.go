@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/pin"
+	"github.com/parkwifi/parkportal/portal"
+	"github.com/parkwifi/parkportal/session"
+	"github.com/parkwifi/parkportal/sms"
+	"github.com/parkwifi/parkportal/store"
+)
+
+func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, error) {
+	path := fs.String("config", "", "config file (UCI syntax, e.g. /etc/config/parkportal); empty means the lab defaults")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if *path == "" {
+		return config.Parse(config.LabDefault)
+	}
+	return config.Load(*path)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
+	return firewall.Config{
+		LANIface: c.LANIface, LANPrefix: c.LANPrefix, GatewayIP: c.GatewayIP,
+		PortalPort: c.PortalPort, AdminPort: c.AdminPort(),
+		WalledGarden: c.Site.WalledGarden, Logger: log,
+	}
+}
+
+func newSender(c *config.Config) (sms.Sender, error) {
+	switch c.SMS["provider"] {
+	case "", "console":
+		return sms.NewConsole(os.Stdout, c.SMS["outbox"]), nil
+	}
+	return nil, fmt.Errorf("sms.provider: %q is not supported (console)", c.SMS["provider"])
+}
+
+func cmdServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	keep := fs.Bool("keep-firewall", false, "on stop, leave chains, set and shaping in place (visitors stay online across a planned restart)")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel)
+	slog.SetDefault(log)
+
+	st, err := store.Open(cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	key, err := pin.LoadOrCreateKey(cfg.SecretFile)
+	if err != nil {
+		return err
+	}
+	fw, err := firewall.New(firewallConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	sender, err := newSender(cfg)
+	if err != nil {
+		return err
+	}
+	mgr := session.NewManager(session.Options{
+		Store: st, Gate: fw, Site: cfg.Site.ID, Logger: log,
+		Policy: session.Policy{
+			SessionTimeout: cfg.Site.SessionTimeout, IdleTimeout: cfg.Site.IdleTimeout,
+			RateDown: cfg.Site.RateDown, RateUp: cfg.Site.RateUp,
+		},
+	})
+	start := time.Now()
+	if err := mgr.Restore(); err != nil {
+		return fmt.Errorf("restoring sessions into the kernel: %w", err)
+	}
+	active, _ := st.ActiveSessions()
+	log.Info("kernel state restored from store", "active_sessions", len(active), "took", time.Since(start).Round(time.Millisecond))
+
+	addr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.PortalPort))
+	srv, err := portal.New(portal.Options{
+		Site: portal.Site{
+			ID: cfg.Site.ID, NameAR: cfg.Site.NameAR, NameEN: cfg.Site.NameEN,
+			PhoneRegion: cfg.Site.PhoneRegion, AllowedPrefixes: cfg.Site.AllowedPrefixes,
+			PINTTL: cfg.Site.PINTTL, PINMaxTries: cfg.Site.PINMaxTries, PrivacyURL: cfg.Site.PrivacyURL,
+		},
+		Addr: addr, Sessions: mgr, Store: st, SMS: sender, Neigh: fw, PINKey: key, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	httpSrv := newHTTPServer(srv)
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		return fmt.Errorf("listening for visitors on %s: %w", addr, err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	resync := make(chan os.Signal, 1)
+	signal.Notify(resync, syscall.SIGHUP, syscall.SIGUSR1)
+	go func() {
+		for range resync {
+			mgr.RequestResync()
+		}
+	}()
+	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	log.Info("parkportal serving", "portal", srv.PortalURL(), "site", cfg.Site.ID, "version", versionString())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("portal server stopped", "err", err)
+		}
+	}
+	log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(shutdownCtx)
+	if *keep {
+		log.Info("leaving firewall state in place (--keep-firewall)")
+		return nil
+	}
+	if err := fw.Teardown(); err != nil {
+		return fmt.Errorf("removing firewall state: %w", err)
+	}
+	log.Info("firewall state removed")
+	return nil
+}
+
+// newHTTPServer bounds everything a client controls: header size and
+// read time (slowloris), body size (in the handler), idle connections.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second, // an SMS send may take a while
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+	}
+}
+
+func cmdConfigCheck(args []string) error {
+	cfg, err := loadConfig(flag.NewFlagSet("config check", flag.ContinueOnError), args)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up\n",
+		cfg.Site.ID, cfg.Site.NameEN, cfg.Site.NameAR, cfg.LANPrefix, cfg.LANIface, cfg.GatewayIP, cfg.PortalPort,
+		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp))
+	return nil
+}
+
+func cmdDBCheck(args []string) error {
+	cfg, err := loadConfig(flag.NewFlagSet("db check", flag.ContinueOnError), args)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		return fmt.Errorf("%s is damaged: %w\nmove it aside and restart parkportal to begin with an empty store", cfg.DBPath, err)
+	}
+	all, err := st.Sessions(nil)
+	if err != nil {
+		return err
+	}
+	active, _ := st.ActiveSessions()
+	fmt.Printf("db ok: %s, schema %d, %d sessions (%d active)\n", cfg.DBPath, store.SchemaVersion, len(all), len(active))
+	return nil
+}
+
+func cmdCleanup(args []string) error {
+	cfg, err := loadConfig(flag.NewFlagSet("cleanup", flag.ContinueOnError), args)
+	if err != nil {
+		return err
+	}
+	fw, err := firewall.New(firewallConfig(cfg, newLogger(cfg.LogLevel)))
+	if err != nil {
+		return err
+	}
+	return fw.Teardown()
+}
