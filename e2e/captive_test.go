@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parkwifi/parkportal/lab"
+)
+
+// TestCaptiveLoop runs the scripted visitor of `parkportal lab --check`
+// against the real daemon: probes, resets, drops, splash, SMS, PIN
+// errors, login, isolation of another visitor, logout.
+func TestCaptiveLoop(t *testing.T) {
+	p := newPark(t, 2)
+	p.start(p.config(nil))
+	var report strings.Builder
+	ch := &lab.Checker{Park: p.Park, PortalURL: portalURL, Outbox: p.outbox(), Phone: "33123456", Out: &report}
+	steps, flow := ch.Run()
+	t.Logf("scripted visitor:\n%s", report.String())
+	for _, s := range steps {
+		if !s.OK {
+			t.Errorf("step failed: %s: %s", s.Name, s.Detail)
+		}
+	}
+	if len(steps) < 20 {
+		t.Errorf("only %d steps ran; the script stopped early", len(steps))
+	}
+	t.Logf("PIN accepted → traffic flows: %s", flow)
+}
+
+// TestRestartKeepsVisitorsOnline: a clean stop removes every chain and the
+// set; the next start rebuilds the allowlist from the store, so the
+// authorised visitor is back online without a new SMS and the other
+// visitor is still captive. A kill -9 leaves the kernel state in place,
+// so the visitor never goes offline.
+func TestRestartKeepsVisitorsOnline(t *testing.T) {
+	p := newPark(t, 2)
+	cfg := p.config(nil)
+	d := p.start(cfg)
+	v1, v2 := p.Visitors[0], p.Visitors[1]
+	p.login(v1, "33123456")
+	if !online(v1) {
+		t.Fatal("visitor not online after login")
+	}
+
+	d.stop(t, syscall.SIGTERM)
+	for _, check := range [][]string{
+		{"iptables", "-S", "pp-forward"},
+		{"iptables", "-t", "nat", "-S", "pp-prerouting"},
+		{"iptables", "-S", "pp-input"},
+		{"ipset", "list", "pp-allow"},
+	} {
+		if out, err := p.gw(check[0], check[1:]...); err == nil {
+			t.Errorf("after a clean stop, %v still exists:\n%s", check, out)
+		}
+	}
+	if out, _ := p.gw("iptables-save"); strings.Contains(out, "pp-") {
+		t.Errorf("after a clean stop, iptables still mentions pp-:\n%s", out)
+	}
+
+	d = p.start(cfg)
+	if !online(v1) {
+		t.Error("after restart, the authorised visitor is not online")
+	}
+	if online(v2) {
+		t.Error("after restart, the unauthorised visitor got out")
+	}
+	if r := lab.Curl(v1.NS, 2*time.Second, portalURL); !strings.Contains(r.Body, `id="connected"`) {
+		t.Errorf("after restart, the visitor's portal page is not the status page: %d", r.Code)
+	}
+
+	// kill -9: nothing is torn down, traffic keeps flowing meanwhile.
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	if !online(v1) {
+		t.Error("while the daemon is dead, the authorised visitor lost the internet")
+	}
+	if online(v2) {
+		t.Error("while the daemon is dead, the unauthorised visitor got out")
+	}
+	p.start(cfg)
+	if !online(v1) {
+		t.Error("after kill -9 and restart, the authorised visitor is not online")
+	}
+	out, err := p.gw("ipset", "list", "pp-allow")
+	if err != nil {
+		t.Fatalf("listing set: %v", err)
+	}
+	if n := strings.Count(out, v1.IP.String()+","); n != 1 {
+		t.Errorf("allowlist holds %d entries for %s after restart, want 1:\n%s", n, v1.IP, out)
+	}
+}
+
+// TestSpoofedIPGetsNothing: a second device that takes an authorised
+// visitor's IP (with its own MAC) stays captive.
+func TestSpoofedIPGetsNothing(t *testing.T) {
+	p := newPark(t, 2)
+	p.start(p.config(nil))
+	v1, v2 := p.Visitors[0], p.Visitors[1]
+	p.login(v1, "33123456")
+	// v1 leaves; v2 takes v1's address.
+	must(t, lab.Cmd(v1.NS, "ip", "link", "set", "eth0", "down").Run())
+	must(t, lab.Cmd(v2.NS, "ip", "addr", "flush", "dev", "eth0").Run())
+	must(t, lab.Cmd(v2.NS, "ip", "addr", "add", v1.IP.String()+"/24", "dev", "eth0").Run())
+	must(t, lab.Cmd(v2.NS, "ip", "route", "replace", "default", "via", lab.GatewayLAN.String()).Run())
+	// Make the gateway learn v2's MAC for the address.
+	lab.Cmd(p.Gateway, "ip", "neigh", "flush", "dev", lab.LANIface).Run()
+	// The spoofer's packets do reach the gateway (it is redirected like
+	// any captive device), but it never gets out.
+	r := lab.Curl(v2.NS, 2*time.Second, "http://"+lab.InternetIP.String()+"/generate_204")
+	if r.Code != 302 {
+		t.Fatalf("spoofing device: want the captive redirect (302), got %d (curl exit %d)", r.Code, r.Exit)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs parkportal on its embedded defaults in a virtual park built from
+# network namespaces. Needs root. Extra arguments go to `parkportal lab`
+# (e.g. --check for the scripted visitor).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+scripts/deps.sh lab
+CGO_ENABLED=0 go build -o parkportal ./cmd/parkportal
+exec ./parkportal lab "$@"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check parkportal has: format, vet, staticcheck, the unit and
+# end-to-end tests (as root, in network namespaces) and a short run of
+# every fuzz target. Usage: scripts/test.sh [fuzz seconds per target, default 5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+fuzztime="${1:-5}s"
+
+scripts/deps.sh test
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go'))
+if [[ -n "$bad" ]]; then echo "not gofmt'ed:"; echo "$bad"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+staticcheck ./...
+
+echo "== short fuzz runs ($fuzztime each)"
+for f in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
+	pkg="./$(dirname "${f#./}")"
+	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
+		echo "fuzz $pkg $target"
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/pp-fuzz.log 2>&1 || { cat /tmp/pp-fuzz.log; exit 1; }
+	done
+done
+
+echo "== go test -race (unit and end-to-end)"
+go test -race -count=1 -timeout 25m ./...
