@@ -409,3 +409,50 @@ func (m *Manager) runResync() {
 		m.log.Warn("resync repaired kernel state", "repairs", n)
 	}
 }
+
+// Extend moves session id's hard expiry by d (negative shortens it).
+func (m *Manager) Extend(id string, d time.Duration) (*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.store.Update(id, func(x *store.Session) error {
+		if x.State != store.Active {
+			return fmt.Errorf("session %s is not active", id)
+		}
+		x.Expires = x.Expires.Add(d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("extending session %s: %w", id, err)
+	}
+	m.log.Info("session extended", "session", id, "by", d, "expires", s.Expires.Format(time.RFC3339))
+	return s, nil
+}
+
+// SetRate changes a live session's rates (bit/s; 0 leaves that direction
+// as it is). The kernel class is changed in place, so the visitor's
+// connections carry on at the new rate.
+func (m *Manager) SetRate(id string, down, up uint64) (*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.store.Update(id, func(x *store.Session) error {
+		if x.State != store.Active {
+			return fmt.Errorf("session %s is not active", id)
+		}
+		if down > 0 {
+			x.RateDown = down
+		}
+		if up > 0 {
+			x.RateUp = up
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("changing rate of session %s: %w", id, err)
+	}
+	if err := m.gate.Allow(clientOf(s)); err != nil {
+		m.requestResyncLocked()
+		return s, fmt.Errorf("applying rate of session %s: %w", id, err)
+	}
+	m.log.Info("session rate changed", "session", id, "down", s.RateDown, "up", s.RateUp)
+	return s, nil
+}
