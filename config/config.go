@@ -427,7 +427,7 @@ func ParseRate(s string) (uint64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 || n*float64(mult) > 1e11 {
+	if err != nil || !(n >= 0) || n*float64(mult) > 1e11 { // !(n >= 0) also refuses NaN
 		return 0, fmt.Errorf("bad rate %q", s)
 	}
 	return uint64(n * float64(mult)), nil
