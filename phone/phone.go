@@ -68,7 +68,7 @@ func foldDigits(s string) string {
 			} else {
 				b.WriteRune(r)
 			}
-		case r == ' ', r == '-', r == '(', r == ')', r == '.', r == '\u00a0', r == '\u200f', r == '\u200e':
+		case r == ' ', r == '-', r == '(', r == ')', r == '.', r == '\u00a0', unicode.Is(unicode.Bidi_Control, r):
 			// separators and bidi marks pasted from messages
 		default:
 			b.WriteRune(r)
