@@ -5,6 +5,7 @@ package config
 
 import (
 	_ "embed"
+	_ "time/tzdata" // routers rarely ship a zone database
 	"errors"
 	"fmt"
 	"net/netip"
@@ -50,7 +51,16 @@ type Config struct {
 	LogLevel string
 	// SMS holds the options of the `config sms` section verbatim
 	// (provider, outbox, twilio_*, http_*); package sms interprets them.
-	SMS map[string]string
+	// SMSHeaders are its `list http_header 'Name: value'` entries.
+	SMS        map[string]string
+	SMSHeaders []string
+	// Timezone is the park's IANA zone; the SMS budget's day ends at its
+	// midnight. Routers often have no zone database, so the binary
+	// carries one.
+	Timezone *time.Location
+	// Retention is how long ended sessions (phone numbers included) are
+	// kept before the purge job deletes them.
+	Retention time.Duration
 
 	Site Site
 }
@@ -81,6 +91,19 @@ type Site struct {
 	WalledGarden []netip.Prefix
 	// PrivacyURL links the full privacy text from the splash page.
 	PrivacyURL string
+	// SMS abuse limits: messages per number and per device in a sliding
+	// hour, the site's daily budget, and the least gap between two
+	// messages to one number (0 turns the gap off).
+	SMSPerNumber, SMSPerDevice, SMSDailyBudget int
+	SMSResendGap                               time.Duration
+}
+
+func mustLoadLocation(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // Load reads and validates the file at path.
@@ -105,6 +128,8 @@ func Defaults() *Config {
 		DBPath:         "/etc/parkportal/parkportal.db",
 		IFBName:        "pp-ifb0",
 		ResyncInterval: 30 * time.Second,
+		Retention:      90 * 24 * time.Hour,
+		Timezone:       mustLoadLocation("Asia/Qatar"),
 		LogLevel:       "info",
 		SMS:            map[string]string{"provider": "console"},
 		Site: Site{
@@ -120,6 +145,14 @@ func Defaults() *Config {
 			PhoneRegion:    "QA",
 			// Qatar mobile numbers: +974 then 8 digits starting 3, 5, 6 or 7.
 			AllowedPrefixes: []string{"+9743", "+9745", "+9746", "+9747"},
+			// Three texts an hour per number is a first PIN and two
+			// resends; five per device lets a visitor fix a mistyped
+			// number; 2000 a day is above a busy park's real demand and
+			// caps what SMS-pumping fraud can cost.
+			SMSPerNumber:   3,
+			SMSPerDevice:   5,
+			SMSDailyBudget: 2000,
+			SMSResendGap:   time.Minute,
 		},
 	}
 }
@@ -146,9 +179,7 @@ func Parse(src string) (*Config, error) {
 		case "site":
 			errs = append(errs, c.Site.apply(s)...)
 		case "sms":
-			for k, v := range s.Options {
-				c.SMS[k] = v
-			}
+			errs = append(errs, c.applySMS(s)...)
 		default:
 			errs = append(errs, fmt.Errorf("line %d: unknown section type %q", s.Line, s.Type))
 		}
@@ -263,6 +294,17 @@ func (c *Config) applyMain(s *Section) []error {
 	r.str("ifb_name", &c.IFBName)
 	r.duration("resync_interval", &c.ResyncInterval, time.Second, time.Hour)
 	r.str("log_level", &c.LogLevel)
+	r.duration("retention", &c.Retention, time.Hour, 5*365*24*time.Hour)
+	var tz string
+	r.str("timezone", &tz)
+	if tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			r.fail("timezone", "want an IANA zone like Asia/Qatar, got %q", tz)
+		} else {
+			c.Timezone = loc
+		}
+	}
 	r.unknown()
 	if cidr != "" {
 		p, err := netip.ParsePrefix(cidr)
@@ -301,6 +343,10 @@ func (s *Site) apply(sec *Section) []error {
 	r.str("phone_region", &s.PhoneRegion)
 	r.list("allowed_prefix", &s.AllowedPrefixes)
 	r.str("privacy_url", &s.PrivacyURL)
+	r.integer("sms_per_number", &s.SMSPerNumber, 1, 100)
+	r.integer("sms_per_device", &s.SMSPerDevice, 1, 100)
+	r.integer("sms_daily_budget", &s.SMSDailyBudget, 1, 10_000_000)
+	r.duration("sms_resend_gap", &s.SMSResendGap, 0, time.Hour)
 	var garden []string
 	r.list("walled_garden", &garden)
 	r.unknown()
@@ -311,6 +357,41 @@ func (s *Site) apply(sec *Section) []error {
 			continue
 		}
 		s.WalledGarden = append(s.WalledGarden, p)
+	}
+	return r.errs
+}
+
+// smsOptions are the options of `config sms`; package sms documents them.
+var smsOptions = []string{
+	"provider", "outbox",
+	"twilio_account_sid", "twilio_auth_token", "twilio_auth_token_file", "twilio_auth_token_env",
+	"twilio_from", "twilio_messaging_service_sid", "twilio_validity",
+	"http_url", "http_method", "http_mode", "http_body_template",
+	"http_auth_header", "http_auth_value", "http_auth_file", "http_auth_env",
+	"http_success_status", "http_success_contains", "http_success_json_field", "http_success_json_value",
+	"timeout", "retry_attempts", "retry_backoff", "retry_deadline", "breaker_failures", "breaker_cooldown",
+}
+
+func (c *Config) applySMS(s *Section) []error {
+	r := newReader(s)
+	for _, name := range smsOptions {
+		v := c.SMS[name]
+		r.str(name, &v)
+		if v != "" {
+			c.SMS[name] = v
+		}
+	}
+	r.list("http_header", &c.SMSHeaders)
+	r.unknown()
+	for _, h := range c.SMSHeaders {
+		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
+			r.fail("http_header", "want 'Name: value', got %q", h)
+		}
+	}
+	switch c.SMS["provider"] {
+	case "console", "twilio", "http":
+	default:
+		r.fail("provider", "want console, twilio or http, got %q", c.SMS["provider"])
 	}
 	return r.errs
 }
@@ -404,10 +485,18 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, 32), nil
 }
 
-// ParseDuration accepts Go durations ("90s", "4h") and bare seconds ("300").
+// ParseDuration accepts Go durations ("90s", "4h"), days ("90d") and bare
+// seconds ("300").
 func ParseDuration(s string) (time.Duration, error) {
 	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
 		return time.Duration(n) * time.Second, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(d, 10, 16)
+		if err != nil {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(s)
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/parkwifi/parkportal/limits"
 )
 
 // Languages: Arabic first (the default), English second.
@@ -132,4 +135,37 @@ func pickLang(r *http.Request) string {
 		}
 	}
 	return langAR
+}
+
+// limited explains a refusal by an abuse limit and when to try again.
+func limited(d limits.Decision) *problem {
+	wait := d.RetryAfter.Round(time.Minute)
+	ar := fmt.Sprintf("%d دقيقة", int(wait.Minutes()))
+	en := fmt.Sprintf("%d min", int(wait.Minutes()))
+	if d.RetryAfter < 90*time.Second {
+		secs := int(d.RetryAfter.Round(time.Second).Seconds())
+		ar, en = fmt.Sprintf("%d ثانية", secs), fmt.Sprintf("%d s", secs)
+	}
+	p := &problem{Status: http.StatusTooManyRequests, Code: "limit-" + d.Reason.String()}
+	switch d.Reason {
+	case limits.PerNumber:
+		p.AR = "أُرسلت رسائل كثيرة إلى هذا الرقم. حاول مرة أخرى بعد " + ar + "."
+		p.EN = "Too many messages were sent to this number. Try again in " + en + "."
+	case limits.PerDevice:
+		p.AR = "طلب هذا الجهاز رسائل كثيرة. حاول مرة أخرى بعد " + ar + "."
+		p.EN = "This device asked for too many messages. Try again in " + en + "."
+	case limits.SiteBudget:
+		p.AR = "بلغت الحديقة حدّها اليومي من الرسائل. حاول مرة أخرى بعد " + ar + "."
+		p.EN = "The park has reached today's message limit. Try again in " + en + "."
+	case limits.ResendGap:
+		p.AR = "أرسلنا رمزاً للتو. انتظر " + ar + " قبل طلب رمز جديد."
+		p.EN = "We just sent a code. Wait " + en + " before asking for a new one."
+	case limits.PINBackoff:
+		p.AR = "محاولات خاطئة كثيرة. حاول مرة أخرى بعد " + ar + "."
+		p.EN = "Too many wrong codes. Try again in " + en + "."
+	default:
+		p.AR = "حاول مرة أخرى بعد " + ar + "."
+		p.EN = "Please try again in " + en + "."
+	}
+	return p
 }

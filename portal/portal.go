@@ -18,9 +18,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/parkwifi/parkportal/limits"
 	"github.com/parkwifi/parkportal/phone"
 	"github.com/parkwifi/parkportal/pin"
 	"github.com/parkwifi/parkportal/session"
@@ -36,6 +36,14 @@ var webFS embed.FS
 type Neighbors interface {
 	LookupMAC(ip netip.Addr) (net.HardwareAddr, error)
 	InUse(ip netip.Addr, mac net.HardwareAddr) bool
+}
+
+// Limiter guards SMS sending and PIN guessing; *limits.Limiter
+// implements it.
+type Limiter interface {
+	ReserveSMS(phone, mac string) (limits.Decision, error)
+	TryPIN(phone, mac string) (limits.Decision, error)
+	ResetPIN(phone, mac string) error
 }
 
 // Site is what the pages and the flow need of the site's policy.
@@ -59,6 +67,7 @@ type Options struct {
 	Sessions *session.Manager
 	Store    *store.Store
 	SMS      sms.Sender
+	Limits   Limiter
 	Neigh    Neighbors
 	PINKey   []byte
 	Rand     io.Reader        // nil means crypto/rand
@@ -299,6 +308,20 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		s.render(w, p.Status, "splash", v)
 		return
 	}
+	d, err := s.o.Limits.ReserveSMS(e164, mac.String())
+	if err != nil {
+		s.o.Logger.Error("checking SMS limits", "err", err)
+		s.fail(w, lang, "splash", errInternal)
+		return
+	}
+	if !d.Allowed {
+		s.o.Logger.Warn("SMS refused by limit", "reason", d.Reason.String(), "to", maskPhone(e164), "mac", mac.String(), "retry_after", d.RetryAfter.Round(time.Second))
+		v := s.newView(lang)
+		v.Phone = r.PostFormValue("phone")
+		v.Problem = limited(d)
+		s.render(w, v.Problem.Status, "splash", v)
+		return
+	}
 	code, err := pin.Generate(s.o.Rand)
 	if err != nil {
 		s.o.Logger.Error("generating PIN", "err", err)
@@ -336,24 +359,20 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/?lang="+lang, http.StatusSeeOther)
 }
 
+// smsText renders the site's template for the visitor's language (the
+// defaults fit one SMS each: Arabic within 70 UCS-2 characters, English
+// within 160 GSM-7).
 func (s *Server) smsText(lang, code string) string {
 	tmpl := s.o.Site.SMSTemplates[lang]
 	if tmpl == "" {
-		tmpl = defaultSMSTemplates[lang]
+		tmpl = sms.DefaultTemplates[lang]
 	}
 	name := s.o.Site.NameAR
 	if lang == langEN {
 		name = s.o.Site.NameEN
 	}
 	minutes := int((s.o.Site.PINTTL + time.Minute - 1) / time.Minute)
-	return strings.NewReplacer("{pin}", code, "{minutes}", strconv.Itoa(minutes), "{site}", name).Replace(tmpl)
-}
-
-// defaultSMSTemplates fit one SMS each: Arabic within 70 UCS-2
-// characters, English within 160 GSM-7.
-var defaultSMSTemplates = map[string]string{
-	langAR: "رمز الدخول {pin} لإنترنت {site}. صالح {minutes} دقائق.",
-	langEN: "{pin} is your {site} Wi-Fi code. Valid for {minutes} minutes. Do not share it.",
+	return sms.Render(tmpl, code, minutes, name)
 }
 
 func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
@@ -375,6 +394,22 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.renderPIN(w, errMalformedPIN.Status, lang, p.Phone, errMalformedPIN)
+		return
+	}
+	pending, err := s.o.Store.Pending(mac.String())
+	if err != nil {
+		s.fail(w, lang, "splash", errNoPending)
+		return
+	}
+	d, err := s.o.Limits.TryPIN(pending.Phone, mac.String())
+	if err != nil {
+		s.o.Logger.Error("checking PIN limits", "err", err)
+		s.fail(w, lang, "splash", errInternal)
+		return
+	}
+	if !d.Allowed {
+		s.o.Logger.Warn("PIN try refused by back-off", "mac", mac.String(), "to", maskPhone(pending.Phone), "retry_after", d.RetryAfter.Round(time.Second))
+		s.renderPIN(w, http.StatusTooManyRequests, lang, pending.Phone, limited(d))
 		return
 	}
 	outcome, p, err := s.o.Store.VerifyPending(mac.String(), s.o.Now(), s.o.Site.PINMaxTries, func(p *store.Pending) bool {
@@ -399,6 +434,9 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	case store.PINWrong:
 		s.renderPIN(w, http.StatusBadRequest, lang, p.Phone, wrongPIN(s.o.Site.PINMaxTries-p.Tries))
 		return
+	}
+	if err := s.o.Limits.ResetPIN(p.Phone, mac.String()); err != nil {
+		s.o.Logger.Error("resetting PIN back-off", "err", err)
 	}
 	sess, err := s.o.Sessions.Activate(session.Login{MAC: mac, IP: ip, Phone: p.Phone, Lang: lang})
 	if err != nil {

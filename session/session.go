@@ -227,16 +227,7 @@ func (m *Manager) ActiveFor(ip netip.Addr, mac net.HardwareAddr) (*store.Session
 
 // ActiveByMAC returns the device's active session, whatever its address.
 func (m *Manager) ActiveByMAC(mac net.HardwareAddr) (*store.Session, error) {
-	list, err := m.store.Sessions(func(s *store.Session) bool {
-		return s.State == store.Active && s.MAC.String() == mac.String()
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(list) == 0 {
-		return nil, store.ErrNotFound
-	}
-	return list[0], nil
+	return m.store.ActiveByMAC(mac)
 }
 
 // Rebind moves the active session id to a new address of the same device

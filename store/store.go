@@ -9,13 +9,17 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,12 +28,20 @@ import (
 
 // SchemaVersion is the layout this code reads and writes. Open migrates
 // older files forward and refuses newer ones.
-const SchemaVersion = 1
+//
+// History:
+//
+//	1: sessions and pending PINs.
+//	2: indexes of active sessions by MAC and by IP, so a request is matched
+//	   to its session without scanning every stored session.
+const SchemaVersion = 2
 
 var (
 	bucketMeta     = []byte("meta")
 	bucketSessions = []byte("sessions")
 	bucketPending  = []byte("pending")
+	bucketByMAC    = []byte("active_by_mac")
+	bucketByIP     = []byte("active_by_ip")
 	keySchema      = []byte("schema")
 )
 
@@ -81,9 +93,78 @@ func (s *Store) init() error {
 				return err
 			}
 		}
-		// Version 0 is an empty, freshly created file: nothing to migrate.
+		// Each migration runs in this same transaction: a crash midway
+		// leaves the file at the old version, to be migrated again.
+		for ; v < SchemaVersion; v++ {
+			if m := migrations[v]; m != nil {
+				if err := m(tx); err != nil {
+					return fmt.Errorf("migrating schema %d to %d: %w", v, v+1, err)
+				}
+			}
+		}
 		return meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, SchemaVersion))
 	})
+}
+
+// migrations[v] moves a file from schema v to v+1. Version 0 is a file
+// created empty just now: nothing to move.
+var migrations = map[uint64]func(*bolt.Tx) error{
+	1: migrateIndexes,
+}
+
+// migrateIndexes (1 → 2) builds the active-session indexes.
+func migrateIndexes(tx *bolt.Tx) error {
+	for _, b := range [][]byte{bucketByMAC, bucketByIP} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
+		sess, err := decodeSession(v)
+		if err != nil {
+			return fmt.Errorf("session %q: %w", k, err)
+		}
+		return index(tx, nil, sess)
+	})
+}
+
+// index keeps the active-session indexes right when a session changes
+// from old (nil when new) to cur.
+func index(tx *bolt.Tx, old, cur *Session) error {
+	byMAC, byIP := tx.Bucket(bucketByMAC), tx.Bucket(bucketByIP)
+	if old != nil && old.State == Active {
+		if string(byMAC.Get([]byte(old.MAC.String()))) == old.ID {
+			if err := byMAC.Delete([]byte(old.MAC.String())); err != nil {
+				return err
+			}
+		}
+		if string(byIP.Get([]byte(old.IP.String()))) == old.ID {
+			if err := byIP.Delete([]byte(old.IP.String())); err != nil {
+				return err
+			}
+		}
+	}
+	if cur != nil && cur.State == Active {
+		if err := byMAC.Put([]byte(cur.MAC.String()), []byte(cur.ID)); err != nil {
+			return err
+		}
+		if err := byIP.Put([]byte(cur.IP.String()), []byte(cur.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putSession writes cur and keeps the indexes right.
+func putSession(tx *bolt.Tx, old, cur *Session) error {
+	b, err := encodeSession(cur)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketSessions).Put([]byte(cur.ID), b); err != nil {
+		return err
+	}
+	return index(tx, old, cur)
 }
 
 // DB exposes the bbolt handle to packages that keep their own buckets.
@@ -252,39 +333,53 @@ func (s *Store) Activate(sess *Session, consumePendingOf string) (replaced []*Se
 			}
 		}
 		sb := tx.Bucket(bucketSessions)
-		c := sb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		seen := map[string]bool{}
+		for _, id := range [][]byte{
+			tx.Bucket(bucketByMAC).Get([]byte(sess.MAC.String())),
+			tx.Bucket(bucketByIP).Get([]byte(sess.IP.String())),
+		} {
+			if id == nil || seen[string(id)] {
+				continue
+			}
+			seen[string(id)] = true
+			v := sb.Get(id)
+			if v == nil {
+				continue
+			}
 			old, err := decodeSession(v)
 			if err != nil || old.State != Active {
 				continue
 			}
-			if old.MAC.String() == sess.MAC.String() || old.IP == sess.IP {
-				old.State, old.EndReason, old.Ended = Ended, ReasonReplaced, sess.Start
-				b, err := encodeSession(old)
-				if err != nil {
-					return err
-				}
-				if err := sb.Put(k, b); err != nil {
-					return err
-				}
-				replaced = append(replaced, old)
+			prev := *old
+			old.State, old.EndReason, old.Ended = Ended, ReasonReplaced, sess.Start
+			if err := putSession(tx, &prev, old); err != nil {
+				return err
 			}
+			replaced = append(replaced, old)
 		}
-		b, err := encodeSession(sess)
-		if err != nil {
-			return err
-		}
-		return sb.Put([]byte(sess.ID), b)
+		return putSession(tx, nil, sess)
 	})
 	return replaced, err
 }
 
-// Update applies fn to the stored session id and writes it back.
-func (s *Store) Update(id string, fn func(*Session) error) (*Session, error) {
+// ActiveByMAC returns the device's active session, or ErrNotFound.
+func (s *Store) ActiveByMAC(mac net.HardwareAddr) (*Session, error) {
+	return s.activeBy(bucketByMAC, mac.String())
+}
+
+// ActiveByIP returns the active session holding ip, or ErrNotFound.
+func (s *Store) ActiveByIP(ip netip.Addr) (*Session, error) {
+	return s.activeBy(bucketByIP, ip.String())
+}
+
+func (s *Store) activeBy(bucket []byte, key string) (*Session, error) {
 	var out *Session
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		sb := tx.Bucket(bucketSessions)
-		v := sb.Get([]byte(id))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucket).Get([]byte(key))
+		if id == nil {
+			return ErrNotFound
+		}
+		v := tx.Bucket(bucketSessions).Get(id)
 		if v == nil {
 			return ErrNotFound
 		}
@@ -292,15 +387,34 @@ func (s *Store) Update(id string, fn func(*Session) error) (*Session, error) {
 		if err != nil {
 			return err
 		}
-		if err := fn(sess); err != nil {
-			return err
+		if sess.State != Active {
+			return ErrNotFound
 		}
-		b, err := encodeSession(sess)
+		out = sess
+		return nil
+	})
+	return out, err
+}
+
+// Update applies fn to the stored session id and writes it back.
+func (s *Store) Update(id string, fn func(*Session) error) (*Session, error) {
+	var out *Session
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		sess, err := decodeSession(v)
 		if err != nil {
 			return err
 		}
+		prev := *sess
+		if err := fn(sess); err != nil {
+			return err
+		}
+		sess.ID = prev.ID // the key never changes
 		out = sess
-		return sb.Put([]byte(id), b)
+		return putSession(tx, &prev, sess)
 	})
 	return out, err
 }
@@ -399,4 +513,105 @@ func (s *Store) VerifyPending(mac string, now time.Time, maxTries int, matches f
 		return b.Put([]byte(mac), nb)
 	})
 	return out, p, err
+}
+
+// Purge deletes sessions that ended before cutoff and returns how many
+// went. Phone numbers are personal data: they are kept only for the
+// configured retention period.
+func (s *Store) Purge(cutoff time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSessions).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			sess, err := decodeSession(v)
+			if err != nil || sess.State == Active || !sess.Ended.Before(cutoff) {
+				continue
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Export writes every stored session as CSV or JSON lines, for the
+// ministry's records.
+func (s *Store) Export(w io.Writer, format string) error {
+	list, err := s.Sessions(nil)
+	if err != nil {
+		return err
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Start.Before(list[j].Start) })
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		for _, sess := range list {
+			if err := enc.Encode(sessionJSON{Session: *sess, MAC: sess.MAC.String()}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"id", "site", "phone", "mac", "ip", "start", "end", "end_reason", "state", "bytes_down", "bytes_up"})
+		for _, x := range list {
+			end := ""
+			if !x.Ended.IsZero() {
+				end = x.Ended.UTC().Format(time.RFC3339)
+			}
+			cw.Write([]string{x.ID, x.Site, x.Phone, x.MAC.String(), x.IP.String(), x.Start.UTC().Format(time.RFC3339), end,
+				string(x.EndReason), string(x.State), strconv.FormatUint(x.BytesDown, 10), strconv.FormatUint(x.BytesUp, 10)})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	return fmt.Errorf("unknown export format %q (csv or json)", format)
+}
+
+// CompactIfBloated rewrites the file at path when more than half of it is
+// free pages (bbolt never shrinks a file by itself). It must run before
+// Open, while nobody holds the file. Small files are left alone: a
+// rewrite costs flash wear and saves little.
+func CompactIfBloated(path string) (compacted bool, err error) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() < 4<<20 {
+		return false, nil
+	}
+	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second, ReadOnly: true})
+	if err != nil {
+		return false, fmt.Errorf("opening %s for compaction: %w", path, err)
+	}
+	var free int
+	src.View(func(tx *bolt.Tx) error {
+		free = src.Stats().FreePageN + src.Stats().PendingPageN
+		return nil
+	})
+	pageSize := src.Info().PageSize
+	if int64(free*pageSize) < fi.Size()/2 {
+		src.Close()
+		return false, nil
+	}
+	tmp := path + ".compact"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, nil)
+	if err != nil {
+		src.Close()
+		return false, fmt.Errorf("creating %s: %w", tmp, err)
+	}
+	err = bolt.Compact(dst, src, 1<<20)
+	src.Close()
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("compacting %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, fmt.Errorf("replacing %s with its compacted copy: %w", path, err)
+	}
+	return true, nil
 }

@@ -11,11 +11,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/limits"
 	"github.com/parkwifi/parkportal/pin"
 	"github.com/parkwifi/parkportal/portal"
 	"github.com/parkwifi/parkportal/session"
@@ -48,12 +50,45 @@ func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
 	}
 }
 
+// newSender builds the configured SMS provider from `config sms`.
 func newSender(c *config.Config) (sms.Sender, error) {
-	switch c.SMS["provider"] {
-	case "", "console":
-		return sms.NewConsole(os.Stdout, c.SMS["outbox"]), nil
+	o := c.SMS
+	headers := map[string]string{}
+	for _, h := range c.SMSHeaders {
+		name, value, _ := strings.Cut(h, ":")
+		headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
 	}
-	return nil, fmt.Errorf("sms.provider: %q is not supported (console)", c.SMS["provider"])
+	s, err := sms.New(sms.ProviderConfig{
+		Provider: o["provider"], Outbox: o["outbox"],
+		TwilioAccountSID: o["twilio_account_sid"], TwilioAuthToken: o["twilio_auth_token"],
+		TwilioAuthTokenFile: o["twilio_auth_token_file"], TwilioAuthTokenEnv: o["twilio_auth_token_env"],
+		TwilioFrom: o["twilio_from"], TwilioMessagingServiceSID: o["twilio_messaging_service_sid"],
+		TwilioValidity: o["twilio_validity"],
+		HTTPURL: o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
+		HTTPBodyTemplate: o["http_body_template"], HTTPHeaders: headers,
+		HTTPAuthHeader: o["http_auth_header"], HTTPAuthValue: o["http_auth_value"],
+		HTTPAuthFile: o["http_auth_file"], HTTPAuthEnv: o["http_auth_env"],
+		HTTPSuccessStatus: o["http_success_status"], HTTPSuccessContains: o["http_success_contains"],
+		HTTPSuccessJSONField: o["http_success_json_field"], HTTPSuccessJSONValue: o["http_success_json_value"],
+		Timeout: o["timeout"], RetryAttempts: o["retry_attempts"], RetryBackoff: o["retry_backoff"],
+		RetryDeadline: o["retry_deadline"], BreakerFailures: o["breaker_failures"], BreakerCooldown: o["breaker_cooldown"],
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config sms: %w", err)
+	}
+	return s, nil
+}
+
+// limitsConfig maps the site's SMS caps onto the limiter's settings.
+func limitsConfig(s config.Site, tz *time.Location) limits.Config {
+	lc := limits.DefaultConfig()
+	lc.Location = tz
+	lc.SMSPerNumber, lc.SMSPerDevice, lc.DailyBudget = s.SMSPerNumber, s.SMSPerDevice, s.SMSDailyBudget
+	lc.ResendGap = s.SMSResendGap
+	if lc.ResendGap == 0 {
+		lc.ResendGap = -1 // off
+	}
+	return lc
 }
 
 func cmdServe(args []string) error {
@@ -66,6 +101,11 @@ func cmdServe(args []string) error {
 	log := newLogger(cfg.LogLevel)
 	slog.SetDefault(log)
 
+	if ok, err := store.CompactIfBloated(cfg.DBPath); err != nil {
+		log.Warn("compacting the store failed; starting with it as it is", "err", err)
+	} else if ok {
+		log.Info("compacted the store", "path", cfg.DBPath)
+	}
 	st, err := store.Open(cfg.DBPath)
 	if err != nil {
 		return err
@@ -82,6 +122,10 @@ func cmdServe(args []string) error {
 	sender, err := newSender(cfg)
 	if err != nil {
 		return err
+	}
+	lim, err := limits.Open(st.DB(), limitsConfig(cfg.Site, cfg.Timezone), time.Now)
+	if err != nil {
+		return fmt.Errorf("opening SMS limits: %w", err)
 	}
 	mgr := session.NewManager(session.Options{
 		Store: st, Gate: fw, Site: cfg.Site.ID, Logger: log,
@@ -104,7 +148,7 @@ func cmdServe(args []string) error {
 			PhoneRegion: cfg.Site.PhoneRegion, AllowedPrefixes: cfg.Site.AllowedPrefixes,
 			PINTTL: cfg.Site.PINTTL, PINMaxTries: cfg.Site.PINMaxTries, PrivacyURL: cfg.Site.PrivacyURL,
 		},
-		Addr: addr, Sessions: mgr, Store: st, SMS: sender, Neigh: fw, PINKey: key, Logger: log,
+		Addr: addr, Sessions: mgr, Store: st, SMS: sender, Limits: lim, Neigh: fw, PINKey: key, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -125,6 +169,7 @@ func cmdServe(args []string) error {
 		}
 	}()
 	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
+	go purgeLoop(ctx, st, cfg.Retention, log)
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
@@ -209,4 +254,25 @@ func cmdCleanup(args []string) error {
 		return err
 	}
 	return fw.Teardown()
+}
+
+// purgeLoop deletes ended sessions older than the retention period, at
+// start and then hourly: phone numbers are personal data and are kept
+// no longer than the site's stated period.
+func purgeLoop(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := st.Purge(time.Now().Add(-retention))
+		if err != nil {
+			log.Error("purging old sessions", "err", err)
+		} else if n > 0 {
+			log.Info("purged ended sessions past retention", "sessions", n, "retention", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
