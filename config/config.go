@@ -5,7 +5,6 @@ package config
 
 import (
 	_ "embed"
-	_ "time/tzdata" // routers rarely ship a zone database
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // routers rarely ship a zone database
 )
 
 // LabDefault is the configuration `parkportal lab` runs on: a virtual park

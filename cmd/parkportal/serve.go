@@ -64,7 +64,7 @@ func newSender(c *config.Config) (sms.Sender, error) {
 		TwilioAuthTokenFile: o["twilio_auth_token_file"], TwilioAuthTokenEnv: o["twilio_auth_token_env"],
 		TwilioFrom: o["twilio_from"], TwilioMessagingServiceSID: o["twilio_messaging_service_sid"],
 		TwilioValidity: o["twilio_validity"],
-		HTTPURL: o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
+		HTTPURL:        o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
 		HTTPBodyTemplate: o["http_body_template"], HTTPHeaders: headers,
 		HTTPAuthHeader: o["http_auth_header"], HTTPAuthValue: o["http_auth_value"],
 		HTTPAuthFile: o["http_auth_file"], HTTPAuthEnv: o["http_auth_env"],
