@@ -203,6 +203,11 @@ func parseDecision(attrs rad.Attributes) (Decision, error) {
 				d.Class = append([]byte(nil), v...)
 			}
 		case attrVendorSpecific:
+			if len(v) >= 4 && !knownVendor(v) {
+				// Other vendors' attributes are not ours to judge; some
+				// do not even use the sub-attribute format.
+				continue
+			}
 			var subs []vsa
 			subs, err = parseVSA(v)
 			for _, s := range subs {

@@ -366,6 +366,10 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 			}
 			req.hasChange = true
 		case attrVendorSpecific:
+			if len(v) >= 4 && !knownVendor(v) {
+				setCause(CauseUnsupportedAttribute)
+				return nil
+			}
 			var subs []vsa
 			if subs, err = parseVSA(v); err != nil {
 				break

@@ -291,7 +291,7 @@ func TestDASHandle(t *testing.T) {
 		{"coa wispr up", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(vendorWISPr, wisprBandwidthUp, u32(64000))}}, 0, false},
 		{"coa timeout wrong length", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrSessionTimeout, Attribute: rad.Attribute{0, 1}}}, CauseInvalidRequest, false},
 		{"coa unknown vendor", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(9, 1, u32(1))}}, CauseUnsupportedAttribute, false},
-		{"coa bad vsa", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: rad.Attribute{0, 0, 0x37, 0x4a, 7, 9, 0}}}, CauseInvalidRequest, false},
+		{"coa bad vsa", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: rad.Attribute{0, 0, 0x37, 0x2a, 7, 9, 0}}}, CauseInvalidRequest, false},
 		{"disconnect with rate", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(vendorWISPr, wisprBandwidthUp, u32(1))}}, CauseUnsupportedAttribute, false},
 		{"duplicate session id", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrAcctSessionID, Attribute: sid}}, CauseInvalidRequest, false},
 		{"bad framed ip", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrFramedIPAddress, Attribute: rad.Attribute{1, 2, 3}}}, CauseInvalidRequest, false},
@@ -467,7 +467,7 @@ func fuzzSeeds() [][]byte {
 		enc(1, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrProxyState, Attribute: rad.Attribute{1, 2, 3}}}),
 		enc(1, rad.Attributes{{Type: attrFramedIPAddress, Attribute: rad.Attribute{198, 51, 100, 42}}, {Type: attrNASIdentifier, Attribute: rad.Attribute("park-gw-1")}}),
 		enc(1, rad.Attributes{{Type: attrFramedIPAddress, Attribute: rad.Attribute{198, 51, 100}}}),
-		{0, byte(attrVendorSpecific), 9, 0, 0, 0x37, 0x4a, 7, 9, 1},
+		{0, byte(attrVendorSpecific), 9, 0, 0, 0x37, 0x2a, 7, 9, 1},
 		{1, byte(attrUserName), 1},
 	}
 }

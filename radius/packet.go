@@ -273,6 +273,16 @@ func parseVSA(v []byte) ([]vsa, error) {
 	return out, nil
 }
 
+// knownVendor reports whether a Vendor-Specific value belongs to a vendor
+// whose attributes the gateway parses (WISPr, ChilliSpot).
+func knownVendor(v []byte) bool {
+	if len(v) < 4 {
+		return false
+	}
+	id := binary.BigEndian.Uint32(v[:4])
+	return id == vendorWISPr || id == vendorChilliSpot
+}
+
 // newVSA encodes one vendor sub-attribute.
 func newVSA(vendor uint32, typ byte, value []byte) rad.Attribute {
 	b := make([]byte, 6+len(value))
