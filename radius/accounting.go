@@ -41,17 +41,17 @@ type TerminateCause uint32
 
 // Acct-Terminate-Cause values (RFC 2866 §5.10) a captive portal uses.
 const (
-	CauseUserRequest    TerminateCause = 1
-	CauseLostCarrier    TerminateCause = 2
-	CauseLostService    TerminateCause = 3
-	CauseIdleTimeout    TerminateCause = 4
-	CauseSessionTimeout TerminateCause = 5
-	CauseAdminReset     TerminateCause = 6
-	CauseAdminReboot    TerminateCause = 7
-	CausePortError      TerminateCause = 8
-	CauseNASError       TerminateCause = 9
-	CauseNASRequest     TerminateCause = 10
-	CauseNASReboot      TerminateCause = 11
+	TerminateUserRequest    TerminateCause = 1
+	TerminateLostCarrier    TerminateCause = 2
+	TerminateLostService    TerminateCause = 3
+	TerminateIdleTimeout    TerminateCause = 4
+	TerminateSessionTimeout TerminateCause = 5
+	TerminateAdminReset     TerminateCause = 6
+	TerminateAdminReboot    TerminateCause = 7
+	TerminatePortError      TerminateCause = 8
+	TerminateNASError       TerminateCause = 9
+	TerminateNASRequest     TerminateCause = 10
+	TerminateNASReboot      TerminateCause = 11
 )
 
 // Acct-Status-Type values (RFC 2866 §5.1).
@@ -307,7 +307,7 @@ func (a *Accounting) sessionAttrs(s Session, status uint32, cause TerminateCause
 	}
 	if status == statusStop {
 		if cause == 0 {
-			cause = CauseUserRequest
+			cause = TerminateUserRequest
 		}
 		attrs.Add(attrAcctTerminateCause, rad.NewInteger(uint32(cause)))
 	}

@@ -127,6 +127,7 @@ func NewAuthorizer(cfg AuthConfig) (*Authorizer, error) {
 // server answered validly, and the caller applies its fail-open/closed
 // policy; any other error means a server answered with something unusable
 // (Access-Challenge, malformed attributes) and should be treated as a reject.
+// If ctx ends first, the error wraps ctx.Err() instead.
 func (a *Authorizer) Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (Decision, error) {
 	nasAttrs, err := a.cfg.NAS.attrs()
 	if err != nil {

@@ -344,3 +344,26 @@ func TestAccountingQueueBound(t *testing.T) {
 		t.Error("Start without a session ID succeeded")
 	}
 }
+
+func TestClientFailback(t *testing.T) {
+	c, err := NewClient(ClientConfig{
+		Servers:       []Server{{Addr: "127.0.0.1:1", Secret: []byte("a")}, {Addr: "127.0.0.1:2", Secret: []byte("b")}},
+		FailbackAfter: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.succeeded(1)
+	if got := c.order(); got[0] != 1 {
+		t.Errorf("order right after failover = %v, want the secondary first", got)
+	}
+	c.mu.Lock()
+	c.failedAt = time.Now().Add(-2 * time.Minute)
+	c.mu.Unlock()
+	if got := c.order(); got[0] != 0 || got[1] != 1 {
+		t.Errorf("order after FailbackAfter = %v, want the primary first", got)
+	}
+	if s := (Server{Addr: "x:1", Secret: []byte("hunter2")}).LogValue().String(); s != "x:1" {
+		t.Errorf("Server logs as %q", s)
+	}
+}

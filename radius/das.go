@@ -44,16 +44,16 @@ type ErrorCause uint32
 
 // Error-Cause values (RFC 5176 §3.6).
 const (
-	CauseUnsupportedAttribute       ErrorCause = 401
-	CauseMissingAttribute           ErrorCause = 402
-	CauseNASIdentificationMismatch  ErrorCause = 403
-	CauseInvalidRequest             ErrorCause = 404
-	CauseUnsupportedService         ErrorCause = 405
-	CauseInvalidAttributeValue      ErrorCause = 407
-	CauseAdministrativelyProhibited ErrorCause = 501
-	CauseSessionContextNotFound     ErrorCause = 503
-	CauseSessionNotRemovable        ErrorCause = 504
-	CauseResourcesUnavailable       ErrorCause = 506
+	ErrorCauseUnsupportedAttribute       ErrorCause = 401
+	ErrorCauseMissingAttribute           ErrorCause = 402
+	ErrorCauseNASIdentificationMismatch  ErrorCause = 403
+	ErrorCauseInvalidRequest             ErrorCause = 404
+	ErrorCauseUnsupportedService         ErrorCause = 405
+	ErrorCauseInvalidAttributeValue      ErrorCause = 407
+	ErrorCauseAdministrativelyProhibited ErrorCause = 501
+	ErrorCauseSessionContextNotFound     ErrorCause = 503
+	ErrorCauseSessionContextNotRemovable ErrorCause = 504
+	ErrorCauseResourcesUnavailable       ErrorCause = 506
 )
 
 func (e ErrorCause) Error() string { return fmt.Sprintf("RADIUS Error-Cause %d", uint32(e)) }
@@ -317,7 +317,7 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 			return nil
 		}
 		if t != attrVendorSpecific && !once(t) {
-			setCause(CauseInvalidRequest)
+			setCause(ErrorCauseInvalidRequest)
 			return nil
 		}
 		switch t {
@@ -329,7 +329,7 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 			var s string
 			if s, err = textAttr(v, t); err == nil {
 				if req.match.MAC, err = parseMAC(s); err != nil {
-					setCause(CauseInvalidAttributeValue)
+					setCause(ErrorCauseInvalidAttributeValue)
 					return nil
 				}
 			}
@@ -338,7 +338,7 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 		case attrFramedIPv6Address:
 			req.match.IP, err = addrAttr(v, t, 16)
 			if seen[attrFramedIPAddress] {
-				setCause(CauseInvalidRequest)
+				setCause(ErrorCauseInvalidRequest)
 			}
 		case attrNASIPAddress:
 			req.nasIP, err = addrAttr(v, t, 4)
@@ -353,7 +353,7 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 			req.eventTime = time.Unix(int64(s), 0)
 		case attrSessionTimeout, attrIdleTimeout:
 			if req.code != rad.CodeCoARequest {
-				setCause(CauseUnsupportedAttribute)
+				setCause(ErrorCauseUnsupportedAttribute)
 				return nil
 			}
 			var s uint32
@@ -367,7 +367,7 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 			req.hasChange = true
 		case attrVendorSpecific:
 			if len(v) >= 4 && !knownVendor(v) {
-				setCause(CauseUnsupportedAttribute)
+				setCause(ErrorCauseUnsupportedAttribute)
 				return nil
 			}
 			var subs []vsa
@@ -378,9 +378,9 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 				known, err := r.add(s)
 				switch {
 				case !known || req.code != rad.CodeCoARequest:
-					setCause(CauseUnsupportedAttribute)
+					setCause(ErrorCauseUnsupportedAttribute)
 				case err != nil:
-					setCause(CauseInvalidRequest)
+					setCause(ErrorCauseInvalidRequest)
 				default:
 					req.hasChange = true
 				}
@@ -388,18 +388,18 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 		case attrServiceType:
 			// Authorize-Only would require the NAS to send an
 			// Access-Request on the server's behalf; not supported.
-			setCause(CauseUnsupportedService)
+			setCause(ErrorCauseUnsupportedService)
 		default:
-			setCause(CauseUnsupportedAttribute)
+			setCause(ErrorCauseUnsupportedAttribute)
 		}
 		if err != nil {
-			setCause(CauseInvalidRequest)
+			setCause(ErrorCauseInvalidRequest)
 		}
 		return nil
 	})
 	if err != nil {
 		// checkPacket walked the same bytes, so this cannot happen.
-		return req, CauseInvalidRequest
+		return req, ErrorCauseInvalidRequest
 	}
 	req.change.RateDown = r.down()
 	req.change.RateUp = r.up()
@@ -408,10 +408,10 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 	}
 	m := req.match
 	if m.SessionID == "" && m.UserName == "" && m.MAC == nil && !m.IP.IsValid() {
-		return req, CauseMissingAttribute
+		return req, ErrorCauseMissingAttribute
 	}
 	if req.code == rad.CodeCoARequest && !req.hasChange {
-		return req, CauseMissingAttribute
+		return req, ErrorCauseMissingAttribute
 	}
 	return req, 0
 }
@@ -420,13 +420,13 @@ func decodeDASRequest(b []byte) (req dasRequest, cause ErrorCause) {
 func (d *DAS) checkNAS(req dasRequest) ErrorCause {
 	nas := d.cfg.NAS
 	if req.nasIP.IsValid() && req.nasIP != nas.IP.Unmap() {
-		return CauseNASIdentificationMismatch
+		return ErrorCauseNASIdentificationMismatch
 	}
 	if req.nasIPv6.IsValid() && req.nasIPv6 != nas.IP {
-		return CauseNASIdentificationMismatch
+		return ErrorCauseNASIdentificationMismatch
 	}
 	if req.hasNASID && req.nasID != nas.Identifier {
-		return CauseNASIdentificationMismatch
+		return ErrorCauseNASIdentificationMismatch
 	}
 	return 0
 }
@@ -446,9 +446,9 @@ func (d *DAS) apply(req dasRequest) ErrorCause {
 	case errors.As(err, &ec):
 		return ec
 	case err != nil:
-		return CauseResourcesUnavailable
+		return ErrorCauseResourcesUnavailable
 	case n == 0:
-		return CauseSessionContextNotFound
+		return ErrorCauseSessionContextNotFound
 	}
 	return 0
 }

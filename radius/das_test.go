@@ -289,15 +289,15 @@ func TestDASHandle(t *testing.T) {
 	}{
 		{"disconnect ok", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}}, 0, false},
 		{"coa wispr up", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(vendorWISPr, wisprBandwidthUp, u32(64000))}}, 0, false},
-		{"coa timeout wrong length", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrSessionTimeout, Attribute: rad.Attribute{0, 1}}}, CauseInvalidRequest, false},
-		{"coa unknown vendor", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(9, 1, u32(1))}}, CauseUnsupportedAttribute, false},
-		{"coa bad vsa", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: rad.Attribute{0, 0, 0x37, 0x2a, 7, 9, 0}}}, CauseInvalidRequest, false},
-		{"disconnect with rate", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(vendorWISPr, wisprBandwidthUp, u32(1))}}, CauseUnsupportedAttribute, false},
-		{"duplicate session id", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrAcctSessionID, Attribute: sid}}, CauseInvalidRequest, false},
-		{"bad framed ip", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrFramedIPAddress, Attribute: rad.Attribute{1, 2, 3}}}, CauseInvalidRequest, false},
-		{"bad mac", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrCallingStationID, Attribute: rad.Attribute("not-a-mac")}}, CauseInvalidAttributeValue, false},
-		{"authorize only", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrServiceType, Attribute: u32(17)}}, CauseUnsupportedService, false},
-		{"nas id mismatch", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrNASIdentifier, Attribute: rad.Attribute("other")}}, CauseNASIdentificationMismatch, false},
+		{"coa timeout wrong length", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrSessionTimeout, Attribute: rad.Attribute{0, 1}}}, ErrorCauseInvalidRequest, false},
+		{"coa unknown vendor", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(9, 1, u32(1))}}, ErrorCauseUnsupportedAttribute, false},
+		{"coa bad vsa", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: rad.Attribute{0, 0, 0x37, 0x2a, 7, 9, 0}}}, ErrorCauseInvalidRequest, false},
+		{"disconnect with rate", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrVendorSpecific, Attribute: newVSA(vendorWISPr, wisprBandwidthUp, u32(1))}}, ErrorCauseUnsupportedAttribute, false},
+		{"duplicate session id", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrAcctSessionID, Attribute: sid}}, ErrorCauseInvalidRequest, false},
+		{"bad framed ip", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrFramedIPAddress, Attribute: rad.Attribute{1, 2, 3}}}, ErrorCauseInvalidRequest, false},
+		{"bad mac", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrCallingStationID, Attribute: rad.Attribute("not-a-mac")}}, ErrorCauseInvalidAttributeValue, false},
+		{"authorize only", rad.CodeCoARequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrServiceType, Attribute: u32(17)}}, ErrorCauseUnsupportedService, false},
+		{"nas id mismatch", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrNASIdentifier, Attribute: rad.Attribute("other")}}, ErrorCauseNASIdentificationMismatch, false},
 		{"event timestamp fresh", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrEventTimestamp, Attribute: unixSeconds(now.Add(-time.Minute))}}, 0, false},
 		{"event timestamp replayed", rad.CodeDisconnectRequest, rad.Attributes{{Type: attrAcctSessionID, Attribute: sid}, {Type: attrEventTimestamp, Attribute: unixSeconds(now.Add(-time.Hour))}}, 0, true},
 	}
@@ -335,11 +335,11 @@ func TestDASHandle(t *testing.T) {
 	})
 	t.Run("controller error cause", func(t *testing.T) {
 		ctl.mu.Lock()
-		ctl.err = fmt.Errorf("firewall busy: %w", CauseSessionNotRemovable)
+		ctl.err = fmt.Errorf("firewall busy: %w", ErrorCauseSessionContextNotRemovable)
 		ctl.mu.Unlock()
 		defer func() { ctl.mu.Lock(); ctl.err = nil; ctl.mu.Unlock() }()
 		req := dasRequestWire(t, rad.CodeDisconnectRequest, testSecret, rad.Attributes{{Type: attrUserName, Attribute: rad.Attribute("x")}})
-		if got := errorCauseOf(t, d.handle(req, src)); got != CauseSessionNotRemovable {
+		if got := errorCauseOf(t, d.handle(req, src)); got != ErrorCauseSessionContextNotRemovable {
 			t.Errorf("Error-Cause = %d", got)
 		}
 	})

@@ -34,4 +34,43 @@
 // dropped without an answer, as RFC 5176 asks.
 //
 // Shared secrets are never logged, nor are User-Password values.
+//
+// # Attributes
+//
+// Access-Request: User-Name (phone, E.164), User-Password (RFC 2865
+// encrypted; AuthConfig.Password or, when empty, the phone number),
+// Service-Type Login-User, NAS-Port-Type Wireless-802.11,
+// Calling-Station-Id (AA-BB-CC-DD-EE-FF), Framed-IP-Address or
+// Framed-IPv6-Address, NAS-Identifier, NAS-IP-Address or NAS-IPv6-Address,
+// Called-Station-Id, Message-Authenticator.
+//
+// Access-Accept/Reject parsed into a Decision: Reply-Message,
+// Session-Timeout, Idle-Timeout, Acct-Interim-Interval,
+// WISPr-Bandwidth-Max-Up/Down (14122/7,8, bit/s),
+// ChilliSpot-Bandwidth-Max-Up/Down (14559/4,5, kbit/s; WISPr wins when both
+// are present), the first Class. A known attribute of the wrong length is an
+// error; other vendors' attributes are ignored.
+//
+// Accounting-Request: Acct-Status-Type, Acct-Session-Id, User-Name,
+// Calling-Station-Id, Called-Station-Id, NAS-Identifier, NAS-IP-Address,
+// NAS-Port-Type, Framed-IP-Address, Class, Event-Timestamp (time of
+// enqueueing), Acct-Delay-Time (seconds since enqueueing, at each send) and,
+// on Interim-Update and Stop, Acct-Input/Output-Octets with
+// Acct-Input/Output-Gigawords, Acct-Input/Output-Packets, Acct-Session-Time;
+// on Stop, Acct-Terminate-Cause. Delivery is at least once: a record whose
+// acknowledgement was lost in a crash is sent again.
+//
+// Disconnect/CoA-Request: sessions are identified by Acct-Session-Id,
+// User-Name, Calling-Station-Id and Framed-IP(v6)-Address (all given must
+// match); NAS-IP-Address, NAS-IPv6-Address and NAS-Identifier must name this
+// NAS (403); Event-Timestamp outside the replay window drops the request;
+// Proxy-State is echoed; State and Called-Station-Id are accepted and
+// ignored. CoA may carry Session-Timeout, Idle-Timeout and the WISPr and
+// ChilliSpot bandwidth attributes, and changes only those. Anything else is
+// NAKed with Unsupported-Attribute (401), Service-Type with
+// Unsupported-Service (405), a malformed or repeated attribute with
+// Invalid-Request (404), an unparseable MAC with Invalid-Attribute-Value
+// (407), a request without session identification (or a CoA without a
+// change) with Missing-Attribute (402), no matching session with
+// Session-Context-Not-Found (503).
 package radius

@@ -183,7 +183,7 @@ func TestFreeRADIUSAccountingSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.BytesIn, s.BytesOut, s.PacketsIn, s.PacketsOut = 2000, 6<<32+9, 15, 30
-	if err := a.Stop(s, CauseIdleTimeout); err != nil {
+	if err := a.Stop(s, TerminateIdleTimeout); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -319,7 +319,7 @@ func TestFreeRADIUSAccountingOutage(t *testing.T) {
 	// Kill it again with the sender running, then queue the Stop.
 	fr.stop()
 	s.BytesIn = 999
-	if err := a.Stop(s, CauseUserRequest); err != nil {
+	if err := a.Stop(s, TerminateUserRequest); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond)
