@@ -353,7 +353,7 @@ func (m *Manager) Sweep() (int, error) {
 		switch {
 		case !now.Before(s.Expires):
 			reason = store.ReasonExpired
-		case s.IdleTimeout > 0 && now.Sub(s.LastActive) >= s.IdleTimeout:
+		case s.IdleTimeout > 0 && usage != nil && now.Sub(s.LastActive) >= s.IdleTimeout: // without counters, idle waits
 			reason = store.ReasonIdle
 		default:
 			continue
