@@ -33,6 +33,13 @@ type Config struct {
 	// PortalPort is where the captive pages listen on GatewayIP; plain
 	// HTTP from unauthorised visitors is redirected here.
 	PortalPort int
+	// TLSCert and TLSKey are PEM files for the portal's HTTPS listener on
+	// TLSPort; PortalHostname is the name the certificate is for (visitors'
+	// DNS must resolve it to GatewayIP). Without them the portal is plain
+	// HTTP only.
+	TLSCert, TLSKey string
+	TLSPort         int
+	PortalHostname  string
 	// AdminListen is host:port of the staff console. It is never reachable
 	// from the LAN: the firewall drops its port on LANIface.
 	AdminListen string
@@ -91,6 +98,11 @@ type Site struct {
 	WalledGarden []netip.Prefix
 	// PrivacyURL links the full privacy text from the splash page.
 	PrivacyURL string
+	// VenueURL is advertised as venue-info-url in the Captive Portal API.
+	VenueURL string
+	// RequireTerms makes visitors accept the terms (TermsURL) first.
+	RequireTerms bool
+	TermsURL     string
 	// SMS abuse limits: messages per number and per device in a sliding
 	// hour, the site's daily budget, and the least gap between two
 	// messages to one number (0 turns the gap off).
@@ -124,6 +136,7 @@ func Defaults() *Config {
 	return &Config{
 		LANIface:       "br-lan",
 		PortalPort:     2050,
+		TLSPort:        2051,
 		AdminListen:    "127.0.0.1:2052",
 		DBPath:         "/etc/parkportal/parkportal.db",
 		IFBName:        "pp-ifb0",
@@ -254,6 +267,22 @@ func (r *optionReader) rate(name string, dst *uint64, allowZero bool) {
 	*dst = n
 }
 
+func (r *optionReader) boolean(name string, dst *bool) {
+	r.used[name] = true
+	v, ok := r.s.Options[name]
+	if !ok {
+		return
+	}
+	switch v {
+	case "1", "yes", "on", "true", "enabled":
+		*dst = true
+	case "0", "no", "off", "false", "disabled":
+		*dst = false
+	default:
+		r.fail(name, "want 1 or 0, got %q", v)
+	}
+}
+
 func (r *optionReader) list(name string, dst *[]string) {
 	r.used[name] = true
 	if v, ok := r.s.Lists[name]; ok {
@@ -288,6 +317,10 @@ func (c *Config) applyMain(s *Section) []error {
 	r.str("lan_cidr", &cidr)
 	r.str("gateway_ip", &gw)
 	r.integer("portal_port", &c.PortalPort, 1, 65535)
+	r.str("tls_cert", &c.TLSCert)
+	r.str("tls_key", &c.TLSKey)
+	r.integer("tls_port", &c.TLSPort, 1, 65535)
+	r.str("portal_hostname", &c.PortalHostname)
 	r.str("admin_listen", &c.AdminListen)
 	r.str("db_path", &c.DBPath)
 	r.str("secret_file", &c.SecretFile)
@@ -343,6 +376,9 @@ func (s *Site) apply(sec *Section) []error {
 	r.str("phone_region", &s.PhoneRegion)
 	r.list("allowed_prefix", &s.AllowedPrefixes)
 	r.str("privacy_url", &s.PrivacyURL)
+	r.str("venue_url", &s.VenueURL)
+	r.str("terms_url", &s.TermsURL)
+	r.boolean("require_terms", &s.RequireTerms)
 	r.integer("sms_per_number", &s.SMSPerNumber, 1, 100)
 	r.integer("sms_per_device", &s.SMSPerDevice, 1, 100)
 	r.integer("sms_daily_budget", &s.SMSDailyBudget, 1, 10_000_000)
@@ -422,6 +458,17 @@ func (c *Config) validate() []error {
 	}
 	if _, _, err := splitHostPort(c.AdminListen); err != nil {
 		errs = append(errs, fmt.Errorf("parkportal.admin_listen: %w", err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("parkportal.tls_cert, parkportal.tls_key: give both or neither"))
+	}
+	if c.TLSPort == c.PortalPort {
+		errs = append(errs, fmt.Errorf("parkportal.tls_port: %d is already portal_port", c.TLSPort))
+	}
+	for _, u := range []struct{ name, v string }{{"site.privacy_url", c.Site.PrivacyURL}, {"site.venue_url", c.Site.VenueURL}, {"site.terms_url", c.Site.TermsURL}} {
+		if u.v != "" && !strings.HasPrefix(u.v, "https://") && !strings.HasPrefix(u.v, "http://") {
+			errs = append(errs, fmt.Errorf("%s: want an http(s):// URL, got %q", u.name, u.v))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

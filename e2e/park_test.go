@@ -89,27 +89,46 @@ type testPark struct {
 	dir string
 }
 
-// config writes a lab config whose state lives in the test's directory,
-// with extra UCI lines replacing options of the same name.
+// config writes a lab config whose state lives in the test's directory.
+// overrides maps "section.option" (section: parkportal, site or sms) to a
+// value; existing options are replaced, others added to their section.
 func (p *testPark) config(overrides map[string]string) string {
 	p.t.Helper()
-	src := config.LabDefault
-	overrides2 := map[string]string{
-		"db_path": filepath.Join(p.dir, "parkportal.db"),
-		"outbox":  p.outbox(),
+	all := map[string]string{
+		"parkportal.db_path": filepath.Join(p.dir, "parkportal.db"),
+		"sms.outbox":         p.outbox(),
 	}
 	for k, v := range overrides {
-		overrides2[k] = v
+		all[k] = v
 	}
+	used := map[string]bool{}
 	var out []string
-	for _, line := range strings.Split(src, "\n") {
+	section := ""
+	for _, line := range strings.Split(config.LabDefault, "\n") {
 		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "config" {
+			section = f[1]
+			out = append(out, line)
+			for k, v := range all {
+				if sec, opt, _ := strings.Cut(k, "."); sec == section && !strings.Contains(config.LabDefault, "option "+opt+" ") {
+					out = append(out, fmt.Sprintf("\toption %s '%s'", opt, v))
+					used[k] = true
+				}
+			}
+			continue
+		}
 		if len(f) >= 3 && f[0] == "option" {
-			if v, ok := overrides2[f[1]]; ok {
+			if v, ok := all[section+"."+f[1]]; ok {
 				line = fmt.Sprintf("\toption %s '%s'", f[1], v)
+				used[section+"."+f[1]] = true
 			}
 		}
 		out = append(out, line)
+	}
+	for k := range all {
+		if !used[k] {
+			p.t.Fatalf("config override %q matches no section", k)
+		}
 	}
 	path := filepath.Join(p.dir, "parkportal.uci")
 	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {

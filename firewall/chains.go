@@ -87,6 +87,9 @@ func (f *Firewall) chainSpecs() []chainSpec {
 		{"-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
 		{"-j", "DROP"},
 	}
+	if c.TLSPort != 0 {
+		in = append([][]string{{"-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(c.TLSPort), "-j", "ACCEPT"}}, in...)
+	}
 	if c.CoAPort != 0 {
 		in = append([][]string{{"-p", "udp", "-m", "udp", "--dport", strconv.Itoa(c.CoAPort), "-j", "DROP"}}, in...)
 	}

@@ -28,6 +28,7 @@ type Config struct {
 	LANPrefix    netip.Prefix
 	GatewayIP    netip.Addr
 	PortalPort   int
+	TLSPort      int // the portal's HTTPS port; 0 when not listening
 	AdminPort    int // dropped from the LAN
 	CoAPort      int // RADIUS dynamic authorisation; 0 when not listening
 	WalledGarden []netip.Prefix

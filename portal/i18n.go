@@ -16,7 +16,8 @@ const (
 )
 
 // texts is every string a page shows, in one language. A struct rather
-// than a map so a missing translation is a compile error, not a blank.
+// than a map so a misspelt key is a compile error; a test checks that no
+// field is left empty in either language.
 type texts struct {
 	Lang, Dir, OtherLang, OtherName                string
 	Title, Welcome, Intro                          string
@@ -24,6 +25,7 @@ type texts struct {
 	PrivacyTitle, Privacy, PrivacyMore             string
 	PINTitle, PINSentTo, PINLabel, PINHint, Verify string
 	Resend, ChangeNumber                           string
+	AcceptTerms, TermsLink                         string
 	ConnectedTitle, Connected, TimeLeft, Logout    string
 	LoggedOut, Start                               string
 	Hours, Minutes                                 string
@@ -39,6 +41,7 @@ var textsByLang = map[string]*texts{
 		PrivacyMore:  "سياسة الخصوصية الكاملة",
 		PINTitle:     "أدخل رمز الدخول", PINSentTo: "أرسلنا رمزاً من 6 أرقام إلى", PINLabel: "رمز الدخول", PINHint: "6 أرقام",
 		Verify: "اتصل", Resend: "أرسل رمزاً جديداً", ChangeNumber: "تغيير الرقم",
+		AcceptTerms: "أوافق على شروط الاستخدام", TermsLink: "اقرأ الشروط",
 		ConnectedTitle: "أنت متصل", Connected: "تم الاتصال بالإنترنت. استمتع بوقتك في الحديقة.", TimeLeft: "الوقت المتبقي",
 		Logout: "تسجيل الخروج", LoggedOut: "تم تسجيل خروجك.", Start: "البداية",
 		Hours: "ساعة", Minutes: "دقيقة",
@@ -52,6 +55,7 @@ var textsByLang = map[string]*texts{
 		PrivacyMore:  "Full privacy notice",
 		PINTitle:     "Enter your login code", PINSentTo: "We sent a 6-digit code to", PINLabel: "Login code", PINHint: "6 digits",
 		Verify: "Connect", Resend: "Send a new code", ChangeNumber: "Change number",
+		AcceptTerms: "I accept the terms of use", TermsLink: "Read the terms",
 		ConnectedTitle: "You are online", Connected: "You are connected to the Internet. Enjoy the park.", TimeLeft: "Time left",
 		Logout: "Log out", LoggedOut: "You have logged out.", Start: "Start",
 		Hours: "h", Minutes: "min",
@@ -96,6 +100,9 @@ var (
 	errSMSPermanent = &problem{http.StatusBadRequest, "sms-undeliverable",
 		"لا يمكن إيصال الرسائل إلى هذا الرقم. جرّب رقماً آخر.",
 		"Messages cannot be delivered to this number. Try another number."}
+	errTermsRequired = &problem{http.StatusBadRequest, "terms-required",
+		"يرجى الموافقة على شروط الاستخدام للمتابعة.",
+		"Please accept the terms of use to continue."}
 	errInternal = &problem{http.StatusInternalServerError, "internal",
 		"حدث خطأ من جهتنا ولم يتغيّر شيء. حاول مرة أخرى.",
 		"Something went wrong on our side and nothing was changed. Please try again."}

@@ -55,6 +55,13 @@ type Site struct {
 	PINTTL          time.Duration
 	PINMaxTries     int
 	PrivacyURL      string
+	// VenueURL is shown to devices through the Captive Portal API as
+	// venue-info-url (RFC 8908); optional.
+	VenueURL string
+	// RequireTerms makes visitors tick "I accept the terms of use"
+	// (linked to TermsURL) before a PIN is sent.
+	RequireTerms bool
+	TermsURL     string
 	// SMSTemplates maps a language to the message text, with {pin},
 	// {minutes} and {site} placeholders.
 	SMSTemplates map[string]string
@@ -62,8 +69,12 @@ type Site struct {
 
 // Options wire a Server.
 type Options struct {
-	Site     Site
-	Addr     netip.AddrPort // where the portal listens (gateway IP and port)
+	Site Site
+	Addr netip.AddrPort // where the portal listens (gateway IP and port)
+	// TLSHost is host:port of the HTTPS listener when the site has a
+	// certificate ("" when not): the splash page and the Captive Portal
+	// API are then advertised over HTTPS.
+	TLSHost  string
 	Sessions *session.Manager
 	Store    *store.Store
 	SMS      sms.Sender
@@ -80,7 +91,8 @@ type Server struct {
 	o     Options
 	pages map[string]*template.Template
 	mux   http.Handler
-	host  string // the Host header our own pages are served under
+	host  string // the Host header our own plain-HTTP pages are served under
+	hosts map[string]bool
 }
 
 // New returns a Server.
@@ -100,7 +112,10 @@ func New(o Options) (*Server, error) {
 	if o.Site.PINTTL <= 0 {
 		o.Site.PINTTL = 5 * time.Minute
 	}
-	s := &Server{o: o, pages: map[string]*template.Template{}, host: o.Addr.String()}
+	s := &Server{o: o, pages: map[string]*template.Template{}, host: o.Addr.String(), hosts: map[string]bool{o.Addr.String(): true}}
+	if o.TLSHost != "" {
+		s.hosts[o.TLSHost] = true
+	}
 	for _, name := range []string{"splash", "pin", "status"} {
 		t, err := template.ParseFS(webFS, "web/layout.html", "web/"+name+".html")
 		if err != nil {
@@ -114,6 +129,7 @@ func New(o Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleHome)
+	mux.HandleFunc("GET /api/captive", s.handleCaptiveAPI)
 	mux.HandleFunc("POST /sms", s.handleSMS)
 	mux.HandleFunc("POST /pin", s.handlePIN)
 	mux.HandleFunc("POST /cancel", s.handleCancel)
@@ -124,8 +140,18 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// PortalURL is the address of the splash page.
-func (s *Server) PortalURL() string { return "http://" + s.host + "/" }
+// PortalURL is the address of the splash page: HTTPS when the site has a
+// certificate, so phones show a padlock and RFC 8908 clients accept it.
+func (s *Server) PortalURL() string {
+	if s.o.TLSHost != "" {
+		return "https://" + s.o.TLSHost + "/"
+	}
+	return "http://" + s.host + "/"
+}
+
+// APIURL is the Captive Portal API (RFC 8908) URL to hand out in DHCP
+// option 114 and RA option 37 (RFC 8910).
+func (s *Server) APIURL() string { return s.PortalURL() + "api/captive" }
 
 // ServeHTTP routes a request. Anything addressed to another host is a
 // visitor's intercepted request (a probe, a web page): it is redirected
@@ -137,7 +163,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	if r.Host != s.host {
+	if !s.hosts[r.Host] {
 		s.redirectToPortal(w, r)
 		return
 	}
@@ -161,19 +187,22 @@ func staticHandler(h http.Handler) http.Handler {
 
 // view is the data every page template gets.
 type view struct {
-	T           *texts
-	SiteName    string
-	PrivacyURL  string
-	Problem     *problem
-	Notice      string
-	Phone       string // as shown to the visitor
-	PhoneE164   string
-	Remaining   string
-	SecondsLeft int
+	T            *texts
+	SiteName     string
+	PrivacyURL   string
+	RequireTerms bool
+	TermsURL     string
+	Problem      *problem
+	Notice       string
+	Phone        string // as shown to the visitor
+	PhoneE164    string
+	Remaining    string
+	SecondsLeft  int
 }
 
 func (s *Server) newView(lang string) *view {
-	v := &view{T: textsByLang[lang], SiteName: s.o.Site.NameAR, PrivacyURL: s.o.Site.PrivacyURL}
+	v := &view{T: textsByLang[lang], SiteName: s.o.Site.NameAR, PrivacyURL: s.o.Site.PrivacyURL,
+		RequireTerms: s.o.Site.RequireTerms, TermsURL: s.o.Site.TermsURL}
 	if lang == langEN {
 		v.SiteName = s.o.Site.NameEN
 	}
@@ -295,6 +324,12 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.o.Logger.Info("SMS request from unseen device", "ip", ip, "err", err)
 		s.fail(w, lang, "splash", errNoDevice)
+		return
+	}
+	if s.o.Site.RequireTerms && r.PostFormValue("terms") != "on" {
+		v := s.newView(lang)
+		v.Phone, v.Problem = r.PostFormValue("phone"), errTermsRequired
+		s.render(w, errTermsRequired.Status, "splash", v)
 		return
 	}
 	e164, err := phone.Normalize(r.PostFormValue("phone"), s.o.Site.PhoneRegion, s.o.Site.AllowedPrefixes)

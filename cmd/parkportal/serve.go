@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +44,12 @@ func newLogger(level string) *slog.Logger {
 }
 
 func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
+	tlsPort := 0
+	if c.TLSCert != "" {
+		tlsPort = c.TLSPort
+	}
 	return firewall.Config{
+		TLSPort:  tlsPort,
 		LANIface: c.LANIface, LANPrefix: c.LANPrefix, GatewayIP: c.GatewayIP,
 		PortalPort: c.PortalPort, AdminPort: c.AdminPort(),
 		WalledGarden: c.Site.WalledGarden, Logger: log,
@@ -147,8 +153,9 @@ func cmdServe(args []string) error {
 			ID: cfg.Site.ID, NameAR: cfg.Site.NameAR, NameEN: cfg.Site.NameEN,
 			PhoneRegion: cfg.Site.PhoneRegion, AllowedPrefixes: cfg.Site.AllowedPrefixes,
 			PINTTL: cfg.Site.PINTTL, PINMaxTries: cfg.Site.PINMaxTries, PrivacyURL: cfg.Site.PrivacyURL,
+			VenueURL: cfg.Site.VenueURL, RequireTerms: cfg.Site.RequireTerms, TermsURL: cfg.Site.TermsURL,
 		},
-		Addr: addr, Sessions: mgr, Store: st, SMS: sender, Limits: lim, Neigh: fw, PINKey: key, Logger: log,
+		Addr: addr, TLSHost: tlsHost(cfg), Sessions: mgr, Store: st, SMS: sender, Limits: lim, Neigh: fw, PINKey: key, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -171,9 +178,19 @@ func cmdServe(args []string) error {
 	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
 	go purgeLoop(ctx, st, cfg.Retention, log)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()
-	log.Info("parkportal serving", "portal", srv.PortalURL(), "site", cfg.Site.ID, "version", versionString())
+	var tlsSrv *http.Server
+	if cfg.TLSCert != "" {
+		tlsSrv = newHTTPServer(srv)
+		tlsAddr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.TLSPort)).String()
+		tln, err := net.Listen("tcp", tlsAddr)
+		if err != nil {
+			return fmt.Errorf("listening for visitors (HTTPS) on %s: %w", tlsAddr, err)
+		}
+		go func() { errc <- tlsSrv.ServeTLS(tln, cfg.TLSCert, cfg.TLSKey) }()
+	}
+	log.Info("parkportal serving", "portal", srv.PortalURL(), "captive_api", srv.APIURL(), "site", cfg.Site.ID, "version", versionString())
 
 	select {
 	case <-ctx.Done():
@@ -186,6 +203,9 @@ func cmdServe(args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	httpSrv.Shutdown(shutdownCtx)
+	if tlsSrv != nil {
+		tlsSrv.Shutdown(shutdownCtx)
+	}
 	if *keep {
 		log.Info("leaving firewall state in place (--keep-firewall)")
 		return nil
@@ -275,4 +295,16 @@ func purgeLoop(ctx context.Context, st *store.Store, retention time.Duration, lo
 		case <-t.C:
 		}
 	}
+}
+
+// tlsHost is the host:port HTTPS pages are served under, or "".
+func tlsHost(c *config.Config) string {
+	if c.TLSCert == "" {
+		return ""
+	}
+	host := c.PortalHostname
+	if host == "" {
+		host = c.GatewayIP.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(c.TLSPort))
 }

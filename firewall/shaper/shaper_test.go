@@ -1,0 +1,319 @@
+package shaper
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+const lan24 = "198.51.100.0/24"
+
+var eight = Rate{Down: 8 * mbit, Up: 8 * mbit}
+
+func TestOneVisitorShaped(t *testing.T) {
+	p := newPark(t, 1)
+	s := p.shaper(lan24, 0, 0)
+	if err := s.Set(p.addrs[0], eight); err != nil {
+		t.Fatal(err)
+	}
+	down := p.parallel([]int{0}, true, 3)
+	checkRate(t, "download", down[0], 8*mbit, 0.10)
+	up := p.parallel([]int{0}, false, 3)
+	checkRate(t, "upload", up[0], 8*mbit, 0.10)
+
+	c, err := s.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c[p.addrs[0]]
+	t.Logf("counters: %+v", got)
+	// 3+1 s at 8 Mbit/s is about 4 MB each way.
+	if got.BytesDown < 2_000_000 || got.BytesUp < 2_000_000 || got.PacketsDown == 0 || got.PacketsUp == 0 {
+		t.Errorf("counters %+v: want megabytes both ways", got)
+	}
+}
+
+func TestFourVisitorsAtOnce(t *testing.T) {
+	p := newPark(t, 4)
+	s := p.shaper(lan24, 0, 0)
+	for _, a := range p.addrs {
+		if err := s.Set(a, eight); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, reverse := range []bool{true, false} {
+		dir := map[bool]string{true: "download", false: "upload"}[reverse]
+		for i, r := range p.parallel([]int{0, 1, 2, 3}, reverse, 3) {
+			checkRate(t, fmt.Sprintf("%s visitor %d", dir, i+1), r, 8*mbit, 0.10)
+		}
+	}
+}
+
+func TestSiteCapacityShared(t *testing.T) {
+	p := newPark(t, 4)
+	s := p.shaper(lan24, 0, 0)
+	for _, a := range p.addrs {
+		if err := s.Set(a, eight); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetUplink(20*mbit, 20*mbit); err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for i, r := range p.parallel([]int{0, 1, 2, 3}, true, 3) {
+		checkRate(t, fmt.Sprintf("visitor %d under a 20 Mbit/s site", i+1), r, 5*mbit, 0.20)
+		sum += r
+	}
+	t.Logf("sum %.2f Mbit/s", sum/mbit)
+}
+
+func TestLiveRateChange(t *testing.T) {
+	p := newPark(t, 1)
+	s := p.shaper(lan24, 0, 0)
+	ip := p.addrs[0]
+	if err := s.Set(ip, eight); err != nil {
+		t.Fatal(err)
+	}
+	ports := p.iperfServers(1)
+	type out struct {
+		r   iperfResult
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		r, err := p.iperf(0, ports[0], true, 7)
+		done <- out{r, err}
+	}()
+	// Change the rate while the transfer runs (iperf3 omits its first
+	// second, so this lands around interval 3).
+	time.Sleep(3500 * time.Millisecond)
+	if err := s.Set(ip, Rate{Down: 2 * mbit, Up: 2 * mbit}); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	var before, after []float64
+	for _, iv := range res.r.Intervals {
+		s := iv.Sum
+		t.Logf("interval %.0f-%.0f s omitted=%v: %.2f Mbit/s", s.Start, s.End, s.Omitted, s.BitsPerSecond/mbit)
+		if s.Omitted {
+			continue
+		}
+		switch {
+		case s.End <= 2.01:
+			before = append(before, s.BitsPerSecond)
+		case s.Start >= 4.99:
+			after = append(after, s.BitsPerSecond)
+		}
+	}
+	if len(before) == 0 || len(after) == 0 {
+		t.Fatalf("not enough intervals: before %v after %v", before, after)
+	}
+	checkRate(t, "before the change", mean(before), 8*mbit, 0.10)
+	checkRate(t, "after the change", mean(after), 2*mbit, 0.15)
+}
+
+func mean(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+func TestSyncRepairsAfterQdiscDelete(t *testing.T) {
+	p := newPark(t, 2)
+	s := p.shaper(lan24, 0, 0)
+	want := map[netip.Addr]Rate{p.addrs[0]: eight, p.addrs[1]: eight}
+	n, err := s.Sync(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first sync: %d repairs", n)
+	if n, err = s.Sync(want); err != nil || n != 0 {
+		t.Fatalf("sync of an intact kernel: %d repairs, %v; want 0", n, err)
+	}
+
+	// What an operator's `tc qdisc del dev lan root` does.
+	lan, err := p.h.LinkByName(lanIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: lan.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT})
+	if err := p.h.QdiscDel(root); err != nil {
+		t.Fatalf("deleting root qdisc: %v", err)
+	}
+	unshaped := p.parallel([]int{0}, true, 2)
+	t.Logf("download without the qdisc: %.1f Mbit/s", unshaped[0]/mbit)
+
+	// Drop the second visitor from the wanted set at the same time.
+	delete(want, p.addrs[1])
+	n, err = s.Sync(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Root qdisc, two root classes are replaced silently; at least the
+	// qdisc, 1 class, 1 filter, 1 hash table and the prefix link on the LAN
+	// side, plus the removed visitor's upload class.
+	if n < 6 {
+		t.Errorf("sync after qdisc delete: %d repairs, want >= 6", n)
+	}
+	t.Logf("sync after qdisc delete: %d repairs", n)
+	if n, err = s.Sync(want); err != nil || n != 0 {
+		t.Fatalf("second sync: %d repairs, %v; want 0", n, err)
+	}
+	down := p.parallel([]int{0}, true, 3)
+	checkRate(t, "download after sync", down[0], 8*mbit, 0.10)
+
+	ifb, err := p.h.LinkByName(ifbName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []netlink.Link{lan, ifb} {
+		if ips := visitorClasses(t, p, s, l); len(ips) != 1 || ips[0] != p.addrs[0] {
+			t.Errorf("%s visitor classes %v, want only %s", l.Attrs().Name, ips, p.addrs[0])
+		}
+	}
+}
+
+// visitorClasses lists the visitor classes present on a link.
+func visitorClasses(t *testing.T, p *park, s *Shaper, l netlink.Link) []netip.Addr {
+	t.Helper()
+	cls, err := p.h.ClassList(l, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for _, c := range cls {
+		_, minor := netlink.MajorMinor(c.Attrs().Handle)
+		if ip, ok := s.lay.addrOfMinor(minor); ok {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func TestRemoveAndTeardown(t *testing.T) {
+	p := newPark(t, 2)
+	s := p.shaper(lan24, 0, 0)
+	for _, a := range p.addrs {
+		if err := s.Set(a, eight); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Remove(p.addrs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(p.addrs[1]); err != nil {
+		t.Fatalf("removing twice: %v", err)
+	}
+	lan, _ := p.h.LinkByName(lanIface)
+	ifb, _ := p.h.LinkByName(ifbName)
+	for _, l := range []netlink.Link{lan, ifb} {
+		if ips := visitorClasses(t, p, s, l); len(ips) != 1 || ips[0] != p.addrs[0] {
+			t.Errorf("%s visitor classes %v, want only %s", l.Attrs().Name, ips, p.addrs[0])
+		}
+		// u32 entries are not listed by netlink: ask tc (test only).
+		show := run(t, "ip", "netns", "exec", p.gw, "tc", "filter", "show", "dev", l.Attrs().Name)
+		kept, _ := s.lay.visitorFilter(p.addrs[0])
+		gone, _ := s.lay.visitorFilter(p.addrs[1])
+		if !strings.Contains(show, "fh "+u32Str(kept)+" ") || strings.Contains(show, "fh "+u32Str(gone)+" ") {
+			t.Errorf("%s filters: want %s kept and %s gone:\n%s", l.Attrs().Name, u32Str(kept), u32Str(gone), show)
+		}
+	}
+	// The removed visitor falls into the fast default class.
+	free := p.parallel([]int{1}, true, 2)
+	t.Logf("removed visitor downloads %.1f Mbit/s", free[0]/mbit)
+	if free[0] < 12*mbit {
+		t.Errorf("removed visitor still limited: %.1f Mbit/s", free[0]/mbit)
+	}
+
+	if err := s.Teardown(); err != nil {
+		t.Fatal(err)
+	}
+	qs, err := p.h.QdiscList(lan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if q.Type() == "htb" || q.Type() == "ingress" {
+			t.Errorf("left after teardown: %s qdisc %s", q.Type(), netlink.HandleStr(q.Attrs().Handle))
+		}
+	}
+	if _, err := p.h.LinkByName(ifbName); err == nil {
+		t.Errorf("IFB %s left after teardown", ifbName)
+	}
+	if show := run(t, "ip", "netns", "exec", p.gw, "tc", "filter", "show", "dev", lanIface); strings.TrimSpace(show) != "" {
+		t.Errorf("filters left after teardown:\n%s", show)
+	}
+	if err := s.Teardown(); err != nil {
+		t.Errorf("second teardown: %v", err)
+	}
+}
+
+func TestConcurrentSetRemove(t *testing.T) {
+	p := newPark(t, 0)
+	s := p.shaper(lan24, 0, 0)
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(2 + g*50 + i)})
+				errs <- s.Set(ip, eight)
+				errs <- s.Set(ip, Rate{Down: 4 * mbit, Up: 2 * mbit})
+				if i%2 == 0 {
+					errs <- s.Remove(ip)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := make(map[netip.Addr]Rate)
+	for g := range 4 {
+		for i := 1; i < 50; i += 2 {
+			want[netip.AddrFrom4([4]byte{198, 51, 100, byte(2 + g*50 + i)})] = Rate{Down: 4 * mbit, Up: 2 * mbit}
+		}
+	}
+	if n, err := s.Sync(want); err != nil || n != 0 {
+		t.Fatalf("sync after concurrent updates: %d repairs, %v; want 0", n, err)
+	}
+	c, err := s.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c) != len(want) {
+		t.Errorf("counters for %d visitors, want %d", len(c), len(want))
+	}
+}
+
+func TestSetRejectsNonVisitors(t *testing.T) {
+	s, err := New(Config{LANIface: "lan", IFBName: "pp-ifb0", LANPrefix: netip.MustParsePrefix(lan24), Handle: &netlink.Handle{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"198.51.100.0", "198.51.100.255", "192.0.2.1", "2001:db8::1"} {
+		if err := s.Set(netip.MustParseAddr(a), eight); err == nil {
+			t.Errorf("Set(%s) accepted", a)
+		}
+	}
+	if _, err := New(Config{LANIface: "lan", IFBName: "pp-ifb0", LANPrefix: netip.MustParsePrefix("198.51.100.0/31")}); err == nil {
+		t.Error("New accepted a /31")
+	}
+}
