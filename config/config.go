@@ -69,7 +69,34 @@ type Config struct {
 	// kept before the purge job deletes them.
 	Retention time.Duration
 
-	Site Site
+	Site   Site
+	Radius Radius
+}
+
+// Radius configures the gateway as a RADIUS NAS (section `config radius`).
+type Radius struct {
+	// Accounting sends Start/Interim/Stop to AcctServers;
+	// Authorization asks AuthServers after a PIN checks out.
+	Accounting, Authorization bool
+	AuthServers, AcctServers  []string // host:port, primary first
+	// Secret (or the file SecretFile) is shared with the servers.
+	Secret, SecretFile string
+	// NASIdentifier defaults to the site id, NASIP to gateway_ip;
+	// CalledStationID is sent as Called-Station-Id (e.g. the LAN MAC and
+	// ":SSID", as CoovaChilli does).
+	NASIdentifier   string
+	NASIP           netip.Addr
+	CalledStationID string
+	// InterimInterval is the default Acct-Interim-Interval.
+	InterimInterval time.Duration
+	// FailOpen: when no server answers an Access-Request, let the visitor
+	// in with the site's defaults (true) or refuse (false).
+	FailOpen bool
+	// DASListen is the UDP address for RFC 5176 Disconnect/CoA requests
+	// ("" to not listen); only DASClients with DASSecret are answered.
+	DASListen                string
+	DASClients               []netip.Addr
+	DASSecret, DASSecretFile string
 }
 
 // Site is one park's policy. The config file gives its starting values.
@@ -141,6 +168,7 @@ func Defaults() *Config {
 		DBPath:         "/etc/parkportal/parkportal.db",
 		IFBName:        "pp-ifb0",
 		ResyncInterval: 30 * time.Second,
+		Radius:         Radius{InterimInterval: 5 * time.Minute, FailOpen: true},
 		Retention:      90 * 24 * time.Hour,
 		Timezone:       mustLoadLocation("Asia/Qatar"),
 		LogLevel:       "info",
@@ -193,6 +221,8 @@ func Parse(src string) (*Config, error) {
 			errs = append(errs, c.Site.apply(s)...)
 		case "sms":
 			errs = append(errs, c.applySMS(s)...)
+		case "radius":
+			errs = append(errs, c.Radius.apply(s)...)
 		default:
 			errs = append(errs, fmt.Errorf("line %d: unknown section type %q", s.Line, s.Type))
 		}
@@ -393,6 +423,74 @@ func (s *Site) apply(sec *Section) []error {
 			continue
 		}
 		s.WalledGarden = append(s.WalledGarden, p)
+	}
+	return r.errs
+}
+
+func (rc *Radius) apply(s *Section) []error {
+	r := newReader(s)
+	r.boolean("accounting", &rc.Accounting)
+	r.boolean("authorization", &rc.Authorization)
+	r.list("auth_server", &rc.AuthServers)
+	r.list("acct_server", &rc.AcctServers)
+	r.str("secret", &rc.Secret)
+	r.str("secret_file", &rc.SecretFile)
+	r.str("nas_identifier", &rc.NASIdentifier)
+	r.str("called_station_id", &rc.CalledStationID)
+	r.duration("interim_interval", &rc.InterimInterval, time.Minute, 24*time.Hour)
+	r.str("das_listen", &rc.DASListen)
+	r.str("das_secret", &rc.DASSecret)
+	r.str("das_secret_file", &rc.DASSecretFile)
+	var nasIP, policy string
+	var das []string
+	r.str("nas_ip", &nasIP)
+	r.str("fail_policy", &policy)
+	r.list("das_client", &das)
+	r.unknown()
+	if nasIP != "" {
+		a, err := netip.ParseAddr(nasIP)
+		if err != nil {
+			r.fail("nas_ip", "want an IP address, got %q", nasIP)
+		}
+		rc.NASIP = a
+	}
+	switch policy {
+	case "", "open":
+		rc.FailOpen = true
+	case "closed":
+		rc.FailOpen = false
+	default:
+		r.fail("fail_policy", "want open or closed, got %q", policy)
+	}
+	for _, d := range das {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			r.fail("das_client", "want an IP address, got %q", d)
+			continue
+		}
+		rc.DASClients = append(rc.DASClients, a)
+	}
+	for _, hp := range append(append([]string{}, rc.AuthServers...), rc.AcctServers...) {
+		if _, err := netip.ParseAddrPort(hp); err != nil {
+			r.fail("auth_server/acct_server", "want address:port like 192.0.2.10:1812, got %q", hp)
+		}
+	}
+	if rc.Authorization && len(rc.AuthServers) == 0 {
+		r.fail("auth_server", "authorization is on but no auth_server is listed")
+	}
+	if rc.Accounting && len(rc.AcctServers) == 0 {
+		r.fail("acct_server", "accounting is on but no acct_server is listed")
+	}
+	if (rc.Authorization || rc.Accounting) && rc.Secret == "" && rc.SecretFile == "" {
+		r.fail("secret", "RADIUS is on but neither secret nor secret_file is set")
+	}
+	if rc.DASListen != "" {
+		if _, err := netip.ParseAddrPort(rc.DASListen); err != nil {
+			r.fail("das_listen", "want address:port like 192.0.2.1:3799, got %q", rc.DASListen)
+		}
+		if len(rc.DASClients) == 0 || (rc.DASSecret == "" && rc.DASSecretFile == "") {
+			r.fail("das_listen", "needs das_client entries and das_secret or das_secret_file")
+		}
 	}
 	return r.errs
 }

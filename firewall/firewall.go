@@ -47,10 +47,13 @@ type Client struct {
 
 func (c Client) key() string { return c.IP.String() + "/" + c.MAC.String() }
 
-// Usage is a client's traffic as the allowlist counted it (packets from
-// the visitor).
+// Usage is a client's traffic as the kernel counted it. Packets and Bytes
+// are from the visitor (the allowlist's counters); PacketsDown and
+// BytesDown are to the visitor (the shaping class's counters, when
+// shaping is on).
 type Usage struct {
-	Packets, Bytes uint64
+	Packets, Bytes         uint64
+	PacketsDown, BytesDown uint64
 }
 
 // Firewall is the real, kernel-backed implementation.

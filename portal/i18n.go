@@ -103,6 +103,12 @@ var (
 	errTermsRequired = &problem{http.StatusBadRequest, "terms-required",
 		"يرجى الموافقة على شروط الاستخدام للمتابعة.",
 		"Please accept the terms of use to continue."}
+	errNumberBlocked = &problem{http.StatusForbidden, "number-blocked",
+		"هذا الرقم غير مسموح له باستخدام إنترنت الحدائق. للاستفسار تواصل مع إدارة الحديقة.",
+		"This number may not use the parks' Wi-Fi. Please contact the park's staff."}
+	errAuthUnavailable = &problem{http.StatusServiceUnavailable, "auth-unavailable",
+		"تعذّر التحقق من رقمك الآن. حاول مرة أخرى بعد قليل.",
+		"We could not check your number just now. Please try again in a minute."}
 	errInternal = &problem{http.StatusInternalServerError, "internal",
 		"حدث خطأ من جهتنا ولم يتغيّر شيء. حاول مرة أخرى.",
 		"Something went wrong on our side and nothing was changed. Please try again."}

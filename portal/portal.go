@@ -46,6 +46,19 @@ type Limiter interface {
 	ResetPIN(phone, mac string) error
 }
 
+// Authorizer asks central authorisation (RADIUS) whether a number may
+// log in once its PIN checked out. It returns the session's grant (nil
+// for the site's defaults), a *Rejected when the number is blocked, or
+// another error when no decision could be had and the site fails closed.
+type Authorizer interface {
+	Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (*session.Grant, error)
+}
+
+// Rejected is a central refusal of a number.
+type Rejected struct{ Reason string }
+
+func (r *Rejected) Error() string { return "rejected by central authorisation: " + r.Reason }
+
 // Site is what the pages and the flow need of the site's policy.
 type Site struct {
 	ID              string
@@ -79,6 +92,7 @@ type Options struct {
 	Store    *store.Store
 	SMS      sms.Sender
 	Limits   Limiter
+	Auth     Authorizer // nil when the site has no central authorisation
 	Neigh    Neighbors
 	PINKey   []byte
 	Rand     io.Reader        // nil means crypto/rand
@@ -473,7 +487,24 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	if err := s.o.Limits.ResetPIN(p.Phone, mac.String()); err != nil {
 		s.o.Logger.Error("resetting PIN back-off", "err", err)
 	}
-	sess, err := s.o.Sessions.Activate(session.Login{MAC: mac, IP: ip, Phone: p.Phone, Lang: lang})
+	var grant *session.Grant
+	if s.o.Auth != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		grant, err = s.o.Auth.Authorize(ctx, p.Phone, mac, ip)
+		cancel()
+		var rej *Rejected
+		switch {
+		case errors.As(err, &rej):
+			s.o.Logger.Warn("number refused by central authorisation", "to", maskPhone(p.Phone), "mac", mac.String(), "reason", rej.Reason)
+			s.fail(w, lang, "splash", errNumberBlocked)
+			return
+		case err != nil:
+			s.o.Logger.Error("central authorisation unavailable; site fails closed", "err", err)
+			s.fail(w, lang, "splash", errAuthUnavailable)
+			return
+		}
+	}
+	sess, err := s.o.Sessions.Activate(session.Login{MAC: mac, IP: ip, Phone: p.Phone, Lang: lang, Grant: grant})
 	if err != nil {
 		s.o.Logger.Error("activating session", "mac", mac.String(), "ip", ip, "err", err)
 		s.fail(w, lang, "splash", errInternal)

@@ -59,6 +59,10 @@ type Manager struct {
 	// activity remembers the last allowlist packet count per IP, so a
 	// session counts as active only when the kernel saw its traffic.
 	activity map[netip.Addr]uint64
+	// live holds each active session's traffic totals. Kernel counters
+	// restart from zero when an entry is re-added (resync, new IP); the
+	// totals carry on.
+	live map[string]*traffic
 
 	resync chan struct{}
 }
@@ -83,7 +87,7 @@ func NewManager(o Options) *Manager {
 	}
 	return &Manager{
 		store: o.Store, gate: o.Gate, now: o.Now, log: o.Logger, site: o.Site,
-		policy: o.Policy, activity: map[netip.Addr]uint64{},
+		policy: o.Policy, activity: map[netip.Addr]uint64{}, live: map[string]*traffic{},
 		resync: make(chan struct{}, 1),
 	}
 }
@@ -127,6 +131,17 @@ type Login struct {
 	IP    netip.Addr
 	Phone string
 	Lang  string
+	// Grant, when set, overrides the site policy for this session
+	// (from a RADIUS Access-Accept); zero fields keep the site's value.
+	Grant *Grant
+}
+
+// Grant is a per-session policy from central authorisation.
+type Grant struct {
+	SessionTimeout, IdleTimeout time.Duration
+	RateDown, RateUp            uint64
+	InterimInterval             time.Duration
+	Class                       []byte
 }
 
 // Activate starts a session for l: first durably in the store, then in
@@ -143,6 +158,21 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		ID: newID(), MAC: l.MAC, IP: l.IP, Phone: l.Phone, Site: m.site, Lang: l.Lang,
 		Start: now, Expires: now.Add(p.SessionTimeout), IdleTimeout: p.IdleTimeout, LastActive: now,
 		RateDown: p.RateDown, RateUp: p.RateUp, State: store.Active,
+	}
+	if g := l.Grant; g != nil {
+		if g.SessionTimeout > 0 {
+			s.Expires = now.Add(g.SessionTimeout)
+		}
+		if g.IdleTimeout > 0 {
+			s.IdleTimeout = g.IdleTimeout
+		}
+		if g.RateDown > 0 {
+			s.RateDown = g.RateDown
+		}
+		if g.RateUp > 0 {
+			s.RateUp = g.RateUp
+		}
+		s.InterimInterval, s.Class = g.InterimInterval, g.Class
 	}
 	replaced, err := m.store.Activate(s, "")
 	if err != nil {
@@ -186,6 +216,7 @@ func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, 
 		wasActive = x.State == store.Active
 		if wasActive {
 			x.State, x.EndReason, x.Ended = store.Ended, reason, m.now()
+			m.live[id].fill(x)
 		}
 		return nil
 	})
@@ -201,6 +232,7 @@ func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, 
 		m.requestResyncLocked()
 	}
 	delete(m.activity, s.IP)
+	delete(m.live, id)
 	m.notifyEnded(s)
 	m.log.Info("session ended", "session", id, "reason", string(reason), "mac", s.MAC.String(), "ip", s.IP)
 	return s, nil
@@ -333,13 +365,25 @@ func (m *Manager) Sweep() (int, error) {
 	}
 	ended := 0
 	for _, s := range active {
+		if u, ok := usage[s.IP]; ok {
+			t := m.live[s.ID]
+			if t == nil {
+				t = newTraffic(s)
+				m.live[s.ID] = t
+			}
+			t.observe(u)
+		}
 		if u, ok := usage[s.IP]; ok && u.Packets != m.activity[s.IP] {
 			m.activity[s.IP] = u.Packets
 			// Write activity to the store at most once a minute per
 			// session: enough for idle timeouts across a restart, and
 			// gentle on a router's flash.
 			if now.Sub(s.LastActive) >= time.Minute {
-				if ns, err := m.store.Update(s.ID, func(x *store.Session) error { x.LastActive = now; return nil }); err == nil {
+				if ns, err := m.store.Update(s.ID, func(x *store.Session) error {
+					x.LastActive = now
+					m.live[s.ID].fill(x)
+					return nil
+				}); err == nil {
 					s = ns
 				}
 			} else {
@@ -445,5 +489,101 @@ func (m *Manager) SetRate(id string, down, up uint64) (*store.Session, error) {
 		return s, fmt.Errorf("applying rate of session %s: %w", id, err)
 	}
 	m.log.Info("session rate changed", "session", id, "down", s.RateDown, "up", s.RateUp)
+	return s, nil
+}
+
+// traffic accumulates kernel counters into totals that survive the
+// counters restarting from zero.
+type traffic struct {
+	base, last firewall.Usage
+}
+
+// newTraffic starts from what the store already counted for s (before a
+// restart, say).
+func newTraffic(s *store.Session) *traffic {
+	return &traffic{base: firewall.Usage{Packets: s.PacketsUp, Bytes: s.BytesUp, PacketsDown: s.PacketsDown, BytesDown: s.BytesDown}}
+}
+
+func (t *traffic) observe(u firewall.Usage) {
+	// A counter that went backwards was reset: bank what it had reached.
+	if u.Packets < t.last.Packets || u.Bytes < t.last.Bytes {
+		t.base.Packets += t.last.Packets
+		t.base.Bytes += t.last.Bytes
+	}
+	if u.PacketsDown < t.last.PacketsDown || u.BytesDown < t.last.BytesDown {
+		t.base.PacketsDown += t.last.PacketsDown
+		t.base.BytesDown += t.last.BytesDown
+	}
+	t.last = u
+}
+
+// fill writes the totals into s; a nil traffic leaves s as it is.
+func (t *traffic) fill(s *store.Session) {
+	if t == nil {
+		return
+	}
+	s.PacketsUp, s.BytesUp = t.base.Packets+t.last.Packets, t.base.Bytes+t.last.Bytes
+	s.PacketsDown, s.BytesDown = t.base.PacketsDown+t.last.PacketsDown, t.base.BytesDown+t.last.BytesDown
+}
+
+// Live returns the active sessions with their traffic counted up to the
+// last sweep (for accounting updates and the staff console).
+func (m *Manager) Live() ([]*store.Session, error) {
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range active {
+		m.live[s.ID].fill(s)
+	}
+	return active, nil
+}
+
+// Match selects active sessions; every non-zero field must match.
+type Match struct {
+	ID, Phone string
+	MAC       net.HardwareAddr
+	IP        netip.Addr
+}
+
+// Find returns the active sessions that m selects. An empty Match
+// selects nothing, so a malformed request cannot end every session.
+func (m *Manager) Find(q Match) ([]*store.Session, error) {
+	if q.ID == "" && q.Phone == "" && q.MAC == nil && !q.IP.IsValid() {
+		return nil, nil
+	}
+	return m.store.Sessions(func(s *store.Session) bool {
+		return s.State == store.Active &&
+			(q.ID == "" || s.ID == q.ID) &&
+			(q.Phone == "" || s.Phone == q.Phone) &&
+			(q.MAC == nil || s.MAC.String() == q.MAC.String()) &&
+			(!q.IP.IsValid() || s.IP == q.IP)
+	})
+}
+
+// SetTimeouts changes a live session's limits: sessionTimeout counts from
+// the session's start (as RADIUS Session-Timeout does); nil leaves a
+// limit as it is.
+func (m *Manager) SetTimeouts(id string, sessionTimeout, idleTimeout *time.Duration) (*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.store.Update(id, func(x *store.Session) error {
+		if x.State != store.Active {
+			return fmt.Errorf("session %s is not active", id)
+		}
+		if sessionTimeout != nil {
+			x.Expires = x.Start.Add(*sessionTimeout)
+		}
+		if idleTimeout != nil {
+			x.IdleTimeout = *idleTimeout
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("changing timeouts of session %s: %w", id, err)
+	}
+	m.log.Info("session timeouts changed", "session", id, "expires", s.Expires.Format(time.RFC3339), "idle_timeout", s.IdleTimeout)
 	return s, nil
 }

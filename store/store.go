@@ -223,6 +223,12 @@ type Session struct {
 	BytesDown, BytesUp     uint64 `json:",omitempty"`
 	PacketsDown, PacketsUp uint64 `json:",omitempty"`
 
+	// Class is echoed to the RADIUS accounting server (from its
+	// Access-Accept); InterimInterval is how often accounting updates
+	// are sent for this session (0: the site default).
+	Class           []byte        `json:"class,omitempty"`
+	InterimInterval time.Duration `json:"interim_interval,omitempty"`
+
 	State     State     `json:"state"`
 	EndReason EndReason `json:"end_reason,omitempty"`
 	Ended     time.Time `json:"ended,omitzero"`

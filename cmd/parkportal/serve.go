@@ -140,6 +140,10 @@ func cmdServe(args []string) error {
 			RateDown: cfg.Site.RateDown, RateUp: cfg.Site.RateUp,
 		},
 	})
+	radiusNAS, err := startNAS(cfg, st, mgr, log)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := mgr.Restore(); err != nil {
 		return fmt.Errorf("restoring sessions into the kernel: %w", err)
@@ -155,7 +159,7 @@ func cmdServe(args []string) error {
 			PINTTL: cfg.Site.PINTTL, PINMaxTries: cfg.Site.PINMaxTries, PrivacyURL: cfg.Site.PrivacyURL,
 			VenueURL: cfg.Site.VenueURL, RequireTerms: cfg.Site.RequireTerms, TermsURL: cfg.Site.TermsURL,
 		},
-		Addr: addr, TLSHost: tlsHost(cfg), Sessions: mgr, Store: st, SMS: sender, Limits: lim, Neigh: fw, PINKey: key, Logger: log,
+		Addr: addr, TLSHost: tlsHost(cfg), Sessions: mgr, Store: st, SMS: sender, Limits: lim, Auth: radiusNAS.authorizer(), Neigh: fw, PINKey: key, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -177,6 +181,7 @@ func cmdServe(args []string) error {
 	}()
 	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
 	go purgeLoop(ctx, st, cfg.Retention, log)
+	go radiusNAS.runInterim(ctx)
 
 	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()
@@ -206,6 +211,7 @@ func cmdServe(args []string) error {
 	if tlsSrv != nil {
 		tlsSrv.Shutdown(shutdownCtx)
 	}
+	radiusNAS.close(*keep)
 	if *keep {
 		log.Info("leaving firewall state in place (--keep-firewall)")
 		return nil

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/portal"
+	"github.com/parkwifi/parkportal/radius"
+	"github.com/parkwifi/parkportal/session"
+	"github.com/parkwifi/parkportal/sms"
+	"github.com/parkwifi/parkportal/store"
+)
+
+// nas wires package radius to the session manager and the portal: the
+// gateway as a RADIUS NAS, as CoovaChilli deployments know it.
+type nas struct {
+	cfg  config.Radius
+	log  *slog.Logger
+	mgr  *session.Manager
+	acct *radius.Accounting // nil without accounting
+	auth *radius.Authorizer // nil without central authorisation
+	das  *radius.DAS        // nil when not listening
+
+	mu          sync.Mutex
+	lastInterim map[string]time.Time
+}
+
+// startNAS builds whatever `config radius` turns on. With nothing on it
+// returns a nas whose methods do nothing.
+func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *slog.Logger) (*nas, error) {
+	rc := cfg.Radius
+	n := &nas{cfg: rc, log: log, mgr: mgr, lastInterim: map[string]time.Time{}}
+	if !rc.Accounting && !rc.Authorization && rc.DASListen == "" {
+		return n, nil
+	}
+	id := rc.NASIdentifier
+	if id == "" {
+		id = cfg.Site.ID
+	}
+	ip := rc.NASIP
+	if !ip.IsValid() {
+		ip = cfg.GatewayIP
+	}
+	info := radius.NAS{Identifier: id, IP: ip, CalledStationID: rc.CalledStationID}
+
+	if rc.Accounting || rc.Authorization {
+		secret, err := sms.LoadSecret(rc.Secret, rc.SecretFile, "PARKPORTAL_RADIUS_SECRET")
+		if err != nil {
+			return nil, fmt.Errorf("radius.secret: %w", err)
+		}
+		servers := func(list []string) []radius.Server {
+			var out []radius.Server
+			for _, a := range list {
+				out = append(out, radius.Server{Addr: a, Secret: []byte(secret)})
+			}
+			return out
+		}
+		if rc.Accounting {
+			c, err := radius.NewClient(radius.ClientConfig{Servers: servers(rc.AcctServers), Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("radius accounting client: %w", err)
+			}
+			n.acct, err = radius.NewAccounting(radius.AccountingConfig{Client: c, NAS: info, DB: st.DB(), Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("radius accounting: %w", err)
+			}
+			// After a planned restart the server still holds our sessions;
+			// Accounting-On would tell it they all ended.
+			if !n.acct.Resumed() {
+				if err := n.acct.On(); err != nil {
+					log.Error("queueing Accounting-On", "err", err)
+				}
+			}
+			mgr.AddObserver(n)
+		}
+		if rc.Authorization {
+			c, err := radius.NewClient(radius.ClientConfig{Servers: servers(rc.AuthServers), Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("radius authorisation client: %w", err)
+			}
+			n.auth, err = radius.NewAuthorizer(radius.AuthConfig{Client: c, NAS: info, Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("radius authorisation: %w", err)
+			}
+		}
+	}
+	if rc.DASListen != "" {
+		secret, err := sms.LoadSecret(rc.DASSecret, rc.DASSecretFile, "PARKPORTAL_DAS_SECRET")
+		if err != nil {
+			return nil, fmt.Errorf("radius.das_secret: %w", err)
+		}
+		var clients []radius.DASClient
+		for _, a := range rc.DASClients {
+			clients = append(clients, radius.DASClient{IP: a, Secret: []byte(secret)})
+		}
+		n.das, err = radius.ListenDAS(radius.DASConfig{Addr: rc.DASListen, Clients: clients, Controller: dasController{mgr}, NAS: info, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("radius dynamic authorisation: %w", err)
+		}
+		log.Info("listening for RADIUS Disconnect/CoA", "addr", rc.DASListen, "clients", len(clients))
+	}
+	return n, nil
+}
+
+// authorizer returns the portal's Authorizer, or nil.
+func (n *nas) authorizer() portal.Authorizer {
+	if n.auth == nil {
+		return nil
+	}
+	return n
+}
+
+// Authorize applies the site's fail policy to a RADIUS decision.
+func (n *nas) Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (*session.Grant, error) {
+	d, err := n.auth.Authorize(ctx, phone, mac, ip)
+	switch {
+	case errors.Is(err, radius.ErrUnreachable) && n.cfg.FailOpen:
+		n.log.Warn("RADIUS unreachable; letting the visitor in with the site's defaults (fail_policy open)", "err", err)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case d.Reject:
+		return nil, &portal.Rejected{Reason: d.ReplyMessage}
+	}
+	return &session.Grant{
+		SessionTimeout: d.SessionTimeout, IdleTimeout: d.IdleTimeout,
+		RateDown: d.RateDown, RateUp: d.RateUp,
+		InterimInterval: d.InterimInterval, Class: d.Class,
+	}, nil
+}
+
+func radiusSession(s *store.Session) radius.Session {
+	return radius.Session{
+		ID: s.ID, Phone: s.Phone, MAC: s.MAC, IP: s.IP, Start: s.Start,
+		BytesIn: s.BytesUp, BytesOut: s.BytesDown, PacketsIn: s.PacketsUp, PacketsOut: s.PacketsDown,
+		Class: s.Class,
+	}
+}
+
+var terminateCause = map[store.EndReason]radius.TerminateCause{
+	store.ReasonExpired:  radius.TerminateSessionTimeout,
+	store.ReasonIdle:     radius.TerminateIdleTimeout,
+	store.ReasonLogout:   radius.TerminateUserRequest,
+	store.ReasonKicked:   radius.TerminateAdminReset,
+	store.ReasonReplaced: radius.TerminateNASRequest,
+}
+
+// SessionStarted queues Accounting Start.
+func (n *nas) SessionStarted(s *store.Session) {
+	if err := n.acct.Start(radiusSession(s)); err != nil {
+		n.log.Error("queueing Accounting-Start", "session", s.ID, "err", err)
+	}
+	n.mu.Lock()
+	n.lastInterim[s.ID] = s.Start
+	n.mu.Unlock()
+}
+
+// SessionEnded queues Accounting Stop with the reason as
+// Acct-Terminate-Cause.
+func (n *nas) SessionEnded(s *store.Session) {
+	cause, ok := terminateCause[s.EndReason]
+	if !ok {
+		cause = radius.TerminateNASError
+	}
+	if err := n.acct.Stop(radiusSession(s), cause); err != nil {
+		n.log.Error("queueing Accounting-Stop", "session", s.ID, "err", err)
+	}
+	n.mu.Lock()
+	delete(n.lastInterim, s.ID)
+	n.mu.Unlock()
+}
+
+// runInterim sends Interim-Updates for sessions whose interval passed.
+func (n *nas) runInterim(ctx context.Context) {
+	if n.acct == nil {
+		return
+	}
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			live, err := n.mgr.Live()
+			if err != nil {
+				n.log.Error("listing sessions for accounting", "err", err)
+				continue
+			}
+			for _, s := range live {
+				every := s.InterimInterval
+				if every <= 0 {
+					every = n.cfg.InterimInterval
+				}
+				n.mu.Lock()
+				last, ok := n.lastInterim[s.ID]
+				if !ok {
+					last = s.Start
+				}
+				due := now.Sub(last) >= every
+				if due {
+					n.lastInterim[s.ID] = now
+				}
+				n.mu.Unlock()
+				if due {
+					if err := n.acct.Interim(radiusSession(s)); err != nil {
+						n.log.Error("queueing Interim-Update", "session", s.ID, "err", err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// close stops the NAS. A planned restart (the firewall state kept) sends
+// no Accounting-Off: the sessions live on.
+func (n *nas) close(restarting bool) {
+	if n.das != nil {
+		n.das.Close()
+	}
+	if n.acct != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if !restarting {
+			n.acct.Off()
+		}
+		if err := n.acct.Close(ctx, radius.CloseOptions{Restarting: restarting}); err != nil {
+			n.log.Error("closing accounting", "err", err)
+		}
+	}
+}
+
+// queueLen is the accounting queue's length, for metrics.
+func (n *nas) queueLen() int {
+	if n.acct == nil {
+		return 0
+	}
+	return n.acct.QueueLen()
+}
+
+// dasController lets RFC 5176 requests act on sessions.
+type dasController struct{ mgr *session.Manager }
+
+func (c dasController) find(m radius.Match) ([]*store.Session, error) {
+	return c.mgr.Find(session.Match{ID: m.SessionID, Phone: m.UserName, MAC: m.MAC, IP: m.IP})
+}
+
+// Disconnect ends the matched sessions (Acct-Terminate-Cause Admin-Reset).
+func (c dasController) Disconnect(m radius.Match) (int, error) {
+	list, err := c.find(m)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, s := range list {
+		if _, err := c.mgr.End(s.ID, store.ReasonKicked); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(list), errors.Join(errs...)
+}
+
+// Change applies only the attributes the CoA carried.
+func (c dasController) Change(m radius.Match, ch radius.Change) (int, error) {
+	list, err := c.find(m)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, s := range list {
+		if ch.RateDown != nil || ch.RateUp != nil {
+			var down, up uint64
+			if ch.RateDown != nil {
+				down = *ch.RateDown
+			}
+			if ch.RateUp != nil {
+				up = *ch.RateUp
+			}
+			if _, err := c.mgr.SetRate(s.ID, down, up); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if ch.SessionTimeout != nil || ch.IdleTimeout != nil {
+			if _, err := c.mgr.SetTimeouts(s.ID, ch.SessionTimeout, ch.IdleTimeout); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return len(list), errors.Join(errs...)
+}
