@@ -1,0 +1,291 @@
+// Package admin is the ministry staff's side of parkportal: a console
+// (server-rendered pages in Arabic and English, no scripts, no external
+// resources), a JSON API for automation, staff accounts with roles, and
+// the Prometheus endpoint. It listens apart from the visitors' portal
+// (admin_listen, loopback by default; the firewall closes its port to the
+// LAN).
+//
+// The package depends on narrow interfaces (Sessions, Stats) and on the
+// settings manager, so it is tested without a kernel.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parkwifi/parkportal/metrics"
+	"github.com/parkwifi/parkportal/settings"
+	"github.com/parkwifi/parkportal/store"
+)
+
+// Sessions is what the console does to visitors' sessions.
+// SessionsAdapter implements it over session.Manager and store.Store.
+type Sessions interface {
+	// List returns active sessions whose phone, MAC or IP contains q
+	// (all active sessions when q is empty).
+	List(q string) ([]*store.Session, error)
+	End(id string, reason store.EndReason) (*store.Session, error)
+	Extend(id string, d time.Duration) (*store.Session, error)
+	SetRate(id string, down, up uint64) (*store.Session, error)
+}
+
+// Stats feeds the dashboard; *metrics.Metrics implements it.
+type Stats interface {
+	Snapshot() metrics.Snapshot
+	History() []metrics.Sample
+}
+
+// Options configure a Server.
+type Options struct {
+	Users    *Users
+	Settings *settings.Manager
+	Sessions Sessions
+	Stats    Stats        // nil shows zeros
+	Metrics  http.Handler // served at /metrics; nil for none
+	// OpenMetrics serves /metrics without a token, for a Prometheus
+	// scraping over loopback or a management network.
+	OpenMetrics bool
+	Logger      *slog.Logger
+	Now         func() time.Time
+	// SessionTTL is how long a console login lasts without use.
+	SessionTTL time.Duration
+}
+
+// Server is the admin http.Handler.
+type Server struct {
+	o       Options
+	log     *slog.Logger
+	now     func() time.Time
+	handler http.Handler
+	local   http.Handler
+
+	limitSource *loginLimiter
+	limitUser   *loginLimiter
+
+	mu       sync.Mutex
+	sessions map[string]*consoleSession // by cookie value
+}
+
+// consoleSession is a logged-in browser. CSRF is its per-session token,
+// required in every form as well as the cross-origin check.
+type consoleSession struct {
+	user    string
+	csrf    string
+	expires time.Time
+}
+
+const cookieName = "pp_admin"
+
+// New returns the admin server.
+func New(o Options) (*Server, error) {
+	if o.Users == nil || o.Settings == nil || o.Sessions == nil {
+		return nil, fmt.Errorf("admin: Users, Settings and Sessions are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = 8 * time.Hour
+	}
+	s := &Server{
+		o: o, log: o.Logger, now: o.Now,
+		// Ten failures per source and five per account per 15 minutes:
+		// enough for staff who mistype, far too few to guess a password.
+		limitSource: newLoginLimiter(10, 15*time.Minute, o.Now),
+		limitUser:   newLoginLimiter(5, 15*time.Minute, o.Now),
+		sessions:    map[string]*consoleSession{},
+	}
+	mux := http.NewServeMux()
+	s.routesConsole(mux)
+	s.routesAPI(mux, s.bearer)
+	if o.Metrics != nil {
+		if o.OpenMetrics {
+			mux.Handle("GET /metrics", o.Metrics)
+		} else {
+			mux.Handle("GET /metrics", s.bearer(Viewer, func(w http.ResponseWriter, r *http.Request, _ *User) { o.Metrics.ServeHTTP(w, r) }))
+		}
+	}
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+	}))
+	s.handler = securityHeaders(cop.Handler(mux))
+
+	lmux := http.NewServeMux()
+	s.routesAPI(lmux, s.localRoot)
+	s.local = securityHeaders(lmux)
+	return s, nil
+}
+
+// ServeHTTP serves the console, the API and /metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// LocalHandler serves the API only, treating every request as the box's
+// root ("local-root", role admin). Serve it only on a unix socket that
+// only root can open: the CLI on the box uses it to create the first
+// account and to act while the daemon holds the database.
+func (s *Server) LocalHandler() http.Handler { return s.local }
+
+// localRoot authenticates nothing: see LocalHandler.
+func (s *Server) localRoot(need Role, h authed) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h(w, r, &User{Name: LocalRoot, Role: Admin})
+	})
+}
+
+// LocalRoot is the actor recorded for changes made over the local socket
+// or by the CLI on the store directly.
+const LocalRoot = "local-root"
+
+type authed func(http.ResponseWriter, *http.Request, *User)
+
+// bearer authenticates an API request by its token and checks the role.
+func (s *Server) bearer(need Role, h authed) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parkportal"`)
+			writeJSONError(w, http.StatusUnauthorized, "missing bearer token")
+			return
+		}
+		src := sourceKey(r)
+		if ok, wait := s.limitSource.Allowed(src); !ok {
+			w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+			writeJSONError(w, http.StatusTooManyRequests, "too many failed attempts; try again later")
+			return
+		}
+		usr, err := s.o.Users.ByToken(strings.TrimSpace(tok))
+		if err != nil {
+			s.limitSource.Fail(src)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parkportal", error="invalid_token"`)
+			writeJSONError(w, http.StatusUnauthorized, "invalid token")
+			return
+		}
+		if !usr.Role.Allows(need) {
+			writeJSONError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; %s is %s", need, usr.Name, usr.Role))
+			return
+		}
+		h(w, r, usr)
+	})
+}
+
+// sourceKey is the rate limiter's key for the client's address. Proxies
+// are not trusted: the admin listener is reached directly.
+func sourceKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "src:" + host
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		// No scripts at all; styles and images only from ourselves (the
+		// charts are inline SVG elements, not images).
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newConsoleSession logs user in and returns the session's cookie value.
+func (s *Server) newConsoleSession(user string) (string, *consoleSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for k, cs := range s.sessions {
+		if now.After(cs.expires) {
+			delete(s.sessions, k)
+		}
+	}
+	id := randomToken()
+	cs := &consoleSession{user: user, csrf: randomToken(), expires: now.Add(s.o.SessionTTL)}
+	s.sessions[id] = cs
+	return id, cs
+}
+
+// consoleSessionOf returns the request's live console session, sliding
+// its expiry.
+func (s *Server) consoleSessionOf(r *http.Request) (string, *consoleSession) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.sessions[c.Value]
+	if cs == nil {
+		return "", nil
+	}
+	now := s.now()
+	if now.After(cs.expires) {
+		delete(s.sessions, c.Value)
+		return "", nil
+	}
+	cs.expires = now.Add(s.o.SessionTTL)
+	return c.Value, cs
+}
+
+func (s *Server) endConsoleSession(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, id)
+}
+
+// endConsoleSessionsOf logs user out everywhere (password change,
+// deletion, demotion).
+func (s *Server) endConsoleSessionsOf(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, cs := range s.sessions {
+		if cs.user == user {
+			delete(s.sessions, k)
+		}
+	}
+}
+
+// Serve serves s on ln until ctx ends, with the same client-bounding
+// timeouts as the portal.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		return fmt.Errorf("serving admin on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

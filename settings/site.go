@@ -1,0 +1,353 @@
+// Package settings keeps a site's policy (the part staff change from the
+// console, the API or the CLI) in the daemon's bbolt file, validates every
+// change field by field, records it in an audit log and tells the daemon,
+// so changes apply live without a restart.
+//
+// The config file holds infrastructure and only the starting values of
+// the policy: on first start the store is seeded from it, and from then on
+// the store is the truth.
+package settings
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parkwifi/parkportal/config"
+)
+
+// Site is one park's policy.
+type Site struct {
+	// ID names the site (the config file's section name). It is not
+	// editable here: it keys RADIUS accounting and metrics.
+	ID     string `json:"id"`
+	NameAR string `json:"name_ar"`
+	NameEN string `json:"name_en"`
+
+	SessionTimeout Duration `json:"session_timeout"`
+	IdleTimeout    Duration `json:"idle_timeout"`
+	PINTTL         Duration `json:"pin_ttl"`
+	PINMaxTries    int      `json:"pin_max_tries"`
+
+	// RateDown and RateUp are each visitor's ceiling.
+	RateDown Rate `json:"rate_down"`
+	RateUp   Rate `json:"rate_up"`
+	// UplinkDown and UplinkUp are the park's uplink; 0 means unlimited.
+	UplinkDown Rate `json:"uplink_down"`
+	UplinkUp   Rate `json:"uplink_up"`
+
+	// WalledGarden lists IPv4 addresses and prefixes reachable before login.
+	WalledGarden []string `json:"walled_garden"`
+
+	// SMSTemplates holds the PIN message per language ("ar", "en"); each
+	// must contain {pin} and may contain {minutes} and {site}.
+	SMSTemplates map[string]string `json:"sms_templates"`
+	PhoneRegion  string            `json:"phone_region"`
+	// AllowedPrefixes lists the E.164 prefixes SMS may be sent to.
+	AllowedPrefixes []string `json:"allowed_prefixes"`
+
+	SMSPerNumberHour int `json:"sms_per_number_hour"`
+	SMSPerDeviceHour int `json:"sms_per_device_hour"`
+	SMSDailyBudget   int `json:"sms_daily_budget"`
+
+	TermsAR      string `json:"terms_ar"`
+	TermsEN      string `json:"terms_en"`
+	PrivacyURL   string `json:"privacy_url"`
+	RequireTerms bool   `json:"require_terms"`
+
+	RADIUS RADIUS `json:"radius"`
+}
+
+// RADIUS holds the site's RADIUS options as plain fields; the radius
+// package interprets them.
+type RADIUS struct {
+	Enabled bool `json:"enabled"`
+	// Servers are host:port of the RADIUS servers, in order of preference.
+	Servers []string `json:"servers"`
+	// FailPolicy says what happens to a login when no server answers:
+	// "open" lets the visitor in, "closed" refuses.
+	FailPolicy string `json:"fail_policy"`
+}
+
+// Defaults for what the config file does not carry.
+const (
+	DefaultSMSPerNumberHour = 3
+	DefaultSMSPerDeviceHour = 5
+	DefaultSMSDailyBudget   = 2000
+)
+
+// DefaultTemplates are the PIN messages a new site starts with; they fit
+// one SMS segment (see sms.DefaultTemplates, which they copy).
+var DefaultTemplates = map[string]string{
+	"ar": "رمز الدخول {pin} لإنترنت {site}، صالح {minutes} دقيقة. لا تشاركه.",
+	"en": "Your code is {pin} for {site} free Wi-Fi. Valid {minutes} min. Do not share it.",
+}
+
+// FromConfig returns the policy the config file starts a site with.
+func FromConfig(c config.Site) Site {
+	s := Site{
+		ID: c.ID, NameAR: c.NameAR, NameEN: c.NameEN,
+		SessionTimeout: Duration(c.SessionTimeout), IdleTimeout: Duration(c.IdleTimeout),
+		PINTTL: Duration(c.PINTTL), PINMaxTries: c.PINMaxTries,
+		RateDown: Rate(c.RateDown), RateUp: Rate(c.RateUp),
+		UplinkDown: Rate(c.UplinkDown), UplinkUp: Rate(c.UplinkUp),
+		WalledGarden:     []string{},
+		SMSTemplates:     map[string]string{},
+		PhoneRegion:      c.PhoneRegion,
+		AllowedPrefixes:  slices.Clone(c.AllowedPrefixes),
+		SMSPerNumberHour: DefaultSMSPerNumberHour,
+		SMSPerDeviceHour: DefaultSMSPerDeviceHour,
+		SMSDailyBudget:   DefaultSMSDailyBudget,
+		PrivacyURL:       c.PrivacyURL,
+		RADIUS:           RADIUS{Servers: []string{}, FailPolicy: "closed"},
+	}
+	for _, p := range c.WalledGarden {
+		if p.Bits() == 32 {
+			s.WalledGarden = append(s.WalledGarden, p.Addr().String())
+		} else {
+			s.WalledGarden = append(s.WalledGarden, p.String())
+		}
+	}
+	for k, v := range DefaultTemplates {
+		s.SMSTemplates[k] = v
+	}
+	if s.AllowedPrefixes == nil {
+		s.AllowedPrefixes = []string{}
+	}
+	return s
+}
+
+// Clone returns a deep copy, so a listener cannot change the manager's
+// copy through shared slices or maps.
+func (s Site) Clone() Site {
+	s.WalledGarden = slices.Clone(s.WalledGarden)
+	s.AllowedPrefixes = slices.Clone(s.AllowedPrefixes)
+	s.RADIUS.Servers = slices.Clone(s.RADIUS.Servers)
+	if s.SMSTemplates != nil {
+		m := make(map[string]string, len(s.SMSTemplates))
+		for k, v := range s.SMSTemplates {
+			m[k] = v
+		}
+		s.SMSTemplates = m
+	}
+	return s
+}
+
+// WalledGardenPrefixes returns the walled garden as prefixes; entries that
+// do not parse (Validate refuses them) are skipped.
+func (s Site) WalledGardenPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, g := range s.WalledGarden {
+		if p, err := parseGarden(g); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// FieldErrors maps a field's JSON name to what is wrong with it, so a
+// form can show each message next to its field.
+type FieldErrors map[string]string
+
+// Error lists every field's problem in a stable order.
+func (fe FieldErrors) Error() string {
+	keys := make([]string, 0, len(fe))
+	for k := range fe {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+": "+fe[k])
+	}
+	return "invalid site settings: " + strings.Join(parts, "; ")
+}
+
+// Limits on free text, so a profile cannot bloat the store or a page.
+const (
+	maxName     = 64
+	maxTerms    = 20000
+	maxTemplate = 320
+	maxList     = 256
+)
+
+// Validate checks every field and returns a message per bad field, or
+// nil when s is acceptable.
+func (s Site) Validate() FieldErrors {
+	fe := FieldErrors{}
+	name := func(field, v string) {
+		switch {
+		case strings.TrimSpace(v) == "":
+			fe[field] = "required: the park needs a name in Arabic and in English"
+		case utf8.RuneCountInString(v) > maxName:
+			fe[field] = fmt.Sprintf("at most %d characters", maxName)
+		case !utf8.ValidString(v) || strings.ContainsAny(v, "\r\n\t"):
+			fe[field] = "one line of text"
+		}
+	}
+	name("name_ar", s.NameAR)
+	name("name_en", s.NameEN)
+	dur := func(field string, d Duration, min, max time.Duration) {
+		if d.D() < min || d.D() > max {
+			fe[field] = fmt.Sprintf("want a duration from %s to %s, got %s", Duration(min), Duration(max), d)
+		}
+	}
+	dur("session_timeout", s.SessionTimeout, time.Minute, 7*24*time.Hour)
+	dur("idle_timeout", s.IdleTimeout, time.Minute, 24*time.Hour)
+	dur("pin_ttl", s.PINTTL, 30*time.Second, time.Hour)
+	if _, bad := fe["idle_timeout"]; !bad && s.IdleTimeout > s.SessionTimeout {
+		fe["idle_timeout"] = "must not be longer than the session timeout"
+	}
+	if s.PINMaxTries < 1 || s.PINMaxTries > 10 {
+		fe["pin_max_tries"] = fmt.Sprintf("want a whole number from 1 to 10, got %d", s.PINMaxTries)
+	}
+	rate := func(field string, r Rate, allowZero bool) {
+		switch {
+		case r == 0 && !allowZero:
+			fe[field] = "required: a rate like 8mbit"
+		case r != 0 && r < 64_000:
+			fe[field] = "at least 64kbit (a page would not load below that)"
+		case r > 100_000_000_000:
+			fe[field] = "at most 100gbit"
+		}
+	}
+	rate("rate_down", s.RateDown, false)
+	rate("rate_up", s.RateUp, false)
+	rate("uplink_down", s.UplinkDown, true)
+	rate("uplink_up", s.UplinkUp, true)
+	if _, bad := fe["rate_down"]; !bad && s.UplinkDown != 0 && s.RateDown > s.UplinkDown {
+		fe["rate_down"] = fmt.Sprintf("higher than the uplink (%s)", s.UplinkDown)
+	}
+	if _, bad := fe["rate_up"]; !bad && s.UplinkUp != 0 && s.RateUp > s.UplinkUp {
+		fe["rate_up"] = fmt.Sprintf("higher than the uplink (%s)", s.UplinkUp)
+	}
+	if len(s.WalledGarden) > maxList {
+		fe["walled_garden"] = fmt.Sprintf("at most %d entries", maxList)
+	} else {
+		for _, g := range s.WalledGarden {
+			if _, err := parseGarden(g); err != nil {
+				fe["walled_garden"] = fmt.Sprintf("want IPv4 addresses or prefixes like 203.0.113.0/28, got %q", g)
+				break
+			}
+		}
+	}
+	for _, lang := range []string{"ar", "en"} {
+		field := "sms_templates." + lang
+		t := s.SMSTemplates[lang]
+		switch {
+		case strings.TrimSpace(t) == "":
+			fe[field] = "required"
+		case !strings.Contains(t, "{pin}"):
+			fe[field] = "must contain {pin}"
+		case utf8.RuneCountInString(t) > maxTemplate:
+			fe[field] = fmt.Sprintf("at most %d characters (about two SMS)", maxTemplate)
+		}
+	}
+	for lang := range s.SMSTemplates {
+		if lang != "ar" && lang != "en" {
+			fe["sms_templates"] = fmt.Sprintf("only ar and en, got %q", lang)
+		}
+	}
+	if len(s.PhoneRegion) != 2 || strings.ToUpper(s.PhoneRegion) != s.PhoneRegion || !isLetters(s.PhoneRegion) {
+		fe["phone_region"] = fmt.Sprintf("want a two-letter region like QA, got %q", s.PhoneRegion)
+	}
+	switch {
+	case len(s.AllowedPrefixes) == 0:
+		fe["allowed_prefixes"] = "at least one prefix like +9743 (otherwise no SMS can be sent)"
+	case len(s.AllowedPrefixes) > maxList:
+		fe["allowed_prefixes"] = fmt.Sprintf("at most %d entries", maxList)
+	default:
+		for _, p := range s.AllowedPrefixes {
+			if !isE164Prefix(p) {
+				fe["allowed_prefixes"] = fmt.Sprintf("want + and digits like +9743, got %q", p)
+				break
+			}
+		}
+	}
+	count := func(field string, n, min, max int) {
+		if n < min || n > max {
+			fe[field] = fmt.Sprintf("want a whole number from %d to %d, got %d", min, max, n)
+		}
+	}
+	count("sms_per_number_hour", s.SMSPerNumberHour, 1, 100)
+	count("sms_per_device_hour", s.SMSPerDeviceHour, 1, 100)
+	count("sms_daily_budget", s.SMSDailyBudget, 0, 1_000_000)
+	if utf8.RuneCountInString(s.TermsAR) > maxTerms {
+		fe["terms_ar"] = fmt.Sprintf("at most %d characters", maxTerms)
+	}
+	if utf8.RuneCountInString(s.TermsEN) > maxTerms {
+		fe["terms_en"] = fmt.Sprintf("at most %d characters", maxTerms)
+	}
+	if s.PrivacyURL != "" {
+		u, err := url.Parse(s.PrivacyURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(s.PrivacyURL) > 2048 {
+			fe["privacy_url"] = "want an http(s) URL like https://example.org/privacy, or nothing"
+		}
+	}
+	if s.RequireTerms && strings.TrimSpace(s.TermsAR) == "" && strings.TrimSpace(s.TermsEN) == "" && s.PrivacyURL == "" {
+		fe["require_terms"] = "visitors cannot accept terms that are empty: write the terms or give a privacy URL"
+	}
+	switch s.RADIUS.FailPolicy {
+	case "open", "closed":
+	default:
+		fe["radius.fail_policy"] = fmt.Sprintf("want open or closed, got %q", s.RADIUS.FailPolicy)
+	}
+	if len(s.RADIUS.Servers) > 8 {
+		fe["radius.servers"] = "at most 8 servers"
+	} else {
+		for _, srv := range s.RADIUS.Servers {
+			if _, err := netip.ParseAddrPort(srv); err != nil {
+				fe["radius.servers"] = fmt.Sprintf("want address:port like 192.0.2.5:1812, got %q", srv)
+				break
+			}
+		}
+	}
+	if s.RADIUS.Enabled && len(s.RADIUS.Servers) == 0 {
+		fe["radius.servers"] = "RADIUS is enabled: give at least one server"
+	}
+	if len(fe) == 0 {
+		return nil
+	}
+	return fe
+}
+
+func isLetters(s string) bool {
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+func isE164Prefix(p string) bool {
+	if len(p) < 2 || len(p) > 16 || p[0] != '+' {
+		return false
+	}
+	for _, r := range p[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func parseGarden(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return netip.Prefix{}, fmt.Errorf("bad prefix %q", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("bad address %q", s)
+	}
+	return netip.PrefixFrom(a, 32), nil
+}
