@@ -76,33 +76,32 @@ config sms
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	want := &Config{
-		LANIface:       "lan0",
-		LANPrefix:      netip.MustParsePrefix("198.51.100.0/24"),
-		GatewayIP:      netip.MustParseAddr("198.51.100.254"),
-		PortalPort:     8080,
-		AdminListen:    "127.0.0.1:9000",
-		DBPath:         "/var/lib/pp/pp.db",
-		SecretFile:     "/var/lib/pp/key",
-		IFBName:        "ifb9",
-		ResyncInterval: 90 * time.Second,
-		LogLevel:       "debug",
-		SMS:            map[string]string{"provider": "twilio", "twilio_from": "+15005550006"},
-		Site: Site{
-			ID: "corniche", NameAR: "الكورنيش", NameEN: "Corniche",
-			SessionTimeout: 2 * time.Hour, IdleTimeout: 15 * time.Minute,
-			PINTTL: 2 * time.Minute, PINMaxTries: 3,
-			RateDown: 4_000_000, RateUp: 512_000, UplinkDown: 1_000_000_000, UplinkUp: 0,
-			PhoneRegion:     "QA",
-			AllowedPrefixes: []string{"+9743", "+9745"},
-			WalledGarden: []netip.Prefix{
-				netip.MustParsePrefix("203.0.113.0/24"),
-				netip.MustParsePrefix("192.0.2.7/32"),
-				netip.MustParsePrefix("192.0.2.128/25"),
-			},
-			PrivacyURL: "http://198.51.100.1:2050/privacy",
-		},
+	want := Defaults()
+	want.LANIface = "lan0"
+	want.LANPrefix = netip.MustParsePrefix("198.51.100.0/24")
+	want.GatewayIP = netip.MustParseAddr("198.51.100.254")
+	want.PortalPort = 8080
+	want.AdminListen = "127.0.0.1:9000"
+	want.DBPath = "/var/lib/pp/pp.db"
+	want.SecretFile = "/var/lib/pp/key"
+	want.IFBName = "ifb9"
+	want.ResyncInterval = 90 * time.Second
+	want.LogLevel = "debug"
+	want.SMS["provider"] = "twilio"
+	want.SMS["twilio_from"] = "+15005550006"
+	ws := &want.Site
+	ws.ID, ws.NameAR, ws.NameEN = "corniche", "الكورنيش", "Corniche"
+	ws.SessionTimeout, ws.IdleTimeout = 2*time.Hour, 15*time.Minute
+	ws.PINTTL, ws.PINMaxTries = 2*time.Minute, 3
+	ws.RateDown, ws.RateUp, ws.UplinkDown, ws.UplinkUp = 4_000_000, 512_000, 1_000_000_000, 0
+	ws.PhoneRegion = "QA"
+	ws.AllowedPrefixes = []string{"+9743", "+9745"}
+	ws.WalledGarden = []netip.Prefix{
+		netip.MustParsePrefix("203.0.113.0/24"),
+		netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("192.0.2.128/25"),
 	}
+	ws.PrivacyURL = "http://198.51.100.1:2050/privacy"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Parse =\n%+v\nwant\n%+v", c, want)
 	}
@@ -207,7 +206,13 @@ func TestParseErrorsNameTheOption(t *testing.T) {
 		{"walled_garden", withMain("", " list walled_garden 'example.org'"), []string{"site.walled_garden", `"example.org"`}},
 		{"walled_garden IPv6", withMain("", " list walled_garden '2001:db8::/32'"), []string{"site.walled_garden"}},
 		{"unknown site option", withMain("", " option sesion_timeout '1h'"), []string{"site.sesion_timeout: unknown option"}},
-		{"unknown section", minimal + "config radius\n", []string{`unknown section type "radius"`}},
+		{"sms provider", minimal + "config sms\n option provider 'pigeon'\n", []string{"sms.provider", `"pigeon"`}},
+		{"sms unknown option", minimal + "config sms\n option twilio_sid 'x'\n", []string{"sms.twilio_sid: unknown option"}},
+		{"radius fail_policy", minimal + "config radius\n option fail_policy 'maybe'\n", []string{"radius.fail_policy", `"maybe"`}},
+		{"radius boolean", minimal + "config radius\n option accounting 'sure'\n", []string{"radius.accounting", `"sure"`}},
+		{"radius no server", minimal + "config radius\n option authorization '1'\n option secret 's'\n", []string{"radius.auth_server"}},
+		{"radius no secret", minimal + "config radius\n option accounting '1'\n list acct_server '192.0.2.10:1813'\n", []string{"radius.secret"}},
+		{"unknown section", minimal + "config portal\n", []string{`line 5: unknown section type "portal"`}},
 		{"duplicate section", minimal + "config parkportal 'again'\n", []string{"line 5", "more than one `config parkportal` section"}},
 		{"uci syntax", minimal + "option x 'y\n", []string{"line 5", "unterminated single quote"}},
 	}
@@ -343,7 +348,9 @@ func TestParseDuration(t *testing.T) {
 		{"1.5h", 90 * time.Minute, true},
 		{"", 0, false},
 		{"4 hours", 0, false},
-		{"4d", 0, false},
+		{"4d", 96 * time.Hour, true},
+		{"1.5d", 0, false},
+		{"4x", 0, false},
 		{"-", 0, false},
 		{"99999999999", 0, false}, // bare seconds beyond 32 bits and no unit
 	}
@@ -383,8 +390,8 @@ func checkInvariants(c *Config) error {
 		return fmt.Errorf("LANPrefix %s", c.LANPrefix)
 	case !c.GatewayIP.Is4() || !c.LANPrefix.Contains(c.GatewayIP):
 		return fmt.Errorf("GatewayIP %s not in %s", c.GatewayIP, c.LANPrefix)
-	case c.PortalPort < 1 || c.PortalPort > 65535:
-		return fmt.Errorf("PortalPort %d", c.PortalPort)
+	case c.PortalPort < 1 || c.PortalPort > 65535 || c.TLSPort < 1 || c.TLSPort > 65535 || c.TLSPort == c.PortalPort:
+		return fmt.Errorf("ports %d %d", c.PortalPort, c.TLSPort)
 	case c.AdminPort() == 0 && c.AdminListen != "" && !strings.HasSuffix(c.AdminListen, ":0"):
 		return fmt.Errorf("AdminListen %q", c.AdminListen)
 	case c.LANIface == "" || len(c.LANIface) > 15 || c.IFBName == "" || len(c.IFBName) > 15:
