@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/limits"
 	"github.com/parkwifi/parkportal/session"
 	"github.com/parkwifi/parkportal/sms"
 	"github.com/parkwifi/parkportal/store"
@@ -170,6 +171,64 @@ func (s *fakeSMS) last(t *testing.T) (sms.Message, string) {
 	return m, p
 }
 
+// fakeLimits allows everything unless told to refuse.
+type fakeLimits struct {
+	mu       sync.Mutex
+	sms, pin limits.Decision // returned when not Allowed-zero
+	err      error
+	resets   int
+}
+
+func (l *fakeLimits) decide(d limits.Decision) (limits.Decision, error) {
+	if l.err != nil {
+		return limits.Decision{}, l.err
+	}
+	if d.Reason == limits.None {
+		return limits.Decision{Allowed: true}, nil
+	}
+	return d, nil
+}
+
+func (l *fakeLimits) ReserveSMS(phone, mac string) (limits.Decision, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.decide(l.sms)
+}
+
+func (l *fakeLimits) TryPIN(phone, mac string) (limits.Decision, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.decide(l.pin)
+}
+
+func (l *fakeLimits) ResetPIN(phone, mac string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.resets++
+	return nil
+}
+
+func (l *fakeLimits) set(fn func(*fakeLimits)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fn(l)
+}
+
+// fakeAuth answers Authorize with grant and err.
+type fakeAuth struct {
+	mu    sync.Mutex
+	grant *session.Grant
+	err   error
+	asked []string
+}
+
+func (a *fakeAuth) Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (*session.Grant, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked = append(a.asked, phone+" "+mac.String()+" "+ip.String())
+	return a.grant, a.err
+}
+
 // clock is a settable time source.
 type clock struct {
 	mu  sync.Mutex
@@ -230,11 +289,19 @@ type park struct {
 	gate  *fakeGate
 	neigh *fakeNeigh
 	sms   *fakeSMS
+	lim   *fakeLimits
 	clock *clock
 	log   *syncBuffer
 }
 
 func newPark(tb testing.TB, visitors ...visitor) *park {
+	tb.Helper()
+	return newParkWith(tb, nil, nil, visitors...)
+}
+
+// newParkWith builds a park whose Options edit may change (central
+// authorisation, terms) before the server is made.
+func newParkWith(tb testing.TB, auth Authorizer, edit func(*Options), visitors ...visitor) *park {
 	tb.Helper()
 	st, err := store.Open(filepath.Join(tb.TempDir(), "pp.db"))
 	if err != nil {
@@ -246,6 +313,7 @@ func newPark(tb testing.TB, visitors ...visitor) *park {
 		gate:  &fakeGate{clients: map[string]firewall.Client{}},
 		neigh: &fakeNeigh{macs: map[netip.Addr]net.HardwareAddr{}, inUse: map[string]bool{}},
 		sms:   &fakeSMS{},
+		lim:   &fakeLimits{},
 		clock: &clock{now: time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)},
 		log:   &syncBuffer{},
 	}
@@ -272,19 +340,23 @@ func newPark(tb testing.TB, visitors ...visitor) *park {
 	}
 	var seed [32]byte
 	copy(seed[:], "parkportal portal test rand seed")
-	p.srv, err = New(Options{
+	o := Options{
 		Site: Site{
 			ID: "lab-park", NameAR: "حديقة المختبر", NameEN: "Lab Park",
 			PhoneRegion: "QA", AllowedPrefixes: []string{"+9743", "+9745", "+9746", "+9747"},
 			PINTTL: 5 * time.Minute, PINMaxTries: 5, PrivacyURL: "http://198.51.100.1:2050/static/privacy.html",
 		},
 		Addr:     netip.MustParseAddrPort(portalHost),
-		Sessions: p.mgr, Store: st, SMS: p.sms, Neigh: p.neigh,
+		Sessions: p.mgr, Store: st, SMS: p.sms, Neigh: p.neigh, Limits: p.lim, Auth: auth,
 		PINKey: bytes.Repeat([]byte{7}, 32),
 		Rand:   rand.NewChaCha8(seed),
 		Now:    p.clock.Now,
 		Logger: logger,
-	})
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	p.srv, err = New(o)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkwifi/parkportal/limits"
+	"github.com/parkwifi/parkportal/session"
 	"github.com/parkwifi/parkportal/sms"
 	"github.com/parkwifi/parkportal/store"
 )
@@ -324,7 +327,7 @@ func TestLoginFlow(t *testing.T) {
 
 	w = p.get(t, v, "/?lang=ar")
 	expect(t, "PIN page", w, http.StatusOK, "")
-	if !strings.Contains(w.Body.String(), `action="/pin"`) || !strings.Contains(w.Body.String(), "+974••••3456") {
+	if !strings.Contains(w.Body.String(), `action="/pin"`) || !strings.Contains(w.Body.String(), "974••••3456") {
 		t.Errorf("PIN page lacks the form or the masked number:\n%s", w.Body.String())
 	}
 	if strings.Contains(w.Body.String(), pin) {
@@ -413,8 +416,8 @@ func TestEnglishSMS(t *testing.T) {
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/?lang=en" {
 		t.Fatalf("POST /sms: %d %q", w.Code, w.Header().Get("Location"))
 	}
-	msg, pin := p.sms.last(t)
-	if msg.To != "+97455123456" || !strings.HasPrefix(msg.Body, pin+" is your Lab Park Wi-Fi code. Valid for 5 minutes.") {
+	msg, _ := p.sms.last(t)
+	if msg.To != "+97455123456" || !strings.Contains(msg.Body, "Lab Park") || !strings.Contains(msg.Body, "5 min") || strings.Contains(msg.Body, "حديقة") {
 		t.Errorf("SMS = %+v", msg)
 	}
 }
@@ -674,4 +677,181 @@ func TestPINInputAcceptsWhatCleanAccepts(t *testing.T) {
 			t.Errorf("pattern %q refuses %q, which the server accepts", m[1], in)
 		}
 	}
+}
+
+func TestSMSLimits(t *testing.T) {
+	v := newVisitor(1)
+	p := newPark(t, v)
+	p.lim.set(func(l *fakeLimits) {
+		l.sms = limits.Decision{Reason: limits.ResendGap, RetryAfter: 40 * time.Second}
+	})
+	w := p.post(t, v, "/sms", url.Values{"phone": {"33123456"}, "lang": {"en"}})
+	expect(t, "resend gap", w, http.StatusTooManyRequests, "limit-resend-gap")
+	if !strings.Contains(w.Body.String(), "40 s") || !strings.Contains(w.Body.String(), "40 ثانية") {
+		t.Errorf("limit page does not say when to retry in both languages")
+	}
+	if p.sms.count() != 0 {
+		t.Error("SMS sent past the limit")
+	}
+	p.lim.set(func(l *fakeLimits) { l.sms = limits.Decision{}; l.err = errors.New("bolt: closed") })
+	expect(t, "limiter error", p.sendPIN(t, v, "33123456"), http.StatusInternalServerError, "internal")
+	if p.sms.count() != 0 {
+		t.Error("SMS sent though the limits could not be checked")
+	}
+}
+
+func TestPINBackoff(t *testing.T) {
+	v := newVisitor(1)
+	p := newPark(t, v)
+	p.sendPIN(t, v, "33123456")
+	_, pin := p.sms.last(t)
+	p.lim.set(func(l *fakeLimits) {
+		l.pin = limits.Decision{Reason: limits.PINBackoff, RetryAfter: 5 * time.Minute}
+	})
+	expect(t, "back-off", p.enterPIN(t, v, pin), http.StatusTooManyRequests, "limit-pin-backoff")
+	if pend, err := p.st.Pending(v.mac.String()); err != nil || pend.Tries != 0 {
+		t.Errorf("a refused try touched the PIN: %+v, %v", pend, err)
+	}
+	p.lim.set(func(l *fakeLimits) { l.pin = limits.Decision{} })
+	expect(t, "after back-off", p.enterPIN(t, v, pin), http.StatusOK, "")
+	if p.lim.resets != 1 {
+		t.Errorf("ResetPIN called %d times after a login, want 1", p.lim.resets)
+	}
+}
+
+func TestCentralAuthorisation(t *testing.T) {
+	v := newVisitor(1)
+	cases := []struct {
+		name   string
+		grant  *session.Grant
+		err    error
+		status int
+		code   string
+	}{
+		{"defaults", nil, nil, http.StatusOK, ""},
+		{"grant", &session.Grant{SessionTimeout: time.Hour, RateDown: 2e6}, nil, http.StatusOK, ""},
+		{"rejected", nil, &Rejected{Reason: "blocked by staff"}, http.StatusForbidden, "number-blocked"},
+		{"unavailable", nil, errors.New("radius: no answer"), http.StatusServiceUnavailable, "auth-unavailable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			auth := &fakeAuth{grant: c.grant, err: c.err}
+			p := newParkWith(t, auth, nil, v)
+			p.sendPIN(t, v, "33123456")
+			_, pin := p.sms.last(t)
+			w := p.enterPIN(t, v, pin)
+			expect(t, "PIN", w, c.status, c.code)
+			if want := "+97433123456 " + v.mac.String() + " " + v.ip.String(); len(auth.asked) != 1 || auth.asked[0] != want {
+				t.Errorf("Authorize asked %q, want [%q]", auth.asked, want)
+			}
+			active, _ := p.st.ActiveSessions()
+			if c.status != http.StatusOK {
+				if len(active) != 0 || p.gate.size() != 0 {
+					t.Errorf("let out after %s", c.name)
+				}
+				return
+			}
+			if len(active) != 1 || !p.gate.has(v.ip, v.mac) {
+				t.Fatalf("not let out: %+v", active)
+			}
+			if c.grant != nil && (active[0].Expires.Sub(active[0].Start) != time.Hour || active[0].RateDown != 2e6 || active[0].RateUp != 8e6) {
+				t.Errorf("grant not applied: %+v", active[0])
+			}
+		})
+	}
+}
+
+func TestTermsRequired(t *testing.T) {
+	v := newVisitor(1)
+	p := newParkWith(t, nil, func(o *Options) {
+		o.Site.RequireTerms, o.Site.TermsURL = true, "http://198.51.100.1:2050/static/terms.html"
+	}, v)
+	if body := p.get(t, v, "/").Body.String(); !strings.Contains(body, `name="terms"`) {
+		t.Errorf("splash lacks the terms checkbox")
+	}
+	expect(t, "no terms", p.sendPIN(t, v, "33123456"), http.StatusBadRequest, "terms-required")
+	if p.sms.count() != 0 {
+		t.Error("SMS sent without accepting the terms")
+	}
+	w := p.post(t, v, "/sms", url.Values{"phone": {"33123456"}, "terms": {"on"}})
+	if w.Code != http.StatusSeeOther || p.sms.count() != 1 {
+		t.Errorf("with terms: %d, %d SMS", w.Code, p.sms.count())
+	}
+}
+
+func TestCaptiveAPI(t *testing.T) {
+	v, unknown := newVisitor(1), newVisitor(9)
+	p := newParkWith(t, nil, func(o *Options) { o.Site.VenueURL = "http://198.51.100.1:2050/venue" }, v)
+	api := func(from visitor) map[string]any {
+		t.Helper()
+		w := p.get(t, from, "/api/captive")
+		if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/captive+json" || w.Header().Get("Cache-Control") != "private" {
+			t.Fatalf("API: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Header().Get("Cache-Control"))
+		}
+		var m map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatalf("API body %q: %v", w.Body.String(), err)
+		}
+		return m
+	}
+	m := api(v)
+	if m["captive"] != true || m["user-portal-url"] != "http://198.51.100.1:2050/" || m["venue-info-url"] != "http://198.51.100.1:2050/venue" {
+		t.Errorf("captive device: %v", m)
+	}
+	if m := api(unknown); m["captive"] != true {
+		t.Errorf("unseen device: %v", m)
+	}
+	p.sendPIN(t, v, "33123456")
+	_, pin := p.sms.last(t)
+	p.enterPIN(t, v, pin)
+	p.clock.Advance(time.Hour)
+	m = api(v)
+	if m["captive"] != false || m["seconds-remaining"] != float64(3*3600) {
+		t.Errorf("released device: %v", m)
+	}
+	// The same IP with another MAC (a spoofer) is still captive.
+	p.neigh.set(v.ip, newVisitor(7).mac)
+	if m := api(v); m["captive"] != true {
+		t.Errorf("other MAC on a released IP: %v", m)
+	}
+}
+
+// FuzzPortalForms sends random form values to random paths as a device
+// on the portal host: whatever arrives, the portal answers without a 500
+// and without panicking.
+func FuzzPortalForms(f *testing.F) {
+	f.Add("/sms", "33123456", "", "ar", true)
+	f.Add("/sms", "٣٣١٢٣٤٥٦", "", "en", true)
+	f.Add("/pin", "", "123456", "ar", true)
+	f.Add("/pin", "", "١٢٣ ٤٥٦", "xx", true)
+	f.Add("/pin", "", "12345678901234567890", "en", true)
+	f.Add("/logout", "", "", "en", true)
+	f.Add("/cancel", "+97433123456", "000000", "ar", true)
+	f.Add("/?lang=en", "", "", "en", false)
+	f.Add("//evil.example/", "", "", "", false)
+	f.Add("/static/../sms", "33123456", "", "", true)
+	f.Add("/api/captive", "", "", "", false)
+	f.Add("/sms?lang=%ff", "\u202a+974 3312 3456\u202c", "", "\x00", true)
+	v := newVisitor(1)
+	p := newPark(f, v)
+	p.st.DB().NoSync = true // many requests; durability is not under test
+	f.Fuzz(func(t *testing.T, path, phone, pin, lang string, post bool) {
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		if _, err := url.ParseRequestURI(path); err != nil {
+			return
+		}
+		r := req{path: path, from: v, form: url.Values{"phone": {phone}, "pin": {pin}, "lang": {lang}}}
+		if post {
+			r.method = http.MethodPost
+		}
+		w := p.do(t, r)
+		if w.Code >= 500 {
+			t.Fatalf("%s %q phone=%q pin=%q lang=%q: status %d\n%s", r.method, path, phone, pin, lang, w.Code, w.Body.String())
+		}
+		if loc := w.Header().Get("Location"); strings.HasPrefix(loc, "//") || strings.Contains(loc, "\n") || strings.Contains(loc, "\r") {
+			t.Fatalf("%q: unsafe Location %q", path, loc)
+		}
+	})
 }
