@@ -264,6 +264,9 @@ func DecodeJSON(b []byte) (Site, error) {
 	if len(b) > maxJSON {
 		return s, fmt.Errorf("settings document larger than %d bytes", maxJSON)
 	}
+	if err := checkKeys(b); err != nil {
+		return Site{}, fmt.Errorf("decoding site settings: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
@@ -273,6 +276,35 @@ func DecodeJSON(b []byte) (Site, error) {
 		return Site{}, errors.New("decoding site settings: trailing data after the object")
 	}
 	return s, nil
+}
+
+// checkKeys refuses field names that are not spelled exactly as
+// documented. encoding/json matches names case-insensitively, which would
+// let "Rate_Down" through here yet make Patch and the audit log disagree.
+func checkKeys(b []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return err
+	}
+	known, _ := json.Marshal(Site{})
+	var fields map[string]json.RawMessage
+	json.Unmarshal(known, &fields)
+	for k, v := range top {
+		if _, ok := fields[k]; !ok {
+			return fmt.Errorf("%w %q", ErrUnknownField, k)
+		}
+		if k == "radius" {
+			var sub map[string]json.RawMessage
+			if json.Unmarshal(v, &sub) == nil {
+				for sk := range sub {
+					if sk != "enabled" && sk != "servers" && sk != "fail_policy" {
+						return fmt.Errorf("%w %q", ErrUnknownField, "radius."+sk)
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Patch applies a partial JSON object (only the fields to change) to base

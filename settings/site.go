@@ -200,7 +200,7 @@ func (s Site) Validate() FieldErrors {
 	dur("session_timeout", s.SessionTimeout, time.Minute, 7*24*time.Hour)
 	dur("idle_timeout", s.IdleTimeout, time.Minute, 24*time.Hour)
 	dur("pin_ttl", s.PINTTL, 30*time.Second, time.Hour)
-	if _, bad := fe["idle_timeout"]; !bad && s.IdleTimeout > s.SessionTimeout {
+	if _, bad := fe["idle_timeout"]; !bad && fe["session_timeout"] == "" && s.IdleTimeout > s.SessionTimeout {
 		fe["idle_timeout"] = "must not be longer than the session timeout"
 	}
 	if s.PINMaxTries < 1 || s.PINMaxTries > 10 {
