@@ -395,8 +395,8 @@ func (s *Site) apply(sec *Section) []error {
 	}
 	r.str("name_ar", &s.NameAR)
 	r.str("name_en", &s.NameEN)
-	r.duration("session_timeout", &s.SessionTimeout, time.Minute, 7*24*time.Hour)
-	r.duration("idle_timeout", &s.IdleTimeout, time.Minute, 24*time.Hour)
+	r.duration("session_timeout", &s.SessionTimeout, 10*time.Second, 7*24*time.Hour)
+	r.duration("idle_timeout", &s.IdleTimeout, 10*time.Second, 24*time.Hour)
 	r.duration("pin_ttl", &s.PINTTL, 30*time.Second, time.Hour)
 	r.integer("pin_max_tries", &s.PINMaxTries, 1, 10)
 	r.rate("rate_down", &s.RateDown, false)

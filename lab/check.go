@@ -74,7 +74,13 @@ func cookieJar(ns string) []string {
 
 // PostForm sends a form as the visitor's browser would (same-origin).
 func PostForm(ns, url string, form map[string]string) HTTPResult {
-	args := append(cookieJar(ns), "-H", "Origin: "+strings.TrimSuffix(originOf(url), "/"))
+	return PostFormWith(ns, cookieJar(ns), url, form)
+}
+
+// PostFormWith is PostForm with the sender's curl flags (a Device's
+// CurlArgs, say).
+func PostFormWith(ns string, client []string, url string, form map[string]string) HTTPResult {
+	args := append(append([]string{}, client...), "-H", "Origin: "+strings.TrimSuffix(originOf(url), "/"))
 	for k, v := range form {
 		args = append(args, "--data-urlencode", k+"="+v)
 	}

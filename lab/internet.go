@@ -27,6 +27,25 @@ func ServeInternet(ctx context.Context, addrs ...string) error {
 	mux.HandleFunc("/canonical.html", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `<meta http-equiv="refresh" content="0;url=https://support.mozilla.org/kb/captive-portal"/>`)
 	})
+	// /stream trickles 1 KiB every 100 ms for up to a minute: a long
+	// download whose cut-off shows when a session's connections end.
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 1024)
+		fl, _ := w.(http.Flusher)
+		for i := 0; i < 600; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from the internet\n") })
 
 	errc := make(chan error, 2*len(addrs))

@@ -6,6 +6,7 @@
 //	parkportal lab [--check]                           a virtual park in network namespaces
 //	parkportal config check --config FILE              validate a config file
 //	parkportal db check --config FILE                  verify the state database
+//	parkportal db export --config FILE [--format json] the session log, for the ministry
 //	parkportal cleanup --config FILE                   remove our chains and set after a crash
 //	parkportal version
 package main
@@ -32,6 +33,7 @@ func usage() error {
   parkportal lab [--check]           build a virtual park in network namespaces and run the daemon in it
   parkportal config check --config FILE
   parkportal db check --config FILE
+  parkportal db export --config FILE [--format csv|json]   the session log (stop the daemon first)
   parkportal cleanup --config FILE   remove parkportal's chains and allowlist set
   parkportal version`)
 }
@@ -54,6 +56,9 @@ func run(args []string) error {
 	case "db":
 		if len(args) > 1 && args[1] == "check" {
 			return cmdDBCheck(args[2:])
+		}
+		if len(args) > 1 && args[1] == "export" {
+			return cmdDBExport(args[2:])
 		}
 	case "cleanup":
 		return cmdCleanup(args[1:])

@@ -314,3 +314,20 @@ func tlsHost(c *config.Config) string {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(c.TLSPort))
 }
+
+// cmdDBExport writes the session log for the ministry: every stored
+// session (phone, device, address, times, traffic) as CSV or JSON lines.
+func cmdDBExport(args []string) error {
+	fs := flag.NewFlagSet("db export", flag.ContinueOnError)
+	format := fs.String("format", "csv", "csv or json")
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.DBPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.Export(os.Stdout, *format)
+}
