@@ -270,3 +270,31 @@ func checkRate(t testing.TB, what string, got, want, tol float64) {
 		t.Errorf("%s: %.2f Mbit/s, want %.2f ±%.0f%%", what, got/mbit, want/mbit, tol*100)
 	}
 }
+
+// TestMain removes namespaces left by earlier runs that were killed before
+// their cleanups ran (a test timeout panics without running t.Cleanup): a
+// namespace named pps<pid>-… whose process no longer exists is garbage.
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		sweepStaleNamespaces()
+	}
+	os.Exit(m.Run())
+}
+
+func sweepStaleNamespaces() {
+	entries, err := os.ReadDir("/var/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		var pid, seq int
+		var rest string
+		if n, _ := fmt.Sscanf(e.Name(), "pps%d-%d-%s", &pid, &seq, &rest); n < 2 {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // still running
+		}
+		_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+	}
+}

@@ -263,7 +263,7 @@ func TestConcurrentSetRemove(t *testing.T) {
 	p := newPark(t, 0)
 	s := p.shaper(lan24, 0, 0)
 	var wg sync.WaitGroup
-	errs := make(chan error, 400)
+	errs := make(chan error, 4*50*3)
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
