@@ -185,7 +185,7 @@ func TestParseErrorsNameTheOption(t *testing.T) {
 		{"unknown main list", withMain(" list extra 'x'", ""), []string{"parkportal.extra: unknown option"}},
 		{"name_ar empty", withMain("", " option name_ar ''"), []string{"site.name_ar"}},
 		{"name_en empty", withMain("", " option name_en ''"), []string{"site.name_en"}},
-		{"session_timeout short", withMain("", " option session_timeout '30s'"), []string{"site.session_timeout"}},
+		{"session_timeout short", withMain("", " option session_timeout '5s'"), []string{"site.session_timeout"}},
 		{"session_timeout long", withMain("", " option session_timeout '200h'"), []string{"site.session_timeout"}},
 		{"session_timeout negative", withMain("", " option session_timeout '-4h'"), []string{"site.session_timeout"}},
 		{"idle_timeout", withMain("", " option idle_timeout '25h'"), []string{"site.idle_timeout"}},
@@ -409,7 +409,7 @@ func checkInvariants(c *Config) error {
 	switch {
 	case s.NameAR == "" || s.NameEN == "":
 		return fmt.Errorf("site names")
-	case s.SessionTimeout < time.Minute || s.SessionTimeout > 7*24*time.Hour:
+	case s.SessionTimeout < 10*time.Second || s.SessionTimeout > 7*24*time.Hour:
 		return fmt.Errorf("SessionTimeout %s", s.SessionTimeout)
 	case s.IdleTimeout < time.Minute || s.IdleTimeout > 24*time.Hour:
 		return fmt.Errorf("IdleTimeout %s", s.IdleTimeout)
