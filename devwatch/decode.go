@@ -105,7 +105,14 @@ type decoder struct {
 	udp  layers.UDP
 	arp  layers.ARP
 	dhcp layers.DHCPv4
+	fb   feedback
 }
+
+// feedback records gopacket's "truncated" signal: its IPv4 and UDP decoders
+// cut a length field that overruns the frame and carry on instead of failing.
+type feedback struct{ truncated bool }
+
+func (f *feedback) SetTruncated() { f.truncated = true }
 
 // decode returns the event, the frame's Ethernet source MAC (aliasing frame,
 // for Run's policy checks only) and the result.
@@ -167,7 +174,8 @@ const (
 )
 
 func (d *decoder) decodeIPv4(b []byte, now time.Time) (Event, result) {
-	if err := d.ip4.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
+	d.fb.truncated = false
+	if err := d.ip4.DecodeFromBytes(b, &d.fb); err != nil || d.fb.truncated || d.ip4.Version != 4 {
 		return Event{}, malformed
 	}
 	if d.ip4.Protocol != layers.IPProtocolUDP {
@@ -178,7 +186,7 @@ func (d *decoder) decodeIPv4(b []byte, now time.Time) (Event, result) {
 		// cannot be decoded on its own.
 		return Event{}, ignored
 	}
-	if err := d.udp.DecodeFromBytes(d.ip4.Payload, gopacket.NilDecodeFeedback); err != nil {
+	if err := d.udp.DecodeFromBytes(d.ip4.Payload, &d.fb); err != nil || d.fb.truncated {
 		return Event{}, malformed
 	}
 	sp, dp := d.udp.SrcPort, d.udp.DstPort

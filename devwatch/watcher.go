@@ -54,6 +54,9 @@ type Watcher struct {
 	log   *slog.Logger
 	open  func() (capture, error)
 
+	// checkEvery and minBackoff are fields so that tests can shorten them.
+	checkEvery, minBackoff time.Duration
+
 	mu      sync.Mutex // guards cap (until Run owns it) and trusted
 	cap     capture
 	trusted []net.HardwareAddr
@@ -113,12 +116,14 @@ func newWatcher(iface string, logger *slog.Logger, open func() (capture, error))
 		return nil, err
 	}
 	return &Watcher{
-		iface:  iface,
-		log:    logger.With("component", "devwatch", "iface", iface),
-		open:   open,
-		cap:    c,
-		known:  make(map[[6]byte]dhcpInfo),
-		rogues: make(map[[6]byte]struct{}),
+		iface:      iface,
+		log:        logger.With("component", "devwatch", "iface", iface),
+		open:       open,
+		checkEvery: checkEvery,
+		minBackoff: time.Second,
+		cap:        c,
+		known:      make(map[[6]byte]dhcpInfo),
+		rogues:     make(map[[6]byte]struct{}),
 	}, nil
 }
 
@@ -177,7 +182,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 		}
 	}()
 
-	backoff := time.Second
+	backoff := w.minBackoff
 	lastCheck := time.Now()
 	for ctx.Err() == nil {
 		if c == nil {
@@ -190,13 +195,13 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			}
 			w.st.reopens.Add(1)
 			w.log.Info("devwatch: capture reopened")
-			backoff = time.Second
+			backoff = w.minBackoff
 		}
 		if w.gw == nil {
 			w.gw = c.gateway()
 			w.log.Info("devwatch: capturing DHCP and ARP", "gateway_mac", w.gw.String())
 		}
-		if time.Since(lastCheck) >= checkEvery {
+		if time.Since(lastCheck) >= w.checkEvery {
 			lastCheck = time.Now()
 			if c.stale() {
 				w.log.Warn("devwatch: LAN interface was removed or replaced; reopening")
