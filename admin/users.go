@@ -138,10 +138,15 @@ func CheckPassword(pw string) error {
 // argon2id parameters: OWASP's 19 MiB / 2 passes / 1 lane, which a
 // router with 128 MB of RAM can afford for a login now and then.
 const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
 	argonThreads = 1
 	argonKeyLen  = 32
+)
+
+// argonTime and argonMemory are variables only so tests can make
+// hashing cheap; VerifyPassword reads the cost from each hash.
+var (
+	argonTime   uint32 = 2
+	argonMemory uint32 = 19 * 1024
 )
 
 // HashPassword returns an argon2id PHC string for pw with a fresh salt.
