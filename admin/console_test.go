@@ -215,7 +215,7 @@ func TestConsoleEscapesAndSettingsForm(t *testing.T) {
 	resp := a.post("/settings", form, nil)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "want a rate like 8mbit") || !strings.Contains(string(b), "want + and digits like +9743") {
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "want a rate like 8mbit") || !strings.Contains(string(b), "want &#43; and digits like &#43;9743") {
 		t.Fatalf("bad form: %s\n%s", resp.Status, b)
 	}
 	if e.settings.Get().RateDown != 8_000_000 {

@@ -2,13 +2,13 @@ package admin
 
 import (
 	"log/slog"
-	"os"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
