@@ -237,12 +237,15 @@ func Parse(src string) (*Config, error) {
 // optionReader applies one section's options to typed fields, collecting
 // an error per bad option and noticing options nobody asked for.
 type optionReader struct {
-	s    *Section
-	used map[string]bool
-	errs []error
+	s        *Section
+	used     map[string]bool // options read
+	usedList map[string]bool // lists read
+	errs     []error
 }
 
-func newReader(s *Section) *optionReader { return &optionReader{s: s, used: map[string]bool{}} }
+func newReader(s *Section) *optionReader {
+	return &optionReader{s: s, used: map[string]bool{}, usedList: map[string]bool{}}
+}
 
 func (r *optionReader) fail(name, format string, args ...any) {
 	r.errs = append(r.errs, fmt.Errorf("%s.%s: %s", r.s.Type, name, fmt.Sprintf(format, args...)))
@@ -314,7 +317,7 @@ func (r *optionReader) boolean(name string, dst *bool) {
 }
 
 func (r *optionReader) list(name string, dst *[]string) {
-	r.used[name] = true
+	r.usedList[name] = true
 	if v, ok := r.s.Lists[name]; ok {
 		*dst = v
 	}
@@ -330,7 +333,7 @@ func (r *optionReader) unknown() {
 		}
 	}
 	for k := range r.s.Lists {
-		if !r.used[k] {
+		if !r.usedList[k] {
 			names = append(names, k)
 		}
 	}

@@ -91,7 +91,10 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generating PIN key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written to a temporary file and renamed, so a crash never leaves a
+	// short key behind.
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("creating PIN key: %w", err)
 	}
@@ -103,5 +106,11 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 		f.Close()
 		return nil, fmt.Errorf("syncing PIN key: %w", err)
 	}
-	return key, f.Close()
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("closing PIN key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("installing PIN key: %w", err)
+	}
+	return key, nil
 }

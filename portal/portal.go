@@ -500,17 +500,28 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 			return
 		case err != nil:
 			s.o.Logger.Error("central authorisation unavailable; site fails closed", "err", err)
-			s.fail(w, lang, "splash", errAuthUnavailable)
+			s.restorePending(p)
+			s.renderPIN(w, errAuthUnavailable.Status, lang, p.Phone, errAuthUnavailable)
 			return
 		}
 	}
 	sess, err := s.o.Sessions.Activate(session.Login{MAC: mac, IP: ip, Phone: p.Phone, Lang: lang, Grant: grant})
 	if err != nil {
 		s.o.Logger.Error("activating session", "mac", mac.String(), "ip", ip, "err", err)
-		s.fail(w, lang, "splash", errInternal)
+		s.restorePending(p)
+		s.renderPIN(w, errInternal.Status, lang, p.Phone, errInternal)
 		return
 	}
 	s.renderStatus(w, lang, sess)
+}
+
+// restorePending puts back a PIN that was accepted when the login could
+// not be completed, so "nothing was changed, try again" is true: the
+// same PIN works on the next try, until it expires.
+func (s *Server) restorePending(p *store.Pending) {
+	if err := s.o.Store.PutPending(p); err != nil {
+		s.o.Logger.Error("restoring pending PIN", "mac", p.MAC, "err", err)
+	}
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {

@@ -187,6 +187,12 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		m.notifyEnded(old)
 	}
 	if err := m.gate.Allow(clientOf(s)); err != nil {
+		// A replaced session of this very device may still be in the
+		// kernel; take it out, and have a resync settle what is left.
+		if derr := m.gate.Deny(clientOf(s)); derr != nil {
+			m.log.Error("removing device after failed allow", "err", derr)
+		}
+		m.requestResyncLocked()
 		if _, uerr := m.store.Update(s.ID, func(x *store.Session) error {
 			x.State, x.EndReason, x.Ended = store.Ended, "firewall-error", now
 			return nil
