@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/parkwifi/parkportal/admin"
+	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/metrics"
+	"github.com/parkwifi/parkportal/session"
+	"github.com/parkwifi/parkportal/settings"
+	"github.com/parkwifi/parkportal/store"
+)
+
+// adminSocketPath is where the daemon serves the admin API to root on the
+// box: next to the database, in a directory only root can enter, so the
+// file system is the authentication.
+func adminSocketPath(cfg *config.Config) string { return cfg.DBPath + ".admin.sock" }
+
+// AdminRuntime is what startAdmin wires up; serve hands Metrics to the
+// packages that count and Settings to those that follow site policy.
+type AdminRuntime struct {
+	Settings *settings.Manager
+	Metrics  *metrics.Metrics
+	Server   *admin.Server
+}
+
+// startAdmin opens the site settings (seeded from the config file on
+// first start), applies them to the session manager now and on every
+// change, and serves the console and API on cfg.AdminListen and the
+// local socket until ctx ends.
+func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *session.Manager, log *slog.Logger) (*AdminRuntime, error) {
+	set, err := settings.Open(st.DB(), settings.FromConfig(cfg.Site), nil)
+	if err != nil {
+		return nil, err
+	}
+	users, err := admin.OpenUsers(st.DB(), nil)
+	if err != nil {
+		return nil, err
+	}
+	online := func() int {
+		a, err := st.ActiveSessions()
+		if err != nil {
+			return 0
+		}
+		return len(a)
+	}
+	m := metrics.New(cfg.Site.ID, online, nil)
+	mgr.AddObserver(m)
+	apply := func(s settings.Site) {
+		mgr.SetPolicy(session.Policy{
+			SessionTimeout: s.SessionTimeout.D(), IdleTimeout: s.IdleTimeout.D(),
+			RateDown: uint64(s.RateDown), RateUp: uint64(s.RateUp),
+		})
+	}
+	apply(set.Get())
+	set.OnChange(func(s settings.Site) {
+		apply(s)
+		log.Info("site settings applied", "rate_down", uint64(s.RateDown), "rate_up", uint64(s.RateUp))
+	})
+	srv, err := admin.New(admin.Options{
+		Users: users, Settings: set, Sessions: admin.SessionsAdapter{Manager: mgr, Store: st},
+		Stats: m, Metrics: m.Handler(), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return nil, fmt.Errorf("listening for the admin console on %s: %w", cfg.AdminListen, err)
+	}
+	sock := adminSocketPath(cfg)
+	os.Remove(sock) // a stale socket from a crash; we hold the database lock
+	old := unix.Umask(0o177)
+	uln, err := net.Listen("unix", sock)
+	unix.Umask(old)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listening on the admin socket %s: %w", sock, err)
+	}
+	go m.Run(ctx)
+	go func() {
+		if err := srv.Serve(ctx, ln, srv); err != nil {
+			log.Error("admin console stopped", "err", err)
+		}
+	}()
+	go func() {
+		if err := srv.Serve(ctx, uln, srv.LocalHandler()); err != nil {
+			log.Error("admin socket stopped", "err", err)
+		}
+		os.Remove(sock)
+	}()
+	if n, _ := users.Count(); n == 0 {
+		log.Warn("no admin account yet: create one with `parkportal admin add-user --role admin NAME`")
+	}
+	log.Info("admin console listening", "addr", ln.Addr().String(), "socket", sock)
+	return &AdminRuntime{Settings: set, Metrics: m, Server: srv}, nil
+}
+
+// apiClient talks to the admin API: over the running daemon's socket, or
+// (when the daemon is down) to an admin server built in this process on
+// the store itself. Both act as local root, so the commands behave the
+// same either way.
+type apiClient struct {
+	http    *http.Client
+	close   func()
+	offline bool
+}
+
+func newAPIClient(cfg *config.Config) (*apiClient, error) {
+	sock := adminSocketPath(cfg)
+	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		c.Close()
+		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}
+		return &apiClient{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, close: tr.CloseIdleConnections}, nil
+	}
+	st, err := store.Open(cfg.DBPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(the daemon's admin socket %s does not answer either; is parkportal serve starting or stuck?)", err, sock)
+	}
+	set, err := settings.Open(st.DB(), settings.FromConfig(cfg.Site), nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	users, err := admin.OpenUsers(st.DB(), nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// With the daemon down only the store changes; the daemon's restore
+	// at start makes the kernel follow it.
+	mgr := session.NewManager(session.Options{Store: st, Gate: storeOnlyGate{}, Site: cfg.Site.ID,
+		Logger: slog.New(slog.DiscardHandler)})
+	srv, err := admin.New(admin.Options{Users: users, Settings: set, Sessions: admin.SessionsAdapter{Manager: mgr, Store: st},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &apiClient{http: &http.Client{Transport: inProcess{srv.LocalHandler()}}, close: func() { st.Close() }, offline: true}, nil
+}
+
+// storeOnlyGate stands in for the kernel when the daemon is down.
+type storeOnlyGate struct{}
+
+func (storeOnlyGate) Ensure() (int, error)                          { return 0, nil }
+func (storeOnlyGate) Allow(firewall.Client) error                   { return nil }
+func (storeOnlyGate) Deny(firewall.Client) error                    { return nil }
+func (storeOnlyGate) Sync([]firewall.Client) (int, error)           { return 0, nil }
+func (storeOnlyGate) Usage() (map[netip.Addr]firewall.Usage, error) { return nil, nil }
+
+// inProcess is a RoundTripper that serves requests with a handler.
+type inProcess struct{ h http.Handler }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil);
+// API errors come back as Go errors with the server's message and any
+// per-field messages.
+func (c *apiClient) do(method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequest(method, "http://parkportal"+path, body)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling the admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var ae struct {
+			Error  string            `json:"error"`
+			Fields map[string]string `json:"fields"`
+		}
+		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
+			return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		}
+		msg := ae.Error
+		for k, v := range ae.Fields {
+			msg += fmt.Sprintf("\n  %s: %s", k, v)
+		}
+		return errors.New(msg)
+	}
+	if out != nil {
+		if w, ok := out.(io.Writer); ok {
+			_, err := w.Write(b)
+			return err
+		}
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+// readPassword reads a password from the terminal without echo, or one
+// line from stdin when it is not a terminal (for scripts).
+func readPassword(prompt string) (string, error) {
+	fd := int(os.Stdin.Fd())
+	if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+		fmt.Fprint(os.Stderr, prompt)
+		quiet := *t
+		quiet.Lflag &^= unix.ECHO
+		quiet.Lflag |= unix.ICANON | unix.ISIG
+		if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err == nil {
+			defer func() { unix.IoctlSetTermios(fd, unix.TCSETS, t); fmt.Fprintln(os.Stderr) }()
+		}
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func adminUsage() error {
+	return errors.New(`usage:
+  parkportal admin add-user [--config FILE] [--role viewer|operator|admin] NAME   (password from the terminal or stdin)
+  parkportal admin passwd   [--config FILE] NAME
+  parkportal admin role     [--config FILE] NAME viewer|operator|admin
+  parkportal admin token    [--config FILE] [--label TEXT] NAME                    (prints a new API token once)
+  parkportal admin list     [--config FILE]
+With the daemon running these go through its admin socket (DB_PATH.admin.sock, root only); otherwise they open the database directly`)
+}
+
+// cmdAdmin is `parkportal admin ...`: staff accounts on the box.
+func cmdAdmin(args []string) error {
+	if len(args) == 0 {
+		return adminUsage()
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("admin "+sub, flag.ContinueOnError)
+	role := fs.String("role", "admin", "role of the new account: viewer, operator or admin")
+	label := fs.String("label", "", "what the token is for (shown in the console)")
+	cfg, err := loadConfig(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	rest := fs.Args()
+	c, err := newAPIClient(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	switch {
+	case sub == "list" && len(rest) == 0:
+		var users []admin.User
+		if err := c.do("GET", "/api/v1/users", nil, &users); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tCREATED")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, u.Created.Local().Format("2006-01-02 15:04"))
+		}
+		return tw.Flush()
+	case sub == "add-user" && len(rest) == 1:
+		if err := admin.CheckName(rest[0]); err != nil {
+			return err
+		}
+		pw, err := readNewPassword()
+		if err != nil {
+			return err
+		}
+		if err := c.do("POST", "/api/v1/users", jsonBody(map[string]string{"name": rest[0], "role": *role, "password": pw}), nil); err != nil {
+			return err
+		}
+		fmt.Printf("account %s (%s) created; sign in at http://%s/\n", rest[0], *role, cfg.AdminListen)
+		return nil
+	case sub == "passwd" && len(rest) == 1:
+		pw, err := readNewPassword()
+		if err != nil {
+			return err
+		}
+		if err := c.do("PATCH", "/api/v1/users/"+rest[0], jsonBody(map[string]string{"password": pw}), nil); err != nil {
+			return err
+		}
+		fmt.Printf("password of %s changed; its console sessions were ended\n", rest[0])
+		return nil
+	case sub == "role" && len(rest) == 2:
+		return c.do("PATCH", "/api/v1/users/"+rest[0], jsonBody(map[string]string{"role": rest[1]}), nil)
+	case sub == "token" && len(rest) == 1:
+		var nt admin.NewTokenResponse
+		if err := c.do("POST", "/api/v1/users/"+rest[0]+"/tokens", jsonBody(map[string]string{"label": *label}), &nt); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "API token %s for %s (shown once; use as 'Authorization: Bearer TOKEN'):\n", nt.ID, rest[0])
+		fmt.Println(nt.Token)
+		return nil
+	}
+	return adminUsage()
+}
+
+func readNewPassword() (string, error) {
+	pw, err := readPassword("password: ")
+	if err != nil {
+		return "", err
+	}
+	if err := admin.CheckPassword(pw); err != nil {
+		return "", err
+	}
+	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+		again, err := readPassword("again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != pw {
+			return "", errors.New("the passwords differ")
+		}
+	}
+	return pw, nil
+}
