@@ -90,8 +90,10 @@ type testPark struct {
 }
 
 // config writes a lab config whose state lives in the test's directory.
-// overrides maps "section.option" (section: parkportal, site or sms) to a
-// value; existing options are replaced, others added to their section.
+// overrides maps "section.option" (section: parkportal, site, sms or
+// radius) to a value; existing options are replaced, others added to
+// their section (created if the lab config has none). A value "list X"
+// is written as a UCI list entry.
 func (p *testPark) config(overrides map[string]string) string {
 	p.t.Helper()
 	all := map[string]string{
@@ -111,7 +113,7 @@ func (p *testPark) config(overrides map[string]string) string {
 			out = append(out, line)
 			for k, v := range all {
 				if sec, opt, _ := strings.Cut(k, "."); sec == section && !strings.Contains(config.LabDefault, "option "+opt+" ") {
-					out = append(out, fmt.Sprintf("\toption %s '%s'", opt, v))
+					out = append(out, uciLine(opt, v))
 					used[k] = true
 				}
 			}
@@ -125,16 +127,30 @@ func (p *testPark) config(overrides map[string]string) string {
 		}
 		out = append(out, line)
 	}
-	for k := range all {
+	// Sections the lab config lacks.
+	extra := map[string][]string{}
+	for k, v := range all {
 		if !used[k] {
-			p.t.Fatalf("config override %q matches no section", k)
+			sec, opt, _ := strings.Cut(k, ".")
+			extra[sec] = append(extra[sec], uciLine(opt, v))
 		}
+	}
+	for sec, lines := range extra {
+		out = append(out, "", "config "+sec)
+		out = append(out, lines...)
 	}
 	path := filepath.Join(p.dir, "parkportal.uci")
 	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
 	return path
+}
+
+func uciLine(opt, v string) string {
+	if item, ok := strings.CutPrefix(v, "list "); ok {
+		return fmt.Sprintf("\tlist %s '%s'", opt, item)
+	}
+	return fmt.Sprintf("\toption %s '%s'", opt, v)
 }
 
 func (p *testPark) outbox() string { return filepath.Join(p.dir, "sms-outbox.jsonl") }

@@ -78,9 +78,16 @@ func (f *Firewall) chainSpecs() []chainSpec {
 		// The staff console and the RADIUS CoA port are never for visitors.
 		{"-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(c.AdminPort), "-j", "DROP"},
 		{"-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(c.PortalPort), "-j", "ACCEPT"},
-		{"-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT"},
-		{"-p", "tcp", "-m", "tcp", "--dport", "53", "-j", "ACCEPT"},
 		{"-p", "udp", "-m", "udp", "--dport", "67", "-j", "ACCEPT"},
+		// DNS: unlimited once logged in. Before that, a budget per device
+		// (10 queries/s, bursts of 30) that a phone's page loads never
+		// reach and that makes tunnelling a connection through the
+		// gateway's resolver useless; DNS over TCP, which only tunnels
+		// and zone transfers need before login, waits for the login.
+		append(append([]string{}, allowed...), "-p", "udp", "-m", "udp", "--dport", "53", "-j", "ACCEPT"),
+		append(append([]string{}, allowed...), "-p", "tcp", "-m", "tcp", "--dport", "53", "-j", "ACCEPT"),
+		{"-p", "udp", "-m", "udp", "--dport", "53", "-m", "hashlimit", "--hashlimit-upto", "10/sec", "--hashlimit-burst", "30",
+			"--hashlimit-mode", "srcip", "--hashlimit-name", "pp-dns", "-j", "ACCEPT"},
 		{"-p", "icmp", "-j", "ACCEPT"},
 		// Anything else on the gateway (ssh, LuCI, ...) is not for a
 		// public park's visitors.

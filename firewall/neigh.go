@@ -46,10 +46,12 @@ func (f *Firewall) LookupMAC(ip netip.Addr) (net.HardwareAddr, error) {
 	return nil, fmt.Errorf("%s: %w", ip, ErrNoNeighbor)
 }
 
-// InUse reports whether the neighbour table shows ip actively used by
-// mac right now (reachable, or being confirmed). A session is only moved
-// off an address that is not in use, so a device that copies a logged-in
-// visitor's MAC cannot pull the session away while the visitor is there.
+// InUse reports whether ip may still be mac's: the neighbour table has
+// an entry for ip with that MAC in any state but FAILED or INCOMPLETE. A
+// session is moved off an address only when this says no, so a device
+// that copies a logged-in visitor's MAC (with another address) cannot
+// pull the session to itself while the visitor's entry lingers; a real
+// address change is learnt from the DHCP server's answer instead.
 func (f *Firewall) InUse(ip netip.Addr, mac net.HardwareAddr) bool {
 	link, err := netlink.LinkByName(f.cfg.LANIface)
 	if err != nil {
@@ -64,8 +66,8 @@ func (f *Firewall) InUse(ip netip.Addr, mac net.HardwareAddr) bool {
 		if !ok || a.Unmap() != ip {
 			continue
 		}
-		live := n.State&(unix.NUD_REACHABLE|unix.NUD_DELAY|unix.NUD_PROBE|unix.NUD_PERMANENT) != 0
-		return live && n.HardwareAddr.String() == mac.String()
+		gone := n.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE) != 0
+		return !gone && n.HardwareAddr.String() == mac.String()
 	}
 	return false
 }

@@ -48,12 +48,31 @@ func ServeInternet(ctx context.Context, addrs ...string) error {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from the internet\n") })
 
-	errc := make(chan error, 2*len(addrs))
+	errc := make(chan error, 3*len(addrs))
 	var closers []io.Closer
 	for _, a := range addrs {
 		srv := &http.Server{Addr: net.JoinHostPort(a, "80"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		closers = append(closers, srv)
 		go func() { errc <- srv.ListenAndServe() }()
+		// UDP echo on 53 (an outside resolver) and 9999 (any UDP): a
+		// reply proves a datagram got through the gateway.
+		for _, port := range []string{"53", "9999"} {
+			pc, err := net.ListenPacket("udp", net.JoinHostPort(a, port))
+			if err != nil {
+				return fmt.Errorf("listening on udp %s:%s: %w", a, port, err)
+			}
+			closers = append(closers, pc)
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					n, from, err := pc.ReadFrom(buf)
+					if err != nil {
+						return
+					}
+					pc.WriteTo(buf[:n], from)
+				}
+			}()
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort(a, "443"))
 		if err != nil {
 			return fmt.Errorf("listening on %s:443: %w", a, err)

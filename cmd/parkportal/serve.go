@@ -48,8 +48,12 @@ func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
 	if c.TLSCert != "" {
 		tlsPort = c.TLSPort
 	}
+	coaPort := 0
+	if ap, err := netip.ParseAddrPort(c.Radius.DASListen); err == nil {
+		coaPort = int(ap.Port())
+	}
 	return firewall.Config{
-		TLSPort:  tlsPort,
+		TLSPort: tlsPort, CoAPort: coaPort,
 		LANIface: c.LANIface, LANPrefix: c.LANPrefix, GatewayIP: c.GatewayIP,
 		PortalPort: c.PortalPort, AdminPort: c.AdminPort(),
 		WalledGarden: c.Site.WalledGarden, Logger: log,

@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/parkwifi/parkportal/lab"
+)
+
+// inNS runs fn with the calling goroutine's thread inside namespace ns.
+// Sockets fn opens stay in ns after it returns.
+func inNS(t *testing.T, ns string, fn func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	fn()
+}
+
+// udpEcho sends one datagram from ns to addr and reports whether the
+// echo came back within timeout.
+func udpEcho(t *testing.T, ns, addr string, timeout time.Duration) bool {
+	t.Helper()
+	var conn net.Conn
+	inNS(t, ns, func() {
+		var err error
+		conn, err = net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write([]byte("parkportal bypass probe")); err != nil {
+		return false
+	}
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	return err == nil && string(buf[:n]) == "parkportal bypass probe"
+}
+
+func ping(ns, addr string) bool {
+	return lab.Cmd(ns, "ping", "-c", "1", "-W", "1", addr).Run() == nil
+}
+
+// TestBypassAttempts: an unauthorised visitor tries every other way out.
+// Each check has a positive control (the same thing works for a logged-in
+// visitor, or without parkportal), so a pass means the firewall stopped
+// it, not that the lab was broken.
+func TestBypassAttempts(t *testing.T) {
+	p := newPark(t, 2)
+	p.start(p.config(map[string]string{
+		// The staff console bound where visitors could reach it, and a
+		// CoA listener on the LAN address: the firewall must still keep
+		// both away from visitors.
+		"parkportal.admin_listen": "198.51.100.1:2052",
+		"radius.das_listen":       "198.51.100.1:3799",
+		"radius.das_client":       "list 192.0.2.2",
+		"radius.das_secret":       "lab-das-secret",
+	}))
+	bad, good := p.Visitors[0], p.Visitors[1]
+	p.login(good, "55123456")
+	inet := lab.InternetIP.String()
+
+	type attempt struct {
+		name string
+		out  func(v lab.Visitor) bool // true: got through
+	}
+	attempts := []attempt{
+		{"UDP to the internet (port 9999)", func(v lab.Visitor) bool { return udpEcho(t, v.NS, inet+":9999", time.Second) }},
+		{"DNS to an outside resolver (203.0.113.10:53)", func(v lab.Visitor) bool { return udpEcho(t, v.NS, inet+":53", time.Second) }},
+		{"ICMP echo to the internet", func(v lab.Visitor) bool { return ping(v.NS, inet) }},
+		{"TCP 22 to the internet", func(v lab.Visitor) bool {
+			// 7: the internet host refused (we got there); 28: dropped.
+			return lab.Curl(v.NS, 2*time.Second, "http://"+inet+":22/").Exit == 7
+		}},
+		{"TCP 443 to the internet", func(v lab.Visitor) bool {
+			return strings.Contains(lab.Curl(v.NS, 2*time.Second, "telnet://"+inet+":443", "-m", "2").Body, "not TLS")
+		}},
+	}
+	for _, a := range attempts {
+		if a.out(bad) {
+			t.Errorf("unauthorised visitor got out: %s", a.name)
+		}
+		if !a.out(good) {
+			t.Errorf("positive control failed: a logged-in visitor cannot do %q either (lab broken?)", a.name)
+		}
+	}
+
+	// The gateway itself: ssh, the admin console, the CoA port.
+	if r := lab.Curl(bad.NS, 2*time.Second, "http://198.51.100.1:22/"); r.Exit != 28 {
+		t.Errorf("TCP 22 on the gateway: curl exit %d, want 28 (dropped)", r.Exit)
+	}
+	for _, v := range []lab.Visitor{bad, good} {
+		if r := lab.Curl(v.NS, 2*time.Second, "http://198.51.100.1:2052/"); r.Exit != 28 {
+			t.Errorf("%s reached the admin port from the LAN: curl exit %d, want 28 (dropped)", v.NS, r.Exit)
+		}
+	}
+	before := dropCount(t, p, "3799")
+	udpEcho(t, bad.NS, "198.51.100.1:3799", 200*time.Millisecond)
+	if after := dropCount(t, p, "3799"); after <= before {
+		t.Errorf("a datagram to the CoA port from the LAN was not dropped by pp-input (%d → %d)", before, after)
+	}
+}
+
+// dropCount reads the packet counter of pp-input's DROP rule for a UDP
+// destination port.
+func dropCount(t *testing.T, p *testPark, port string) int {
+	t.Helper()
+	out, err := p.gw("iptables", "-L", "pp-input", "-v", "-x", "-n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "DROP") && strings.Contains(line, "udp dpt:"+port) {
+			n, _ := strconv.Atoi(strings.Fields(line)[0])
+			return n
+		}
+	}
+	t.Fatalf("no DROP rule for udp %s in pp-input:\n%s\ndaemon:\n%s", port, out, "")
+	return 0
+}
+
+// TestDNSTunnellingBudget: before login, DNS to the gateway is rate
+// limited per device (10/s, burst 30), so a tunnel through the resolver
+// gets a trickle; after login the limit is gone.
+func TestDNSTunnellingBudget(t *testing.T) {
+	p := newPark(t, 1)
+	p.start(p.config(nil))
+	v := p.Visitors[0]
+	// A stand-in resolver on the gateway counts what arrives.
+	var pc net.PacketConn
+	inNS(t, p.Gateway, func() {
+		var err error
+		pc, err = net.ListenPacket("udp", "198.51.100.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer pc.Close()
+	blast := func() {
+		var c net.Conn
+		inNS(t, v.NS, func() {
+			var err error
+			c, err = net.Dial("udp", "198.51.100.1:53")
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+		defer c.Close()
+		for i := 0; i < 300; i++ { // 300 "queries" in about half a second
+			c.Write([]byte(fmt.Sprintf("tunnel-chunk-%03d-%s", i, strings.Repeat("x", 200))))
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// count drains the socket while blast runs, so nothing is lost to a
+	// full receive buffer.
+	count := func(blast func()) int {
+		got := make(chan int)
+		go func() {
+			n := 0
+			buf := make([]byte, 512)
+			for {
+				pc.SetReadDeadline(time.Now().Add(time.Second))
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					got <- n
+					return
+				}
+				n++
+			}
+		}()
+		blast()
+		return <-got
+	}
+	captive := count(blast)
+	if captive > 60 {
+		t.Errorf("before login, %d of 300 rapid DNS datagrams reached the resolver; want the 10/s, burst 30 budget", captive)
+	}
+	if captive == 0 {
+		t.Error("before login, no DNS reached the gateway at all: visitors could not resolve the portal")
+	}
+	p.login(v, "33123456")
+	online := count(blast)
+	if online < 250 {
+		t.Errorf("after login, only %d of 300 DNS datagrams arrived; want no limit", online)
+	}
+	t.Logf("DNS datagrams delivered of 300 sent at once: %d before login, %d after", captive, online)
+}
+
+var macRE = regexp.MustCompile(`link/ether ([0-9a-f:]+)`)
+
+// TestSpoofedMACGetsNothing: a device that copies a logged-in visitor's
+// MAC but keeps its own address is not let out, and loading the portal
+// does not move the session to it while the visitor is there.
+func TestSpoofedMACGetsNothing(t *testing.T) {
+	p := newPark(t, 2)
+	p.start(p.config(nil))
+	v1, v2 := p.Visitors[0], p.Visitors[1]
+	p.login(v1, "33123456")
+	must(t, lab.Cmd(v2.NS, "ip", "link", "set", "eth0", "address", v1.MAC).Run())
+	out, _ := lab.Cmd(v2.NS, "ip", "link", "show", "eth0").Output()
+	if m := macRE.FindSubmatch(out); m == nil || string(m[1]) != v1.MAC {
+		t.Fatalf("could not spoof the MAC: %s", out)
+	}
+	if r := lab.Curl(v2.NS, 3*time.Second, portalURL); strings.Contains(r.Body, `id="connected"`) {
+		t.Error("the portal showed the spoofer the victim's session")
+	}
+	r := lab.Curl(v2.NS, 2*time.Second, "http://"+lab.InternetIP.String()+"/generate_204")
+	if r.Code != 302 {
+		t.Errorf("MAC spoofer with its own IP: got %d (curl exit %d), want the captive redirect", r.Code, r.Exit)
+	}
+}
