@@ -26,6 +26,7 @@ func init() {
 	funcs := template.FuncMap{
 		"rate":     func(bps uint64) string { return settings.Rate(bps).String() },
 		"bytes":    humanBytes,
+		"bps":      humanRate,
 		"left":     func(sec int64) string { return settings.Duration(time.Duration(sec) * time.Second).String() },
 		"when":     func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
 		"percent":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
@@ -54,6 +55,19 @@ func dict(kv ...any) (map[string]any, error) {
 		m[k] = kv[i+1]
 	}
 	return m, nil
+}
+
+// humanRate renders a measured throughput for reading, not for tc.
+func humanRate(bps uint64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%.1f Gbit/s", float64(bps)/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%.1f Mbit/s", float64(bps)/1e6)
+	case bps >= 1e3:
+		return fmt.Sprintf("%.0f kbit/s", float64(bps)/1e3)
+	}
+	return fmt.Sprintf("%d bit/s", bps)
 }
 
 func humanBytes(n uint64) string {
@@ -302,7 +316,7 @@ func usePercent(bits, capacity uint64) string {
 func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request, p *page) {
 	d := s.dashboard()
 	count := func(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) }
-	bits := func(f float64) string { return settings.Rate(uint64(f)).String() + "/s" }
+	bits := func(f float64) string { return humanRate(uint64(f)) }
 	p.Data = dashData{
 		D: d,
 		Charts: []chart{
