@@ -63,6 +63,9 @@ type Manager struct {
 	// restart from zero when an entry is re-added (resync, new IP); the
 	// totals carry on.
 	live map[string]*traffic
+	// devices remembers what DHCP said about recently seen devices, so a
+	// session started after the device's DHCP exchange still gets it.
+	devices map[string]DeviceInfo
 
 	resync chan struct{}
 }
@@ -87,7 +90,7 @@ func NewManager(o Options) *Manager {
 	}
 	return &Manager{
 		store: o.Store, gate: o.Gate, now: o.Now, log: o.Logger, site: o.Site,
-		policy: o.Policy, activity: map[netip.Addr]uint64{}, live: map[string]*traffic{},
+		policy: o.Policy, activity: map[netip.Addr]uint64{}, live: map[string]*traffic{}, devices: map[string]DeviceInfo{},
 		resync: make(chan struct{}, 1),
 	}
 }
@@ -158,6 +161,9 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		ID: newID(), MAC: l.MAC, IP: l.IP, Phone: l.Phone, Site: m.site, Lang: l.Lang,
 		Start: now, Expires: now.Add(p.SessionTimeout), IdleTimeout: p.IdleTimeout, LastActive: now,
 		RateDown: p.RateDown, RateUp: p.RateUp, State: store.Active,
+	}
+	if d, ok := m.devices[l.MAC.String()]; ok {
+		s.Hostname, s.Vendor = d.Hostname, d.Vendor
 	}
 	if g := l.Grant; g != nil {
 		if g.SessionTimeout > 0 {
@@ -279,10 +285,15 @@ func (m *Manager) Rebind(id string, ip netip.Addr) (*store.Session, error) {
 	return m.rebind(s, ip)
 }
 
-// rebind moves an active session to a new IP for the same device.
+// rebind moves an active session to a new IP for the same device. The
+// new address is allowed before the old one is removed, so the visitor's
+// traffic never stops.
 func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if other, err := m.store.ActiveByIP(ip); err == nil && other.ID != s.ID {
+		return nil, fmt.Errorf("moving session %s to %s: the address belongs to active session %s", s.ID, ip, other.ID)
+	}
 	old := clientOf(s)
 	ns, err := m.store.Update(s.ID, func(x *store.Session) error {
 		if x.State != store.Active {
@@ -592,4 +603,51 @@ func (m *Manager) SetTimeouts(id string, sessionTimeout, idleTimeout *time.Durat
 	}
 	m.log.Info("session timeouts changed", "session", id, "expires", s.Expires.Format(time.RFC3339), "idle_timeout", s.IdleTimeout)
 	return s, nil
+}
+
+// DeviceInfo is what the LAN's DHCP traffic says about a device.
+type DeviceInfo struct {
+	Hostname, Vendor string
+}
+
+// maxDevices bounds the DHCP information kept for devices that have not
+// logged in (a park sees many phones that never do).
+const maxDevices = 4096
+
+// DeviceSeen records a device's DHCP-announced name and vendor, and puts
+// them on its active session if it has one.
+func (m *Manager) DeviceSeen(mac net.HardwareAddr, d DeviceInfo) {
+	if d.Hostname == "" && d.Vendor == "" {
+		return
+	}
+	m.mu.Lock()
+	if len(m.devices) >= maxDevices {
+		clear(m.devices)
+	}
+	m.devices[mac.String()] = d
+	m.mu.Unlock()
+	s, err := m.store.ActiveByMAC(mac)
+	if err != nil || (s.Hostname == d.Hostname && s.Vendor == d.Vendor) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.store.Update(s.ID, func(x *store.Session) error {
+		x.Hostname, x.Vendor = d.Hostname, d.Vendor
+		return nil
+	}); err != nil {
+		m.log.Error("recording device information", "session", s.ID, "err", err)
+	}
+}
+
+// AddressAssigned handles the DHCP server giving mac the address ip: an
+// active session of that device follows it to the new address. This is
+// the authoritative sign of a move (the gateway's own DHCP server said
+// so), unlike a page load or an ARP packet, which a spoofer can fake.
+func (m *Manager) AddressAssigned(mac net.HardwareAddr, ip netip.Addr) (*store.Session, error) {
+	s, err := m.store.ActiveByMAC(mac)
+	if err != nil || s.IP == ip {
+		return nil, nil
+	}
+	return m.rebind(s, ip)
 }

@@ -226,7 +226,12 @@ type Session struct {
 	// Class is echoed to the RADIUS accounting server (from its
 	// Access-Accept); InterimInterval is how often accounting updates
 	// are sent for this session (0: the site default).
-	Class           []byte        `json:"class,omitempty"`
+	Class []byte `json:"class,omitempty"`
+
+	// Hostname and Vendor are what the device told the DHCP server
+	// (options 12 and 60), for the staff's session list.
+	Hostname        string        `json:"hostname,omitempty"`
+	Vendor          string        `json:"vendor,omitempty"`
 	InterimInterval time.Duration `json:"interim_interval,omitempty"`
 
 	State     State     `json:"state"`

@@ -186,6 +186,7 @@ func cmdServe(args []string) error {
 	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
 	go purgeLoop(ctx, st, cfg.Retention, log)
 	go radiusNAS.runInterim(ctx)
+	go watchDevices(ctx, cfg.LANIface, cfg.LANPrefix, mgr, log)
 
 	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()
