@@ -51,6 +51,8 @@ type Config struct {
 	SecretFile string
 	// IFBName is the IFB device used to shape visitors' uploads.
 	IFBName string
+	// Shaping turns per-visitor rate limits (HTB) on.
+	Shaping bool
 	// ResyncInterval is how often the kernel state is compared with the
 	// store and repaired.
 	ResyncInterval time.Duration
@@ -167,6 +169,7 @@ func Defaults() *Config {
 		AdminListen:    "127.0.0.1:2052",
 		DBPath:         "/etc/parkportal/parkportal.db",
 		IFBName:        "pp-ifb0",
+		Shaping:        true,
 		ResyncInterval: 30 * time.Second,
 		Radius:         Radius{InterimInterval: 5 * time.Minute, FailOpen: true},
 		Retention:      90 * 24 * time.Hour,
@@ -358,6 +361,7 @@ func (c *Config) applyMain(s *Section) []error {
 	r.str("db_path", &c.DBPath)
 	r.str("secret_file", &c.SecretFile)
 	r.str("ifb_name", &c.IFBName)
+	r.boolean("shaping", &c.Shaping)
 	r.duration("resync_interval", &c.ResyncInterval, time.Second, time.Hour)
 	r.str("log_level", &c.LogLevel)
 	r.duration("retention", &c.Retention, time.Hour, 5*365*24*time.Hour)

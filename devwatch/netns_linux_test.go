@@ -247,7 +247,10 @@ func TestWatcherStopsOnSilentLAN(t *testing.T) {
 	} else {
 		t.Logf("Run returned %v after cancel", took)
 	}
-	if s := w.Stats(); s.Frames != 0 || s.ReadErrors != 0 {
-		t.Errorf("Stats = %+v on a silent LAN, want no frames and no read errors", s)
+	// A fresh link may still announce itself (an ARP from the kernel on
+	// link-up) before the LAN goes quiet; what matters is that nothing
+	// became an event and no read failed.
+	if s := w.Stats(); s.Events != 0 || s.ReadErrors != 0 {
+		t.Errorf("Stats = %+v on a silent LAN, want no events and no read errors", s)
 	}
 }

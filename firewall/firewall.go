@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/parkwifi/parkportal/firewall/shaper"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,13 @@ type Config struct {
 	WalledGarden []netip.Prefix
 	// SetName is the allowlist ipset; "pp-allow" unless tests need another.
 	SetName string
-	Logger  *slog.Logger
+	// Shaping gives every visitor their own HTB class each way (package
+	// shaper) on LANIface and the IFB device IFBName, under the site's
+	// uplink capacity (0: unlimited).
+	Shaping              bool
+	IFBName              string
+	UplinkDown, UplinkUp uint64
+	Logger               *slog.Logger
 }
 
 // Client is one authorised device: the MAC and IP pair the allowlist
@@ -61,7 +68,8 @@ type Firewall struct {
 	cfg  Config
 	log  *slog.Logger
 	ipt4 ruleTable
-	ipt6 ruleTable // nil when the host has no ip6tables
+	ipt6 ruleTable      // nil when the host has no ip6tables
+	shp  *shaper.Shaper // nil without shaping
 
 	mu sync.Mutex // serialises set changes with Sync
 }
@@ -82,6 +90,15 @@ func New(cfg Config) (*Firewall, error) {
 		return nil, fmt.Errorf("finding iptables: %w", err)
 	}
 	f := &Firewall{cfg: cfg, log: cfg.Logger, ipt4: ipt4}
+	if cfg.Shaping {
+		f.shp, err = shaper.New(shaper.Config{
+			LANIface: cfg.LANIface, IFBName: cfg.IFBName, LANPrefix: cfg.LANPrefix,
+			UplinkDown: cfg.UplinkDown, UplinkUp: cfg.UplinkUp, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("setting up shaping: %w", err)
+		}
+	}
 	if ipt6, err := iptables.NewWithProtocol(iptables.ProtocolIPv6); err == nil {
 		f.ipt6 = ipt6
 	} else {
@@ -102,16 +119,30 @@ func (f *Firewall) Ensure() (repairs int, err error) {
 			return 0, err
 		}
 	}
-	return f.ensureChains()
+	repairs, err = f.ensureChains()
+	if f.shp != nil {
+		if serr := f.shp.Ensure(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("ensuring shaping: %w", serr))
+		}
+	}
+	return repairs, err
 }
 
-// Allow lets c out. It is one netlink message.
+// Allow lets c out at its rates: one netlink message for the allowlist,
+// and (with shaping) a few for its classes and filters. Calling it again
+// for a known client changes its rates in place; its connections carry on.
+// Shaping is set up first, so a client is never out unshaped.
 func (f *Firewall) Allow(c Client) error {
 	if !f.cfg.LANPrefix.Contains(c.IP) {
 		return fmt.Errorf("allowing %s: address outside LAN %s", c.IP, f.cfg.LANPrefix)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.shp != nil {
+		if err := f.shp.Set(c.IP, shaper.Rate{Down: c.RateDown, Up: c.RateUp}); err != nil {
+			return fmt.Errorf("shaping %s: %w", c.IP, err)
+		}
+	}
 	return allowSetAdd(f.cfg.SetName, c)
 }
 
@@ -121,6 +152,11 @@ func (f *Firewall) Allow(c Client) error {
 func (f *Firewall) Deny(c Client) error {
 	f.mu.Lock()
 	err := allowSetDel(f.cfg.SetName, c)
+	if f.shp != nil {
+		if serr := f.shp.Remove(c.IP); serr != nil {
+			err = errors.Join(err, fmt.Errorf("removing shaping of %s: %w", c.IP, serr))
+		}
+	}
 	f.mu.Unlock()
 	return errors.Join(err, cutConnections(c.IP))
 }
@@ -172,6 +208,20 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 		f.log.Warn("removed stale allowlist entry", "ip", e.ip, "mac", e.mac)
 		repairs++
 	}
+	if f.shp != nil {
+		rates := make(map[netip.Addr]shaper.Rate, len(want))
+		for _, c := range want {
+			rates[c.IP] = shaper.Rate{Down: c.RateDown, Up: c.RateUp}
+		}
+		n, err := f.shp.Sync(rates)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("syncing shaping: %w", err))
+		}
+		if n > 0 {
+			f.log.Warn("repaired shaping", "repairs", n)
+		}
+		repairs += n
+	}
 	for k, c := range wantKeys {
 		if haveKeys[k] {
 			continue
@@ -186,6 +236,26 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 	return repairs, errors.Join(errs...)
 }
 
+// SetWalledGarden changes what unauthorised visitors may reach and
+// rewrites our chains to match at once.
+func (f *Firewall) SetWalledGarden(garden []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cfg.WalledGarden = append([]netip.Prefix(nil), garden...)
+	_, err := f.ensureChains()
+	return err
+}
+
+// SetUplink changes the site's uplink capacity live.
+func (f *Firewall) SetUplink(down, up uint64) error {
+	if f.shp == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.shp.SetUplink(down, up)
+}
+
 // Usage returns the allowlist's per-client counters, keyed by IP.
 func (f *Firewall) Usage() (map[netip.Addr]Usage, error) {
 	entries, err := listAllowSet(f.cfg.SetName)
@@ -196,6 +266,18 @@ func (f *Firewall) Usage() (map[netip.Addr]Usage, error) {
 	for _, e := range entries {
 		out[e.ip] = Usage{Packets: e.packets, Bytes: e.bytes}
 	}
+	if f.shp != nil {
+		counters, err := f.shp.Counters()
+		if err != nil {
+			return out, fmt.Errorf("reading shaping counters: %w", err)
+		}
+		for ip, c := range counters {
+			if u, ok := out[ip]; ok {
+				u.PacketsDown, u.BytesDown = c.PacketsDown, c.BytesDown
+				out[ip] = u
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -205,6 +287,11 @@ func (f *Firewall) Teardown() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	err := f.removeChains()
+	if f.shp != nil {
+		if serr := f.shp.Teardown(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("removing shaping: %w", serr))
+		}
+	}
 	if _, lerr := listAllowSet(f.cfg.SetName); lerr == nil {
 		if derr := netlink.IpsetDestroy(f.cfg.SetName); derr != nil {
 			err = errors.Join(err, fmt.Errorf("destroying ipset %s: %w", f.cfg.SetName, derr))

@@ -131,6 +131,12 @@ func (p *Park) build() error {
 			return fmt.Errorf("lab: sysctl %s: %v: %s", sysctl, err, out)
 		}
 	}
+	// Like OpenWrt, the gateway does not pass bridged frames through
+	// iptables (br_netfilter is loaded on many Linux hosts, and per
+	// namespace it defaults to on). Absent module: nothing to turn off.
+	for _, sysctl := range []string{"net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0"} {
+		exec.Command("ip", "netns", "exec", gw, "sysctl", "-qw", sysctl).Run()
+	}
 	return nil
 }
 

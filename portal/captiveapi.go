@@ -21,7 +21,7 @@ type captiveState struct {
 // it (recent Android and iOS) skip probing and show the sign-in sheet
 // straight away.
 func (s *Server) handleCaptiveAPI(w http.ResponseWriter, r *http.Request) {
-	st := captiveState{Captive: true, UserPortalURL: s.PortalURL(), VenueInfoURL: s.o.Site.VenueURL}
+	st := captiveState{Captive: true, UserPortalURL: s.PortalURL(), VenueInfoURL: s.site().VenueURL}
 	if ip, mac, err := s.device(r); err == nil {
 		if sess, err := s.o.Sessions.ActiveFor(ip, mac); err == nil {
 			left := int64(max(sess.Expires.Sub(s.o.Now()), 0) / time.Second)

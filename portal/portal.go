@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/parkwifi/parkportal/limits"
@@ -93,6 +94,7 @@ type Options struct {
 	SMS      sms.Sender
 	Limits   Limiter
 	Auth     Authorizer // nil when the site has no central authorisation
+	Events   Events     // nil for none
 	Neigh    Neighbors
 	PINKey   []byte
 	Rand     io.Reader        // nil means crypto/rand
@@ -102,11 +104,15 @@ type Options struct {
 
 // Server is the visitors' HTTP handler.
 type Server struct {
-	o     Options
-	pages map[string]*template.Template
-	mux   http.Handler
-	host  string // the Host header our own plain-HTTP pages are served under
-	hosts map[string]bool
+	o Options
+	// live holds what staff can change while the daemon runs (SetSite,
+	// SetLimits); requests read it without locks.
+	live   atomic.Pointer[liveConfig]
+	events Events
+	pages  map[string]*template.Template
+	mux    http.Handler
+	host   string // the Host header our own plain-HTTP pages are served under
+	hosts  map[string]bool
 }
 
 // New returns a Server.
@@ -127,6 +133,11 @@ func New(o Options) (*Server, error) {
 		o.Site.PINTTL = 5 * time.Minute
 	}
 	s := &Server{o: o, pages: map[string]*template.Template{}, host: o.Addr.String(), hosts: map[string]bool{o.Addr.String(): true}}
+	s.live.Store(&liveConfig{site: o.Site, limits: o.Limits})
+	s.events = o.Events
+	if s.events == nil {
+		s.events = noEvents{}
+	}
 	if o.TLSHost != "" {
 		s.hosts[o.TLSHost] = true
 	}
@@ -153,6 +164,54 @@ func New(o Options) (*Server, error) {
 	s.mux = http.NewCrossOriginProtection().Handler(mux)
 	return s, nil
 }
+
+type liveConfig struct {
+	site   Site
+	limits Limiter
+}
+
+func (s *Server) site() *Site     { return &s.live.Load().site }
+func (s *Server) limits() Limiter { return s.live.Load().limits }
+
+// SetSite applies new site settings (names, texts, number rules, PIN
+// policy) to the next requests, without a restart.
+func (s *Server) SetSite(site Site) {
+	if site.PINMaxTries <= 0 {
+		site.PINMaxTries = 5
+	}
+	if site.PINTTL <= 0 {
+		site.PINTTL = 5 * time.Minute
+	}
+	old := s.live.Load()
+	s.live.Store(&liveConfig{site: site, limits: old.limits})
+}
+
+// SetLimits swaps the abuse limiter (new caps); its counts live in the
+// store, so they carry over.
+func (s *Server) SetLimits(l Limiter) {
+	old := s.live.Load()
+	s.live.Store(&liveConfig{site: old.site, limits: l})
+}
+
+// SetEvents sets who hears the login flow's events.
+func (s *Server) SetEvents(e Events) { s.events = e }
+
+// Events hears what happens in the login flow, for metrics.
+type Events interface {
+	SMSSent()
+	SMSFailed(reason string)
+	SMSRefused(reason string)
+	PINAccepted()
+	PINFailed(outcome string)
+}
+
+type noEvents struct{}
+
+func (noEvents) SMSSent()          {}
+func (noEvents) SMSFailed(string)  {}
+func (noEvents) SMSRefused(string) {}
+func (noEvents) PINAccepted()      {}
+func (noEvents) PINFailed(string)  {}
 
 // PortalURL is the address of the splash page: HTTPS when the site has a
 // certificate, so phones show a padlock and RFC 8908 clients accept it.
@@ -215,10 +274,10 @@ type view struct {
 }
 
 func (s *Server) newView(lang string) *view {
-	v := &view{T: textsByLang[lang], SiteName: s.o.Site.NameAR, PrivacyURL: s.o.Site.PrivacyURL,
-		RequireTerms: s.o.Site.RequireTerms, TermsURL: s.o.Site.TermsURL}
+	v := &view{T: textsByLang[lang], SiteName: s.site().NameAR, PrivacyURL: s.site().PrivacyURL,
+		RequireTerms: s.site().RequireTerms, TermsURL: s.site().TermsURL}
 	if lang == langEN {
-		v.SiteName = s.o.Site.NameEN
+		v.SiteName = s.site().NameEN
 	}
 	return v
 }
@@ -340,30 +399,32 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, lang, "splash", errNoDevice)
 		return
 	}
-	if s.o.Site.RequireTerms && r.PostFormValue("terms") != "on" {
+	if s.site().RequireTerms && r.PostFormValue("terms") != "on" {
 		v := s.newView(lang)
 		v.Phone, v.Problem = r.PostFormValue("phone"), errTermsRequired
 		s.render(w, errTermsRequired.Status, "splash", v)
 		return
 	}
-	e164, err := phone.Normalize(r.PostFormValue("phone"), s.o.Site.PhoneRegion, s.o.Site.AllowedPrefixes)
+	e164, err := phone.Normalize(r.PostFormValue("phone"), s.site().PhoneRegion, s.site().AllowedPrefixes)
 	if err != nil {
 		p := errMalformedNumber
 		if errors.Is(err, phone.ErrNotAllowed) {
 			p = errNumberNotAllowed
 		}
+		s.events.SMSRefused(p.Code)
 		v := s.newView(lang)
 		v.Problem = p
 		s.render(w, p.Status, "splash", v)
 		return
 	}
-	d, err := s.o.Limits.ReserveSMS(e164, mac.String())
+	d, err := s.limits().ReserveSMS(e164, mac.String())
 	if err != nil {
 		s.o.Logger.Error("checking SMS limits", "err", err)
 		s.fail(w, lang, "splash", errInternal)
 		return
 	}
 	if !d.Allowed {
+		s.events.SMSRefused(d.Reason.String())
 		s.o.Logger.Warn("SMS refused by limit", "reason", d.Reason.String(), "to", maskPhone(e164), "mac", mac.String(), "retry_after", d.RetryAfter.Round(time.Second))
 		v := s.newView(lang)
 		v.Phone = r.PostFormValue("phone")
@@ -381,7 +442,7 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 	pending := &store.Pending{
 		MAC: mac.String(), Phone: e164, Lang: lang,
 		Hash:    pin.Hash(s.o.PINKey, mac.String(), e164, code),
-		Created: now, Expires: now.Add(s.o.Site.PINTTL),
+		Created: now, Expires: now.Add(s.site().PINTTL),
 	}
 	// Stored before sending: a PIN the visitor receives always exists.
 	// A resend replaces the earlier PIN.
@@ -400,10 +461,12 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) && se.Kind == sms.Permanent {
 			p = errSMSPermanent
 		}
+		s.events.SMSFailed(p.Code)
 		s.o.Logger.Warn("sending PIN SMS failed", "to", maskPhone(e164), "err", err)
 		s.fail(w, lang, "splash", p)
 		return
 	}
+	s.events.SMSSent()
 	s.o.Logger.Info("PIN sent", "to", maskPhone(e164), "mac", mac.String(), "ip", ip)
 	http.Redirect(w, r, "/?lang="+lang, http.StatusSeeOther)
 }
@@ -412,15 +475,15 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 // defaults fit one SMS each: Arabic within 70 UCS-2 characters, English
 // within 160 GSM-7).
 func (s *Server) smsText(lang, code string) string {
-	tmpl := s.o.Site.SMSTemplates[lang]
+	tmpl := s.site().SMSTemplates[lang]
 	if tmpl == "" {
 		tmpl = sms.DefaultTemplates[lang]
 	}
-	name := s.o.Site.NameAR
+	name := s.site().NameAR
 	if lang == langEN {
-		name = s.o.Site.NameEN
+		name = s.site().NameEN
 	}
-	minutes := int((s.o.Site.PINTTL + time.Minute - 1) / time.Minute)
+	minutes := int((s.site().PINTTL + time.Minute - 1) / time.Minute)
 	return sms.Render(tmpl, code, minutes, name)
 }
 
@@ -450,7 +513,7 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, lang, "splash", errNoPending)
 		return
 	}
-	d, err := s.o.Limits.TryPIN(pending.Phone, mac.String())
+	d, err := s.limits().TryPIN(pending.Phone, mac.String())
 	if err != nil {
 		s.o.Logger.Error("checking PIN limits", "err", err)
 		s.fail(w, lang, "splash", errInternal)
@@ -461,13 +524,18 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 		s.renderPIN(w, http.StatusTooManyRequests, lang, pending.Phone, limited(d))
 		return
 	}
-	outcome, p, err := s.o.Store.VerifyPending(mac.String(), s.o.Now(), s.o.Site.PINMaxTries, func(p *store.Pending) bool {
+	outcome, p, err := s.o.Store.VerifyPending(mac.String(), s.o.Now(), s.site().PINMaxTries, func(p *store.Pending) bool {
 		return pin.Check(s.o.PINKey, p.Hash, mac.String(), p.Phone, code)
 	})
 	if err != nil {
 		s.o.Logger.Error("checking PIN", "mac", mac.String(), "err", err)
 		s.fail(w, lang, "splash", errInternal)
 		return
+	}
+	if outcome == store.PINAccepted {
+		s.events.PINAccepted()
+	} else {
+		s.events.PINFailed(map[store.Outcome]string{store.PINNone: "none", store.PINExpired: "expired", store.PINExhausted: "exhausted", store.PINWrong: "wrong"}[outcome])
 	}
 	switch outcome {
 	case store.PINNone:
@@ -481,10 +549,10 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, lang, "splash", errTooManyTries)
 		return
 	case store.PINWrong:
-		s.renderPIN(w, http.StatusBadRequest, lang, p.Phone, wrongPIN(s.o.Site.PINMaxTries-p.Tries))
+		s.renderPIN(w, http.StatusBadRequest, lang, p.Phone, wrongPIN(s.site().PINMaxTries-p.Tries))
 		return
 	}
-	if err := s.o.Limits.ResetPIN(p.Phone, mac.String()); err != nil {
+	if err := s.limits().ResetPIN(p.Phone, mac.String()); err != nil {
 		s.o.Logger.Error("resetting PIN back-off", "err", err)
 	}
 	var grant *session.Grant

@@ -68,6 +68,9 @@ type Manager struct {
 	devices map[string]DeviceInfo
 
 	resync chan struct{}
+
+	onRepair  func(int)
+	onTraffic func(down, up uint64)
 }
 
 // Options configure a Manager.
@@ -78,6 +81,11 @@ type Options struct {
 	Policy Policy
 	Now    func() time.Time // nil means time.Now
 	Logger *slog.Logger
+	// OnRepair hears how many pieces of kernel state a resync repaired;
+	// OnTraffic the bytes visitors moved since the last sweep. Both are
+	// for metrics and may be nil.
+	OnRepair  func(n int)
+	OnTraffic func(down, up uint64)
 }
 
 // NewManager returns a Manager; call Restore before serving visitors.
@@ -91,7 +99,8 @@ func NewManager(o Options) *Manager {
 	return &Manager{
 		store: o.Store, gate: o.Gate, now: o.Now, log: o.Logger, site: o.Site,
 		policy: o.Policy, activity: map[netip.Addr]uint64{}, live: map[string]*traffic{}, devices: map[string]DeviceInfo{},
-		resync: make(chan struct{}, 1),
+		resync:   make(chan struct{}, 1),
+		onRepair: o.OnRepair, onTraffic: o.OnTraffic,
 	}
 }
 
@@ -388,7 +397,10 @@ func (m *Manager) Sweep() (int, error) {
 				t = newTraffic(s)
 				m.live[s.ID] = t
 			}
-			t.observe(u)
+			down, up := t.observe(u)
+			if m.onTraffic != nil && (down > 0 || up > 0) {
+				m.onTraffic(down, up)
+			}
 		}
 		if u, ok := usage[s.IP]; ok && u.Packets != m.activity[s.IP] {
 			m.activity[s.IP] = u.Packets
@@ -453,6 +465,9 @@ func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration
 
 func (m *Manager) runResync() {
 	n, err := m.Resync()
+	if m.onRepair != nil && n > 0 {
+		m.onRepair(n)
+	}
 	if err != nil {
 		m.log.Error("resync", "err", err, "repairs", n)
 		return
@@ -513,15 +528,35 @@ func (m *Manager) SetRate(id string, down, up uint64) (*store.Session, error) {
 // counters restarting from zero.
 type traffic struct {
 	base, last firewall.Usage
+	// stored is what the store held when this session was picked up
+	// (after a daemon restart, say); primed once the first kernel
+	// reading has been reconciled with it.
+	stored firewall.Usage
+	primed bool
 }
 
-// newTraffic starts from what the store already counted for s (before a
-// restart, say).
+// newTraffic starts from what the store already counted for s.
 func newTraffic(s *store.Session) *traffic {
-	return &traffic{base: firewall.Usage{Packets: s.PacketsUp, Bytes: s.BytesUp, PacketsDown: s.PacketsDown, BytesDown: s.BytesDown}}
+	return &traffic{stored: firewall.Usage{Packets: s.PacketsUp, Bytes: s.BytesUp, PacketsDown: s.PacketsDown, BytesDown: s.BytesDown}}
 }
 
-func (t *traffic) observe(u firewall.Usage) {
+// observe takes new kernel counters and returns the bytes moved since
+// the previous observation.
+func (t *traffic) observe(u firewall.Usage) (down, up uint64) {
+	if !t.primed {
+		// The kernel's entry either survived the restart (its counters
+		// already include what was stored) or was re-created (they start
+		// near zero): either way the totals continue from the stored
+		// figures, off at most by the traffic of one sweep.
+		t.primed = true
+		t.base = firewall.Usage{
+			Packets: sub(t.stored.Packets, u.Packets), Bytes: sub(t.stored.Bytes, u.Bytes),
+			PacketsDown: sub(t.stored.PacketsDown, u.PacketsDown), BytesDown: sub(t.stored.BytesDown, u.BytesDown),
+		}
+		t.last = u
+		return 0, 0
+	}
+	before := t.total()
 	// A counter that went backwards was reset: bank what it had reached.
 	if u.Packets < t.last.Packets || u.Bytes < t.last.Bytes {
 		t.base.Packets += t.last.Packets
@@ -532,6 +567,22 @@ func (t *traffic) observe(u firewall.Usage) {
 		t.base.BytesDown += t.last.BytesDown
 	}
 	t.last = u
+	after := t.total()
+	return after.BytesDown - before.BytesDown, after.Bytes - before.Bytes
+}
+
+func sub(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return 0
+}
+
+func (t *traffic) total() firewall.Usage {
+	return firewall.Usage{
+		Packets: t.base.Packets + t.last.Packets, Bytes: t.base.Bytes + t.last.Bytes,
+		PacketsDown: t.base.PacketsDown + t.last.PacketsDown, BytesDown: t.base.BytesDown + t.last.BytesDown,
+	}
 }
 
 // fill writes the totals into s; a nil traffic leaves s as it is.
@@ -539,8 +590,11 @@ func (t *traffic) fill(s *store.Session) {
 	if t == nil {
 		return
 	}
-	s.PacketsUp, s.BytesUp = t.base.Packets+t.last.Packets, t.base.Bytes+t.last.Bytes
-	s.PacketsDown, s.BytesDown = t.base.PacketsDown+t.last.PacketsDown, t.base.BytesDown+t.last.BytesDown
+	if !t.primed {
+		return
+	}
+	u := t.total()
+	s.PacketsUp, s.BytesUp, s.PacketsDown, s.BytesDown = u.Packets, u.Bytes, u.PacketsDown, u.BytesDown
 }
 
 // Live returns the active sessions with their traffic counted up to the

@@ -59,6 +59,8 @@ type Site struct {
 	TermsEN      string `json:"terms_en"`
 	PrivacyURL   string `json:"privacy_url"`
 	RequireTerms bool   `json:"require_terms"`
+	TermsURL     string `json:"terms_url,omitempty"`
+	VenueURL     string `json:"venue_url,omitempty"`
 
 	RADIUS RADIUS `json:"radius"`
 }
@@ -88,6 +90,13 @@ var DefaultTemplates = map[string]string{
 	"en": "Your code is {pin} for {site} free Wi-Fi. Valid {minutes} min. Do not share it.",
 }
 
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
 // FromConfig returns the policy the config file starts a site with.
 func FromConfig(c config.Site) Site {
 	s := Site{
@@ -100,10 +109,13 @@ func FromConfig(c config.Site) Site {
 		SMSTemplates:     map[string]string{},
 		PhoneRegion:      c.PhoneRegion,
 		AllowedPrefixes:  slices.Clone(c.AllowedPrefixes),
-		SMSPerNumberHour: DefaultSMSPerNumberHour,
-		SMSPerDeviceHour: DefaultSMSPerDeviceHour,
-		SMSDailyBudget:   DefaultSMSDailyBudget,
+		SMSPerNumberHour: orDefault(c.SMSPerNumber, DefaultSMSPerNumberHour),
+		SMSPerDeviceHour: orDefault(c.SMSPerDevice, DefaultSMSPerDeviceHour),
+		SMSDailyBudget:   orDefault(c.SMSDailyBudget, DefaultSMSDailyBudget),
 		PrivacyURL:       c.PrivacyURL,
+		RequireTerms:     c.RequireTerms,
+		TermsURL:         c.TermsURL,
+		VenueURL:         c.VenueURL,
 		RADIUS:           RADIUS{Servers: []string{}, FailPolicy: "closed"},
 	}
 	for _, p := range c.WalledGarden {

@@ -34,6 +34,9 @@ func usage() error {
   parkportal config check --config FILE
   parkportal db check --config FILE
   parkportal db export --config FILE [--format csv|json]   the session log (stop the daemon first)
+  parkportal admin add-user|passwd|role|token|list ...   staff accounts
+  parkportal site get|set|export|import ...               site policy and profiles
+  parkportal sessions list|kick|extend ...                visitors' sessions
   parkportal cleanup --config FILE   remove parkportal's chains and allowlist set
   parkportal version`)
 }
@@ -60,6 +63,12 @@ func run(args []string) error {
 		if len(args) > 1 && args[1] == "export" {
 			return cmdDBExport(args[2:])
 		}
+	case "admin":
+		return cmdAdmin(args[1:])
+	case "site":
+		return cmdSite(args[1:])
+	case "sessions":
+		return cmdSessions(args[1:])
 	case "cleanup":
 		return cmdCleanup(args[1:])
 	case "version", "--version", "-v":

@@ -237,6 +237,14 @@ func (n *nas) close(restarting bool) {
 	}
 }
 
+// queueLen is the accounting queue's length, for metrics.
+func (n *nas) queueLen() int {
+	if n.acct == nil {
+		return 0
+	}
+	return n.acct.QueueLen()
+}
+
 // dasController lets RFC 5176 requests act on sessions.
 type dasController struct{ mgr *session.Manager }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,9 +20,11 @@ import (
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/firewall"
 	"github.com/parkwifi/parkportal/limits"
+	"github.com/parkwifi/parkportal/metrics"
 	"github.com/parkwifi/parkportal/pin"
 	"github.com/parkwifi/parkportal/portal"
 	"github.com/parkwifi/parkportal/session"
+	"github.com/parkwifi/parkportal/settings"
 	"github.com/parkwifi/parkportal/sms"
 	"github.com/parkwifi/parkportal/store"
 )
@@ -57,6 +60,7 @@ func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
 		LANIface: c.LANIface, LANPrefix: c.LANPrefix, GatewayIP: c.GatewayIP,
 		PortalPort: c.PortalPort, AdminPort: c.AdminPort(),
 		WalledGarden: c.Site.WalledGarden, Logger: log,
+		Shaping: c.Shaping, IFBName: c.IFBName, UplinkDown: c.Site.UplinkDown, UplinkUp: c.Site.UplinkUp,
 	}
 }
 
@@ -111,6 +115,37 @@ func cmdServe(args []string) error {
 	log := newLogger(cfg.LogLevel)
 	slog.SetDefault(log)
 
+	// Signals first: until Notify, SIGHUP or SIGUSR1 (a firewall reload's
+	// resync request) would kill the process during start-up.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	resync := make(chan os.Signal, 1)
+	signal.Notify(resync, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(resync)
+
+	// Listen before touching the kernel, so a port in use or a bad
+	// certificate stops the start with nothing to clean up.
+	addr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.PortalPort))
+	ln, err := net.Listen("tcp", addr.String())
+	if err != nil {
+		return fmt.Errorf("listening for visitors on %s: %w", addr, err)
+	}
+	defer ln.Close()
+	var tln net.Listener
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("loading the portal's certificate: %w", err)
+		}
+		tlsAddr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.TLSPort)).String()
+		plain, err := net.Listen("tcp", tlsAddr)
+		if err != nil {
+			return fmt.Errorf("listening for visitors (HTTPS) on %s: %w", tlsAddr, err)
+		}
+		tln = tls.NewListener(plain, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		defer tln.Close()
+	}
+
 	if ok, err := store.CompactIfBloated(cfg.DBPath); err != nil {
 		log.Warn("compacting the store failed; starting with it as it is", "err", err)
 	} else if ok {
@@ -137,8 +172,19 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("opening SMS limits: %w", err)
 	}
+	var met *metrics.Metrics // set once the admin side is up
 	mgr := session.NewManager(session.Options{
 		Store: st, Gate: fw, Site: cfg.Site.ID, Logger: log,
+		OnRepair: func(n int) {
+			if met != nil {
+				met.FirewallRepairs(n)
+			}
+		},
+		OnTraffic: func(down, up uint64) {
+			if met != nil {
+				met.AddBytes(down, up)
+			}
+		},
 		Policy: session.Policy{
 			SessionTimeout: cfg.Site.SessionTimeout, IdleTimeout: cfg.Site.IdleTimeout,
 			RateDown: cfg.Site.RateDown, RateUp: cfg.Site.RateUp,
@@ -148,6 +194,7 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	warnBridgeNetfilter(cfg, log)
 	start := time.Now()
 	if err := mgr.Restore(); err != nil {
 		return fmt.Errorf("restoring sessions into the kernel: %w", err)
@@ -155,7 +202,6 @@ func cmdServe(args []string) error {
 	active, _ := st.ActiveSessions()
 	log.Info("kernel state restored from store", "active_sessions", len(active), "took", time.Since(start).Round(time.Millisecond))
 
-	addr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.PortalPort))
 	srv, err := portal.New(portal.Options{
 		Site: portal.Site{
 			ID: cfg.Site.ID, NameAR: cfg.Site.NameAR, NameEN: cfg.Site.NameEN,
@@ -168,16 +214,31 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := newHTTPServer(srv)
-	ln, err := net.Listen("tcp", addr.String())
+	adm, err := startAdmin(ctx, cfg, st, mgr, log)
 	if err != nil {
-		return fmt.Errorf("listening for visitors on %s: %w", addr, err)
+		return err
 	}
+	met = adm.Metrics
+	srv.SetEvents(adm.Metrics)
+	// Site policy lives in the store from the first start on; staff change
+	// it in the console and it applies here, live, without a restart.
+	apply := func(s settings.Site) { applySite(s, cfg, st, srv, fw, log) }
+	apply(adm.Settings.Get())
+	adm.Settings.OnChange(apply)
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				met.SetRADIUSQueue(radiusNAS.queueLen())
+			}
+		}
+	}()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	resync := make(chan os.Signal, 1)
-	signal.Notify(resync, syscall.SIGHUP, syscall.SIGUSR1)
+	httpSrv := newHTTPServer(srv)
 	go func() {
 		for range resync {
 			mgr.RequestResync()
@@ -191,14 +252,9 @@ func cmdServe(args []string) error {
 	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	var tlsSrv *http.Server
-	if cfg.TLSCert != "" {
+	if tln != nil {
 		tlsSrv = newHTTPServer(srv)
-		tlsAddr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.TLSPort)).String()
-		tln, err := net.Listen("tcp", tlsAddr)
-		if err != nil {
-			return fmt.Errorf("listening for visitors (HTTPS) on %s: %w", tlsAddr, err)
-		}
-		go func() { errc <- tlsSrv.ServeTLS(tln, cfg.TLSCert, cfg.TLSKey) }()
+		go func() { errc <- tlsSrv.Serve(tln) }()
 	}
 	log.Info("parkportal serving", "portal", srv.PortalURL(), "captive_api", srv.APIURL(), "site", cfg.Site.ID, "version", versionString())
 
@@ -335,4 +391,45 @@ func cmdDBExport(args []string) error {
 	}
 	defer st.Close()
 	return st.Export(os.Stdout, *format)
+}
+
+// warnBridgeNetfilter warns when br_netfilter passes the LAN bridge's
+// frames through iptables: NAT then happens on the bridge port before the
+// upload shaper's IFB redirect, which drops the connection's NAT state,
+// and redirected visitors never see the portal. OpenWrt leaves it off.
+func warnBridgeNetfilter(c *config.Config, log *slog.Logger) {
+	b, err := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	if err != nil || strings.TrimSpace(string(b)) != "1" || !c.Shaping {
+		return
+	}
+	if _, err := os.Stat("/sys/class/net/" + c.LANIface + "/bridge"); err != nil {
+		return
+	}
+	log.Warn("net.bridge.bridge-nf-call-iptables is 1: with shaping on, redirected visitors cannot reach the portal; set it to 0 (sysctl -w net.bridge.bridge-nf-call-iptables=0)", "lan_iface", c.LANIface)
+}
+
+// applySite puts the stored site policy into effect: the portal's texts
+// and rules, the SMS caps, the walled garden and the uplink capacity.
+// (Session timeouts and rates are applied by startAdmin.)
+func applySite(s settings.Site, cfg *config.Config, st *store.Store, srv *portal.Server, fw *firewall.Firewall, log *slog.Logger) {
+	srv.SetSite(portal.Site{
+		ID: s.ID, NameAR: s.NameAR, NameEN: s.NameEN,
+		PhoneRegion: s.PhoneRegion, AllowedPrefixes: s.AllowedPrefixes,
+		PINTTL: s.PINTTL.D(), PINMaxTries: s.PINMaxTries, PrivacyURL: s.PrivacyURL,
+		VenueURL: s.VenueURL, RequireTerms: s.RequireTerms, TermsURL: s.TermsURL,
+		SMSTemplates: s.SMSTemplates,
+	})
+	site := cfg.Site
+	site.SMSPerNumber, site.SMSPerDevice, site.SMSDailyBudget = s.SMSPerNumberHour, s.SMSPerDeviceHour, s.SMSDailyBudget
+	if lim, err := limits.Open(st.DB(), limitsConfig(site, cfg.Timezone), time.Now); err != nil {
+		log.Error("applying SMS caps", "err", err)
+	} else {
+		srv.SetLimits(lim)
+	}
+	if err := fw.SetWalledGarden(s.WalledGardenPrefixes()); err != nil {
+		log.Error("applying walled garden", "err", err)
+	}
+	if err := fw.SetUplink(uint64(s.UplinkDown), uint64(s.UplinkUp)); err != nil {
+		log.Error("applying uplink capacity", "err", err)
+	}
 }
