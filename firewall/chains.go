@@ -220,18 +220,21 @@ func (f *Firewall) removeChains() error {
 				continue
 			}
 		}
-		if err := ipt.DeleteIfExists(spec.table, spec.hook, spec.jump...); err != nil {
-			errs = append(errs, fmt.Errorf("removing jump to %s: %w", spec.chain, err))
-		}
 		exists, err := ipt.ChainExists(spec.table, spec.chain)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("checking chain %s: %w", spec.chain, err))
 			continue
 		}
-		if exists {
-			if err := ipt.ClearAndDeleteChain(spec.table, spec.chain); err != nil {
-				errs = append(errs, fmt.Errorf("removing chain %s/%s: %w", spec.table, spec.chain, err))
-			}
+		// Without the chain there can be no jump to it (and iptables
+		// cannot even check for one).
+		if !exists {
+			continue
+		}
+		if err := ipt.DeleteIfExists(spec.table, spec.hook, spec.jump...); err != nil {
+			errs = append(errs, fmt.Errorf("removing jump to %s: %w", spec.chain, err))
+		}
+		if err := ipt.ClearAndDeleteChain(spec.table, spec.chain); err != nil {
+			errs = append(errs, fmt.Errorf("removing chain %s/%s: %w", spec.table, spec.chain, err))
 		}
 	}
 	return errors.Join(errs...)

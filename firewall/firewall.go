@@ -205,8 +205,8 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 			continue
 		}
 		errs = append(errs, cutConnections(e.ip))
-		f.log.Warn("removed stale allowlist entry", "ip", e.ip, "mac", e.mac)
 		repairs++
+		f.logRepair(repairs, "removed stale allowlist entry", "ip", e.ip, "mac", e.mac)
 	}
 	if f.shp != nil {
 		rates := make(map[netip.Addr]shaper.Rate, len(want))
@@ -230,10 +230,24 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		f.log.Warn("restored missing allowlist entry", "ip", c.IP, "mac", c.MAC)
 		repairs++
+		f.logRepair(repairs, "restored missing allowlist entry", "ip", c.IP, "mac", c.MAC.String())
+	}
+	if repairs > maxRepairLines {
+		f.log.Warn("allowlist repaired", "repairs", repairs, "logged", maxRepairLines)
 	}
 	return repairs, errors.Join(errs...)
+}
+
+// maxRepairLines bounds the per-entry repair lines of one Sync: after a
+// reboot thousands of entries come back at once, and one summary line
+// says more than thousands of identical ones.
+const maxRepairLines = 20
+
+func (f *Firewall) logRepair(n int, msg string, args ...any) {
+	if n <= maxRepairLines {
+		f.log.Warn(msg, args...)
+	}
 }
 
 // SetWalledGarden changes what unauthorised visitors may reach and
