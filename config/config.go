@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -58,6 +59,10 @@ type Config struct {
 	ResyncInterval time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// TrustedMACs are staff devices on the LAN (a technician's laptop,
+	// an access point's management interface): never captive, unshaped,
+	// and allowed to reach the gateway itself (SSH, LuCI).
+	TrustedMACs []net.HardwareAddr
 	// SMS holds the options of the `config sms` section verbatim
 	// (provider, outbox, twilio_*, http_*); package sms interprets them.
 	// SMSHeaders are its `list http_header 'Name: value'` entries.
@@ -364,6 +369,16 @@ func (c *Config) applyMain(s *Section) []error {
 	r.boolean("shaping", &c.Shaping)
 	r.duration("resync_interval", &c.ResyncInterval, time.Second, time.Hour)
 	r.str("log_level", &c.LogLevel)
+	var trusted []string
+	r.list("trusted_mac", &trusted)
+	for _, m := range trusted {
+		mac, err := net.ParseMAC(m)
+		if err != nil || len(mac) != 6 {
+			r.fail("trusted_mac", "want a MAC address like 02:00:5e:00:53:01, got %q", m)
+			continue
+		}
+		c.TrustedMACs = append(c.TrustedMACs, mac)
+	}
 	r.duration("retention", &c.Retention, time.Hour, 5*365*24*time.Hour)
 	var tz string
 	r.str("timezone", &tz)

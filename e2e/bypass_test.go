@@ -231,3 +231,22 @@ func TestSpoofedMACGetsNothing(t *testing.T) {
 		t.Errorf("MAC spoofer with its own IP: got %d (curl exit %d), want the captive redirect", r.Code, r.Exit)
 	}
 }
+
+// TestTrustedMAC: a staff device listed as trusted_mac is never captive
+// and may reach the gateway itself; visitors next to it stay captive.
+func TestTrustedMAC(t *testing.T) {
+	p := newPark(t, 2)
+	visitor, staff := p.Visitors[0], p.Visitors[1]
+	p.start(p.config(map[string]string{"parkportal.trusted_mac": "list " + staff.MAC}))
+	if !online(staff) {
+		t.Error("the trusted staff device is captive")
+	}
+	// Port 22 on the gateway: nothing listens, so a trusted device gets a
+	// refusal (7) where a visitor's packets are dropped (28).
+	if r := lab.Curl(staff.NS, 2*time.Second, "http://198.51.100.1:22/"); r.Exit != 7 {
+		t.Errorf("trusted device to the gateway's port 22: curl exit %d, want 7 (reached, refused)", r.Exit)
+	}
+	if online(visitor) {
+		t.Error("a visitor next to the trusted device got out")
+	}
+}

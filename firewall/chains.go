@@ -101,6 +101,16 @@ func (f *Firewall) chainSpecs() []chainSpec {
 		in = append([][]string{{"-p", "udp", "-m", "udp", "--dport", strconv.Itoa(c.CoAPort), "-j", "DROP"}}, in...)
 	}
 
+	// Staff devices go first in every chain: never captive, never
+	// limited to the portal on the gateway.
+	var trusted [][]string
+	for _, m := range c.TrustedMACs {
+		trusted = append(trusted, []string{"-m", "mac", "--mac-source", strings.ToUpper(m.String()), "-j", "RETURN"})
+	}
+	pre = append(append([][]string{}, trusted...), pre...)
+	fwd = append(append([][]string{}, trusted...), fwd...)
+	in = append(append([][]string{}, trusted...), in...)
+
 	return []chainSpec{
 		{table: "nat", chain: chainPrerouting, hook: "PREROUTING", jump: []string{"-i", lan, "-j", chainPrerouting}, rules: pre},
 		{table: "filter", chain: chainForward, hook: "FORWARD", jump: []string{"-i", lan, "-j", chainForward}, rules: fwd},
@@ -109,10 +119,10 @@ func (f *Firewall) chainSpecs() []chainSpec {
 		// kept off IPv6 forwarding entirely rather than half-authorised;
 		// the portal and the Internet are reached over IPv4.
 		{v6: true, table: "filter", chain: chainForward6, hook: "FORWARD", jump: []string{"-i", lan, "-j", chainForward6},
-			rules: [][]string{
-				{"-p", "tcp", "-m", "tcp", "--dport", "443", "-j", "REJECT", "--reject-with", "tcp-reset"},
-				{"-j", "DROP"},
-			}},
+			rules: append(append([][]string{}, trusted...),
+				[]string{"-p", "tcp", "-m", "tcp", "--dport", "443", "-j", "REJECT", "--reject-with", "tcp-reset"},
+				[]string{"-j", "DROP"},
+			)},
 	}
 }
 

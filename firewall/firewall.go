@@ -33,6 +33,8 @@ type Config struct {
 	AdminPort    int // dropped from the LAN
 	CoAPort      int // RADIUS dynamic authorisation; 0 when not listening
 	WalledGarden []netip.Prefix
+	// TrustedMACs pass every one of our chains (staff devices).
+	TrustedMACs []net.HardwareAddr
 	// SetName is the allowlist ipset; "pp-allow" unless tests need another.
 	SetName string
 	// Shaping gives every visitor their own HTB class each way (package

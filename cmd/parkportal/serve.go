@@ -59,7 +59,7 @@ func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
 		TLSPort: tlsPort, CoAPort: coaPort,
 		LANIface: c.LANIface, LANPrefix: c.LANPrefix, GatewayIP: c.GatewayIP,
 		PortalPort: c.PortalPort, AdminPort: c.AdminPort(),
-		WalledGarden: c.Site.WalledGarden, Logger: log,
+		WalledGarden: c.Site.WalledGarden, TrustedMACs: c.TrustedMACs, Logger: log,
 		Shaping: c.Shaping, IFBName: c.IFBName, UplinkDown: c.Site.UplinkDown, UplinkUp: c.Site.UplinkUp,
 	}
 }
