@@ -75,6 +75,9 @@ type Config struct {
 	// Retention is how long ended sessions (phone numbers included) are
 	// kept before the purge job deletes them.
 	Retention time.Duration
+	// MaxSessions bounds how many sessions the store keeps (oldest ended
+	// ones go first), so the file stays small on a router's flash.
+	MaxSessions int
 
 	Site   Site
 	Radius Radius
@@ -178,6 +181,7 @@ func Defaults() *Config {
 		ResyncInterval: 30 * time.Second,
 		Radius:         Radius{InterimInterval: 5 * time.Minute, FailOpen: true},
 		Retention:      90 * 24 * time.Hour,
+		MaxSessions:    50_000,
 		Timezone:       mustLoadLocation("Asia/Qatar"),
 		LogLevel:       "info",
 		SMS:            map[string]string{"provider": "console"},
@@ -380,6 +384,7 @@ func (c *Config) applyMain(s *Section) []error {
 		c.TrustedMACs = append(c.TrustedMACs, mac)
 	}
 	r.duration("retention", &c.Retention, time.Hour, 5*365*24*time.Hour)
+	r.integer("max_sessions", &c.MaxSessions, 100, 10_000_000)
 	var tz string
 	r.str("timezone", &tz)
 	if tz != "" {

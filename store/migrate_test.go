@@ -90,3 +90,37 @@ func TestMigrateV1(t *testing.T) {
 		t.Errorf("Activate after migration replaced %v, %v; want a1", replaced, err)
 	}
 }
+
+func TestPurgeExcessKeepsActiveAndNewest(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	for i := 0; i < 10; i++ {
+		s := &Session{ID: string(rune('a' + i)), MAC: net.HardwareAddr{2, 0, 0x5e, 0, 0x53, byte(i)},
+			IP: netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)}), Start: now, Expires: now.Add(time.Hour), State: Ended,
+			Ended: now.Add(time.Duration(i) * time.Minute)}
+		if i >= 8 {
+			s.State, s.Ended = Active, time.Time{}
+		}
+		if _, err := st.Activate(s, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := st.PurgeExcess(5)
+	if err != nil || n != 5 {
+		t.Fatalf("PurgeExcess(5) = %d, %v; want 5", n, err)
+	}
+	left, _ := st.Sessions(nil)
+	ids := map[string]bool{}
+	for _, s := range left {
+		ids[s.ID] = true
+	}
+	for _, want := range []string{"f", "g", "h", "i", "j"} { // newest ended three, both active
+		if !ids[want] {
+			t.Errorf("session %s was purged; left %v", want, ids)
+		}
+	}
+}

@@ -626,3 +626,34 @@ func CompactIfBloated(path string) (compacted bool, err error) {
 	}
 	return true, nil
 }
+
+// PurgeExcess deletes the oldest ended sessions beyond max stored
+// sessions and returns how many went. With the retention period it bounds
+// the file on a router's small flash whatever the park's traffic.
+func (s *Store) PurgeExcess(max int) (int, error) {
+	all, err := s.Sessions(nil)
+	if err != nil || len(all) <= max {
+		return 0, err
+	}
+	var ended []*Session
+	for _, x := range all {
+		if x.State != Active {
+			ended = append(ended, x)
+		}
+	}
+	sort.Slice(ended, func(i, j int) bool { return ended[i].Ended.Before(ended[j].Ended) })
+	n := min(len(all)-max, len(ended))
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		for _, x := range ended[:n] {
+			if err := b.Delete([]byte(x.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -245,7 +245,7 @@ func cmdServe(args []string) error {
 		}
 	}()
 	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
-	go purgeLoop(ctx, st, cfg.Retention, log)
+	go purgeLoop(ctx, st, cfg.Retention, cfg.MaxSessions, log)
 	go radiusNAS.runInterim(ctx)
 	go watchDevices(ctx, cfg.LANIface, cfg.LANPrefix, mgr, log)
 
@@ -346,7 +346,7 @@ func cmdCleanup(args []string) error {
 // purgeLoop deletes ended sessions older than the retention period, at
 // start and then hourly: phone numbers are personal data and are kept
 // no longer than the site's stated period.
-func purgeLoop(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
+func purgeLoop(ctx context.Context, st *store.Store, retention time.Duration, maxSessions int, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -355,6 +355,11 @@ func purgeLoop(ctx context.Context, st *store.Store, retention time.Duration, lo
 			log.Error("purging old sessions", "err", err)
 		} else if n > 0 {
 			log.Info("purged ended sessions past retention", "sessions", n, "retention", retention)
+		}
+		if n, err := st.PurgeExcess(maxSessions); err != nil {
+			log.Error("bounding the stored sessions", "err", err)
+		} else if n > 0 {
+			log.Info("purged the oldest ended sessions over the store's bound", "sessions", n, "max_sessions", maxSessions)
 		}
 		select {
 		case <-ctx.Done():
