@@ -29,6 +29,7 @@ type texts struct {
 	ConnectedTitle, Connected, TimeLeft, Logout    string
 	LoggedOut, Start                               string
 	Hours, Minutes                                 string
+	DataUsed, Retention                            string
 }
 
 var textsByLang = map[string]*texts{
@@ -45,6 +46,7 @@ var textsByLang = map[string]*texts{
 		ConnectedTitle: "أنت متصل", Connected: "تم الاتصال بالإنترنت. استمتع بوقتك في الحديقة.", TimeLeft: "الوقت المتبقي",
 		Logout: "تسجيل الخروج", LoggedOut: "تم تسجيل خروجك.", Start: "البداية",
 		Hours: "ساعة", Minutes: "دقيقة",
+		DataUsed: "البيانات المستخدمة", Retention: "نحتفظ بهذه البيانات %d يوماً ثم نحذفها.",
 	},
 	langEN: {
 		Lang: "en", Dir: "ltr", OtherLang: "ar", OtherName: "العربية",
@@ -59,6 +61,7 @@ var textsByLang = map[string]*texts{
 		ConnectedTitle: "You are online", Connected: "You are connected to the Internet. Enjoy the park.", TimeLeft: "Time left",
 		Logout: "Log out", LoggedOut: "You have logged out.", Start: "Start",
 		Hours: "h", Minutes: "min",
+		DataUsed: "Data used", Retention: "We keep them for %d days, then delete them.",
 	},
 }
 
@@ -109,6 +112,9 @@ var (
 	errAuthUnavailable = &problem{http.StatusServiceUnavailable, "auth-unavailable",
 		"تعذّر التحقق من رقمك الآن. حاول مرة أخرى بعد قليل.",
 		"We could not check your number just now. Please try again in a minute."}
+	errCrossOrigin = &problem{http.StatusForbidden, "cross-origin",
+		"رُفض الطلب لأنه لم يأتِ من صفحة الحديقة. افتح صفحة الدخول وحاول مرة أخرى.",
+		"The request was refused because it did not come from the park's page. Open the sign-in page and try again."}
 	errInternal = &problem{http.StatusInternalServerError, "internal",
 		"حدث خطأ من جهتنا ولم يتغيّر شيء. حاول مرة أخرى.",
 		"Something went wrong on our side and nothing was changed. Please try again."}

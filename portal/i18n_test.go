@@ -104,6 +104,7 @@ var problems = map[string]*problem{
 	"errNumberBlocked":    errNumberBlocked,
 	"errAuthUnavailable":  errAuthUnavailable,
 	"errInternal":         errInternal,
+	"errCrossOrigin":      errCrossOrigin,
 	"errBadRequest":       errBadRequest,
 }
 

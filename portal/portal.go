@@ -76,6 +76,9 @@ type Site struct {
 	// (linked to TermsURL) before a PIN is sent.
 	RequireTerms bool
 	TermsURL     string
+	// RetentionDays is how long session records (phone numbers) are
+	// kept; the privacy notice says so.
+	RetentionDays int
 	// SMSTemplates maps a language to the message text, with {pin},
 	// {minutes} and {site} placeholders.
 	SMSTemplates map[string]string
@@ -161,7 +164,11 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /logout", s.handleLogout)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(http.FileServerFS(static))))
 	mux.HandleFunc("/", s.redirectToPortal)
-	s.mux = http.NewCrossOriginProtection().Handler(mux)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, pickLang(r), "splash", errCrossOrigin)
+	}))
+	s.mux = cop.Handler(mux)
 	return s, nil
 }
 
@@ -233,7 +240,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which cross-origin protection rightly
+	// refuses, and nobody could log in.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if !s.hosts[r.Host] {
@@ -271,11 +281,19 @@ type view struct {
 	PhoneE164    string
 	Remaining    string
 	SecondsLeft  int
+	// DataUsed is the session's traffic so far; RetentionNote says how
+	// long session records are kept (Qatar's data protection law asks
+	// for notice of it).
+	DataUsed      string
+	RetentionNote string
 }
 
 func (s *Server) newView(lang string) *view {
 	v := &view{T: textsByLang[lang], SiteName: s.site().NameAR, PrivacyURL: s.site().PrivacyURL,
 		RequireTerms: s.site().RequireTerms, TermsURL: s.site().TermsURL}
+	if d := s.site().RetentionDays; d > 0 {
+		v.RetentionNote = fmt.Sprintf(v.T.Retention, d)
+	}
 	if lang == langEN {
 		v.SiteName = s.site().NameEN
 	}
@@ -372,6 +390,8 @@ func (s *Server) renderStatus(w http.ResponseWriter, lang string, sess *store.Se
 	left := max(sess.Expires.Sub(s.o.Now()), 0)
 	v.SecondsLeft = int(left.Seconds())
 	v.Remaining = formatRemaining(left, v.T)
+	s.o.Sessions.Fill(sess)
+	v.DataUsed = formatBytes(sess.BytesDown + sess.BytesUp)
 	s.render(w, http.StatusOK, "status", v)
 }
 
@@ -413,7 +433,7 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		}
 		s.events.SMSRefused(p.Code)
 		v := s.newView(lang)
-		v.Problem = p
+		v.Phone, v.Problem = r.PostFormValue("phone"), p
 		s.render(w, p.Status, "splash", v)
 		return
 	}
@@ -626,6 +646,17 @@ func maskPhone(e164 string) string {
 		return "••••"
 	}
 	return e164[:4] + "••••" + e164[len(e164)-4:]
+}
+
+// formatBytes renders a byte count the way phones show data use.
+func formatBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KB", n>>10)
 }
 
 func formatRemaining(d time.Duration, t *texts) string {

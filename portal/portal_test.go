@@ -187,7 +187,7 @@ func TestSecurityHeaders(t *testing.T) {
 		"Cache-Control":          "no-store",
 		"X-Content-Type-Options": "nosniff",
 		"X-Frame-Options":        "DENY",
-		"Referrer-Policy":        "no-referrer",
+		"Referrer-Policy":        "same-origin",
 		"Content-Type":           "text/html; charset=utf-8",
 	} {
 		if got := w.Header().Get(k); got != want {

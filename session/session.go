@@ -705,3 +705,10 @@ func (m *Manager) AddressAssigned(mac net.HardwareAddr, ip netip.Addr) (*store.S
 	}
 	return m.rebind(s, ip)
 }
+
+// Fill puts s's traffic, counted up to the last sweep, into s.
+func (m *Manager) Fill(s *store.Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.live[s.ID].fill(s)
+}

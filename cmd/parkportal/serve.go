@@ -422,7 +422,7 @@ func applySite(s settings.Site, cfg *config.Config, st *store.Store, srv *portal
 		PhoneRegion: s.PhoneRegion, AllowedPrefixes: s.AllowedPrefixes,
 		PINTTL: s.PINTTL.D(), PINMaxTries: s.PINMaxTries, PrivacyURL: s.PrivacyURL,
 		VenueURL: s.VenueURL, RequireTerms: s.RequireTerms, TermsURL: s.TermsURL,
-		SMSTemplates: s.SMSTemplates,
+		SMSTemplates: s.SMSTemplates, RetentionDays: int(cfg.Retention / (24 * time.Hour)),
 	})
 	site := cfg.Site
 	site.SMSPerNumber, site.SMSPerDevice, site.SMSDailyBudget = s.SMSPerNumberHour, s.SMSPerDeviceHour, s.SMSDailyBudget
