@@ -111,11 +111,54 @@ func (m *Manager) AddObserver(o Observer) {
 	m.observers = append(m.observers, o)
 }
 
-// SetPolicy changes the site policy for sessions started from now on.
+// SetPolicy changes the site policy. New sessions get all of it; active
+// sessions that run at the site's old rates move to the new rates at once
+// (their classes change in place, connections carry on), while sessions
+// whose rate was set for them (RADIUS, staff) keep theirs. Timeouts of
+// active sessions are left as they were granted.
 func (m *Manager) SetPolicy(p Policy) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	old := m.policy
 	m.policy = p
+	if old.RateDown == p.RateDown && old.RateUp == p.RateUp {
+		return
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		m.log.Error("applying new site rates to active sessions", "err", err)
+		return
+	}
+	moved := 0
+	for _, s := range active {
+		down, up := s.RateDown, s.RateUp
+		if down == old.RateDown {
+			down = p.RateDown
+		}
+		if up == old.RateUp {
+			up = p.RateUp
+		}
+		if down == s.RateDown && up == s.RateUp {
+			continue
+		}
+		ns, err := m.store.Update(s.ID, func(x *store.Session) error {
+			x.RateDown, x.RateUp = down, up
+			return nil
+		})
+		if err != nil {
+			m.log.Error("applying new site rates", "session", s.ID, "err", err)
+			continue
+		}
+		if err := m.gate.Allow(clientOf(ns)); err != nil {
+			m.log.Error("applying new site rates", "session", s.ID, "err", err)
+			m.requestResyncLocked()
+			continue
+		}
+		moved++
+	}
+	if moved > 0 {
+		m.log.Info("site rates changed for active sessions", "sessions", moved, "down", p.RateDown, "up", p.RateUp)
+	}
 }
 
 // Policy returns the current site policy.

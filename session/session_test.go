@@ -683,3 +683,23 @@ func TestConcurrentActivateAndSweep(t *testing.T) {
 		t.Errorf("%d active, gate %q", len(active), f.gate.state())
 	}
 }
+
+// TestSetPolicyMovesDefaultRates: a site rate change reaches active
+// sessions on the site's rates, not those with a rate of their own.
+func TestSetPolicyMovesDefaultRates(t *testing.T) {
+	f := newFixture(t)
+	a := f.activate(t, login(1))
+	b := f.activate(t, login(2))
+	if _, err := f.m.SetRate(b.ID, 2_000_000, 2_000_000); err != nil {
+		t.Fatal(err)
+	}
+	p := f.m.Policy()
+	p.RateDown, p.RateUp = 4_000_000, 4_000_000
+	f.m.SetPolicy(p)
+	if s := f.stored(t, a.ID); s.RateDown != 4_000_000 || s.RateUp != 4_000_000 {
+		t.Errorf("session on the site rate: %d/%d, want 4000000/4000000", s.RateDown, s.RateUp)
+	}
+	if s := f.stored(t, b.ID); s.RateDown != 2_000_000 {
+		t.Errorf("session with its own rate changed to %d", s.RateDown)
+	}
+}
