@@ -444,7 +444,7 @@ func (s *Site) apply(sec *Section) []error {
 	r.list("walled_garden", &garden)
 	r.unknown()
 	for _, g := range garden {
-		p, err := parsePrefixOrAddr(g)
+		p, err := ParsePrefixOrAddr(g)
 		if err != nil {
 			r.fail("walled_garden", "want an IPv4 address or prefix, got %q", g)
 			continue
@@ -608,14 +608,16 @@ func (c *Config) validate() []error {
 		errs = append(errs, fmt.Errorf("site.phone_region: want a two-letter region like QA, got %q", s.PhoneRegion))
 	}
 	for _, p := range s.AllowedPrefixes {
-		if !isE164Prefix(p) {
+		if !IsE164Prefix(p) {
 			errs = append(errs, fmt.Errorf("site.allowed_prefix: want + and digits like +9743, got %q", p))
 		}
 	}
 	return errs
 }
 
-func isE164Prefix(p string) bool {
+// IsE164Prefix reports whether p is + and 1-15 digits, the shape of an
+// allowed number prefix.
+func IsE164Prefix(p string) bool {
 	if len(p) < 2 || len(p) > 16 || p[0] != '+' {
 		return false
 	}
@@ -642,7 +644,9 @@ func (c *Config) AdminPort() int {
 	return port
 }
 
-func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+// ParsePrefixOrAddr reads a walled-garden entry: an IPv4 address or
+// prefix (an address is its /32).
+func ParsePrefixOrAddr(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil || !p.Addr().Is4() {

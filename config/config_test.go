@@ -425,7 +425,7 @@ func checkInvariants(c *Config) error {
 		return fmt.Errorf("PhoneRegion %q", s.PhoneRegion)
 	}
 	for _, p := range s.AllowedPrefixes {
-		if !isE164Prefix(p) {
+		if !IsE164Prefix(p) {
 			return fmt.Errorf("allowed prefix %q", p)
 		}
 	}

@@ -133,12 +133,9 @@ func (f *Firewall) chainSpecs() []chainSpec {
 func (f *Firewall) ensureChains() (repairs int, err error) {
 	var errs []error
 	for _, spec := range f.chainSpecs() {
-		ipt := f.ipt4
-		if spec.v6 {
-			ipt = f.ipt6
-			if ipt == nil {
-				continue
-			}
+		ipt := f.tableFor(spec)
+		if ipt == nil {
+			continue
 		}
 		fixed, err := ensureChain(ipt, spec)
 		if err != nil {
@@ -218,17 +215,23 @@ func chainMatches(ipt ruleTable, spec chainSpec) (bool, error) {
 	return true, nil
 }
 
+// tableFor is the iptables (or ip6tables) a chain lives in; nil when the
+// host has no ip6tables.
+func (f *Firewall) tableFor(spec chainSpec) ruleTable {
+	if spec.v6 {
+		return f.ipt6
+	}
+	return f.ipt4
+}
+
 // removeChains deletes our jumps and chains. Missing pieces are fine:
 // cleanup must work after a crash left half a setup.
 func (f *Firewall) removeChains() error {
 	var errs []error
 	for _, spec := range f.chainSpecs() {
-		ipt := f.ipt4
-		if spec.v6 {
-			ipt = f.ipt6
-			if ipt == nil {
-				continue
-			}
+		ipt := f.tableFor(spec)
+		if ipt == nil {
+			continue
 		}
 		exists, err := ipt.ChainExists(spec.table, spec.chain)
 		if err != nil {

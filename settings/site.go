@@ -155,7 +155,7 @@ func (s Site) Clone() Site {
 func (s Site) WalledGardenPrefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, g := range s.WalledGarden {
-		if p, err := parseGarden(g); err == nil {
+		if p, err := config.ParsePrefixOrAddr(g); err == nil {
 			out = append(out, p)
 		}
 	}
@@ -242,7 +242,7 @@ func (s Site) Validate() FieldErrors {
 		fe["walled_garden"] = fmt.Sprintf("at most %d entries", maxList)
 	} else {
 		for _, g := range s.WalledGarden {
-			if _, err := parseGarden(g); err != nil {
+			if _, err := config.ParsePrefixOrAddr(g); err != nil {
 				fe["walled_garden"] = fmt.Sprintf("want IPv4 addresses or prefixes like 203.0.113.0/28, got %q", g)
 				break
 			}
@@ -275,7 +275,7 @@ func (s Site) Validate() FieldErrors {
 		fe["allowed_prefixes"] = fmt.Sprintf("at most %d entries", maxList)
 	default:
 		for _, p := range s.AllowedPrefixes {
-			if !isE164Prefix(p) {
+			if !config.IsE164Prefix(p) {
 				fe["allowed_prefixes"] = fmt.Sprintf("want + and digits like +9743, got %q", p)
 				break
 			}
@@ -335,31 +335,4 @@ func isLetters(s string) bool {
 		}
 	}
 	return true
-}
-
-func isE164Prefix(p string) bool {
-	if len(p) < 2 || len(p) > 16 || p[0] != '+' {
-		return false
-	}
-	for _, r := range p[1:] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func parseGarden(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() {
-			return netip.Prefix{}, fmt.Errorf("bad prefix %q", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return netip.Prefix{}, fmt.Errorf("bad address %q", s)
-	}
-	return netip.PrefixFrom(a, 32), nil
 }
