@@ -1,0 +1,426 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parkwifi/parkportal/lab"
+)
+
+// Issue 3 through the real daemon: `parkportal serve` shapes every
+// visitor it lets in (8 Mbit/s each way by default), and iperf3 between
+// the visitors' namespaces and the internet host measures it.
+//
+// iperf3 counts TCP payload and the shaper Ethernet frames, so an 8 Mbit/s
+// ceiling reads about 7.5–7.7 Mbit/s: inside the promised ±10%.
+
+const mbit = 1_000_000
+
+func needIperf(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Fatal("iperf3 not installed (apt-get install -y iperf3); CI installs it")
+	}
+}
+
+var iperfPorts atomic.Int32
+
+// iperfServers starts one `iperf3 -s` per visitor in the internet
+// namespace (one server runs one test at a time), on 203.0.113.10 ports
+// 5201 up, and stops them when the test ends.
+func (p *testPark) iperfServers(n int) []int {
+	p.t.Helper()
+	needIperf(p.t)
+	ports := make([]int, n)
+	for i := range n {
+		// A killed server's port may linger; every server gets its own.
+		ports[i] = 5201 + int(iperfPorts.Add(1)%1000)
+		cmd := lab.Cmd(p.Internet, "iperf3", "-s", "-B", lab.InternetIP.String(), "-p", strconv.Itoa(ports[i]), "--forceflush")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			p.t.Fatalf("starting iperf3 server: %v", err)
+		}
+		p.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		ready := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), "listening") {
+					close(ready)
+					break
+				}
+			}
+			io.Copy(io.Discard, out)
+		}()
+		select {
+		case <-ready:
+		case <-time.After(10 * time.Second):
+			p.t.Fatalf("iperf3 server on port %d did not start", ports[i])
+		}
+	}
+	return ports
+}
+
+// iperfResult is the part of `iperf3 -J` the tests read.
+type iperfResult struct {
+	Error     string `json:"error"`
+	Intervals []struct {
+		Sum struct {
+			Start         float64 `json:"start"`
+			End           float64 `json:"end"`
+			BitsPerSecond float64 `json:"bits_per_second"`
+			Omitted       bool    `json:"omitted"`
+		} `json:"sum"`
+	} `json:"intervals"`
+	End struct {
+		SumReceived struct {
+			BitsPerSecond float64 `json:"bits_per_second"`
+			Bytes         float64 `json:"bytes"`
+		} `json:"sum_received"`
+	} `json:"end"`
+}
+
+// rates returns the per-second receive rates, the slow-start second
+// (omitted) left out.
+func (r iperfResult) rates() []float64 {
+	var out []float64
+	for _, iv := range r.Intervals {
+		if !iv.Sum.Omitted {
+			out = append(out, iv.Sum.BitsPerSecond)
+		}
+	}
+	return out
+}
+
+// iperf runs `iperf3 -c 203.0.113.10 -t secs -O 1 -J` in visitor v's
+// namespace: a download when reverse (-R), an upload otherwise.
+func iperf(v lab.Visitor, port int, reverse bool, secs int, extra ...string) (iperfResult, error) {
+	args := []string{"-c", lab.InternetIP.String(), "-p", strconv.Itoa(port),
+		"-t", strconv.Itoa(secs), "-O", "1", "-i", "1", "-J", "--connect-timeout", "3000"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	args = append(args, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+20)*time.Second)
+	defer cancel()
+	// Like lab.Cmd, bounded: a stuck client is killed.
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", v.NS, "iperf3"}, args...)...).Output()
+	var r iperfResult
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		return r, fmt.Errorf("iperf3 %v: %v; output %q", err, jerr, out)
+	}
+	if r.Error != "" {
+		return r, fmt.Errorf("iperf3: %s", r.Error)
+	}
+	return r, err
+}
+
+// parallelIperf runs one client per visitor at the same time and returns
+// each one's received rate in bit/s.
+func (p *testPark) parallelIperf(vs []lab.Visitor, reverse bool, secs int, extra ...string) []float64 {
+	p.t.Helper()
+	ports := p.iperfServers(len(vs))
+	type res struct {
+		i   int
+		r   iperfResult
+		err error
+	}
+	ch := make(chan res, len(vs))
+	for i, v := range vs {
+		go func() {
+			r, err := iperf(v, ports[i], reverse, secs, extra...)
+			ch <- res{i, r, err}
+		}()
+	}
+	out := make([]float64, len(vs))
+	for range vs {
+		r := <-ch
+		if r.err != nil {
+			p.t.Fatalf("%s: %v", vs[r.i].NS, r.err)
+		}
+		out[r.i] = r.r.End.SumReceived.BitsPerSecond
+		p.t.Logf("%s per second (Mbit/s): %s", vs[r.i].NS, mbits(r.r.rates()))
+	}
+	return out
+}
+
+func mbits(rates []float64) string {
+	var shown []string
+	for _, r := range rates {
+		shown = append(shown, fmt.Sprintf("%.2f", r/mbit))
+	}
+	return strings.Join(shown, " ")
+}
+
+func within(got, want, tol float64) bool {
+	return got >= want*(1-tol) && got <= want*(1+tol)
+}
+
+func checkRate(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	t.Logf("%s: %.2f Mbit/s (want %.1f ±%.0f%%)", what, got/mbit, want/mbit, tol*100)
+	if !within(got, want, tol) {
+		t.Errorf("%s: %.2f Mbit/s, want %.1f ±%.0f%%", what, got/mbit, want/mbit, tol*100)
+	}
+}
+
+// classMinor is the HTB class id the shaper gives a visitor's address:
+// 1:(2+offset in the LAN prefix), in hex as tc prints it.
+func classMinor(ip netip.Addr) string {
+	off := ip.As4()[3] - lab.LANPrefix.Addr().As4()[3]
+	return fmt.Sprintf("1:%x", int(off)+2)
+}
+
+var tcClassRE = regexp.MustCompile(`class htb (\S+) (?:root|parent \S+) .*?rate (\S+) ceil (\S+)`)
+
+// tcClass reads one HTB class's rate and ceil (bit/s) from
+// `tc -s class show dev DEV` in the gateway; ok is false when it is absent.
+func (p *testPark) tcClass(dev, id string) (rate, ceil uint64, ok bool) {
+	p.t.Helper()
+	out, err := p.gw("tc", "-s", "class", "show", "dev", dev)
+	if err != nil {
+		p.t.Fatalf("tc class show dev %s: %v\n%s", dev, err, out)
+	}
+	for _, m := range tcClassRE.FindAllStringSubmatch(out, -1) {
+		if m[1] == id {
+			return parseTCRate(p.t, m[2]), parseTCRate(p.t, m[3]), true
+		}
+	}
+	return 0, 0, false
+}
+
+// parseTCRate reads tc's rate notation (8Mbit, 500Kbit, 20Gbit, 64bit).
+func parseTCRate(t *testing.T, s string) uint64 {
+	t.Helper()
+	mult := uint64(1)
+	for _, u := range []struct {
+		suffix string
+		m      uint64
+	}{{"Gbit", 1e9}, {"Mbit", 1e6}, {"Kbit", 1e3}, {"bit", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("tc rate %q: %v", s, err)
+	}
+	return uint64(f * float64(mult))
+}
+
+// checkClass asserts that a visitor's class exists on dev with ceil want.
+// Its rate is the shaper's small guarantee (see guaranteeRate in
+// firewall/shaper): every visitor borrows from the site class, so the site
+// cap holds and is shared fairly; the ceiling is the visitor's rate.
+func (p *testPark) checkClass(dev string, v lab.Visitor, want uint64) {
+	p.t.Helper()
+	id := classMinor(v.IP)
+	rate, ceil, ok := p.tcClass(dev, id)
+	if !ok {
+		p.t.Errorf("%s: no HTB class %s for %s", dev, id, v.IP)
+		return
+	}
+	if ceil != want || rate > ceil {
+		p.t.Errorf("%s class %s (%s): rate %d ceil %d, want ceil %d", dev, id, v.IP, rate, ceil, want)
+	}
+}
+
+// adminSocket is the daemon's admin API over its unix socket, as the
+// `parkportal sessions` CLI uses it (the local-root admin account).
+func (p *testPark) adminSocket() string {
+	return filepath.Join(p.dir, "parkportal.db") + ".admin.sock"
+}
+
+// api calls the admin API through the socket with curl and returns the
+// HTTP status and body.
+func (p *testPark) api(method, path, body string) (int, string) {
+	p.t.Helper()
+	args := []string{"-sS", "--max-time", "10", "--unix-socket", p.adminSocket(), "-X", method,
+		"-w", "\n%{http_code}", "http://localhost" + path}
+	if body != "" {
+		args = append(args, "-H", "Content-Type: application/json", "--data-binary", body)
+	}
+	out, err := exec.Command("curl", args...).Output()
+	if err != nil {
+		p.t.Fatalf("curl %s %s over %s: %v\n%s", method, path, p.adminSocket(), err, out)
+	}
+	s := string(out)
+	i := strings.LastIndexByte(s, '\n')
+	code, _ := strconv.Atoi(s[i+1:])
+	return code, s[:i]
+}
+
+// sessionOf returns the active session of visitor v from the admin API.
+func (p *testPark) sessionOf(v lab.Visitor) apiSession {
+	p.t.Helper()
+	code, body := p.api("GET", "/api/v1/sessions?q="+v.IP.String(), "")
+	if code != 200 {
+		p.t.Fatalf("GET sessions: %d %s", code, body)
+	}
+	var list []apiSession
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		p.t.Fatalf("sessions: %v: %s", err, body)
+	}
+	for _, s := range list {
+		if s.IP == v.IP.String() {
+			return s
+		}
+	}
+	p.t.Fatalf("no active session for %s in %s", v.IP, body)
+	return apiSession{}
+}
+
+type apiSession struct {
+	ID       string `json:"id"`
+	Phone    string `json:"phone"`
+	MAC      string `json:"mac"`
+	IP       string `json:"ip"`
+	RateDown uint64 `json:"rate_down"`
+	RateUp   uint64 `json:"rate_up"`
+}
+
+// TestShapingEightMbit: with the daemon's defaults every visitor it lets
+// in gets 8 Mbit/s each way, alone or four at once; a visitor it has not
+// let in gets nothing through; an operator's rate change reaches a
+// running transfer.
+func TestShapingEightMbit(t *testing.T) {
+	p := newPark(t, 5)
+	needIperf(t)
+	p.start(p.config(nil))
+	in := p.Visitors[:4]
+	for i, v := range in {
+		p.login(v, fmt.Sprintf("3312%04d", 3456+i))
+	}
+	outsider := p.Visitors[4]
+
+	t.Run("tc classes", func(t *testing.T) {
+		q := *p
+		q.t = t
+		for _, v := range in {
+			q.checkClass(lab.LANIface, v, 8*mbit)
+			q.checkClass("pp-ifb0", v, 8*mbit)
+		}
+		if _, _, ok := q.tcClass(lab.LANIface, classMinor(outsider.IP)); ok {
+			t.Errorf("the unauthorised visitor %s has a class", outsider.IP)
+		}
+	})
+
+	t.Run("one visitor", func(t *testing.T) {
+		q := *p
+		q.t = t
+		down := q.parallelIperf(in[:1], true, 3)
+		checkRate(t, "one visitor, download", down[0], 8*mbit, 0.10)
+		up := q.parallelIperf(in[:1], false, 3)
+		checkRate(t, "one visitor, upload", up[0], 8*mbit, 0.10)
+	})
+
+	t.Run("four at once", func(t *testing.T) {
+		q := *p
+		q.t = t
+		for _, dir := range []struct {
+			name    string
+			reverse bool
+		}{{"download", true}, {"upload", false}} {
+			got := q.parallelIperf(in, dir.reverse, 3)
+			for i, bps := range got {
+				checkRate(t, fmt.Sprintf("visitor %d of 4, %s", i+1, dir.name), bps, 8*mbit, 0.10)
+			}
+		}
+	})
+
+	t.Run("unauthorised gets nothing", func(t *testing.T) {
+		q := *p
+		q.t = t
+		ports := q.iperfServers(1)
+		r, err := iperf(outsider, ports[0], true, 2)
+		if err == nil {
+			t.Fatalf("unauthorised visitor ran iperf3 through the gateway: %.2f Mbit/s", r.End.SumReceived.BitsPerSecond/mbit)
+		}
+		t.Logf("unauthorised visitor: %v", err)
+		// Positive control: the same server serves a visitor who is in.
+		if _, err := iperf(in[0], ports[0], true, 1); err != nil {
+			t.Errorf("positive control: an authorised visitor cannot reach the iperf3 server either: %v", err)
+		}
+	})
+
+	t.Run("live rate change via the admin API", func(t *testing.T) {
+		q := *p
+		q.t = t
+		v := in[1]
+		s := q.sessionOf(v)
+		if s.RateDown != 8*mbit || s.RateUp != 8*mbit {
+			t.Errorf("session rates %d/%d, want 8 Mbit/s", s.RateDown, s.RateUp)
+		}
+		ports := q.iperfServers(1)
+		type result struct {
+			r   iperfResult
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			r, err := iperf(v, ports[0], true, 5)
+			done <- result{r, err}
+		}()
+		// A couple of seconds at 8 Mbit/s, then 2 Mbit/s while it runs.
+		time.Sleep(2500 * time.Millisecond)
+		code, body := q.api("POST", "/api/v1/sessions/"+s.ID+"/rate", `{"down":"2mbit"}`)
+		if code != 200 {
+			t.Errorf("POST rate: %d %s", code, body)
+		}
+		res := <-done
+		if res.err != nil {
+			t.Fatalf("transfer during the change: %v", res.err)
+		}
+		rates := res.r.rates()
+		t.Logf("per-second download rates (Mbit/s): %s", mbits(rates))
+		if len(rates) < 4 {
+			t.Fatalf("iperf3 reported %d intervals, want 4", len(rates))
+		}
+		checkRate(t, "before the change (1st second after slow start)", rates[0], 8*mbit, 0.10)
+		checkRate(t, "after the change (last second)", rates[len(rates)-1], 2*mbit, 0.10)
+		q.checkClass(lab.LANIface, v, 2*mbit)
+		q.checkClass("pp-ifb0", v, 8*mbit) // upload untouched
+		if s := q.sessionOf(v); s.RateDown != 2*mbit || s.RateUp != 8*mbit {
+			t.Errorf("session rates after the change %d/%d, want 2000000/8000000", s.RateDown, s.RateUp)
+		}
+		// The others keep theirs.
+		q.checkClass(lab.LANIface, in[0], 8*mbit)
+	})
+}
+
+// TestShapingSiteUplink: with the park's uplink set to 20 Mbit/s, four
+// visitors downloading at once share it fairly, about 5 Mbit/s each.
+func TestShapingSiteUplink(t *testing.T) {
+	p := newPark(t, 4)
+	needIperf(t)
+	p.start(p.config(map[string]string{"site.uplink_down": "20mbit"}))
+	for i, v := range p.Visitors {
+		p.login(v, fmt.Sprintf("3312%04d", 3456+i))
+	}
+	if rate, ceil, ok := p.tcClass(lab.LANIface, "1:1"); !ok || rate != 20*mbit || ceil != 20*mbit {
+		t.Errorf("site class 1:1 on %s: rate %d ceil %d (present %v), want 20 Mbit/s", lab.LANIface, rate, ceil, ok)
+	}
+	got := p.parallelIperf(p.Visitors, true, 3)
+	var sum float64
+	for i, bps := range got {
+		checkRate(t, fmt.Sprintf("visitor %d of 4 under a 20 Mbit/s uplink, download", i+1), bps, 5*mbit, 0.20)
+		sum += bps
+	}
+	t.Logf("sum: %.2f Mbit/s", sum/mbit)
+}
