@@ -39,6 +39,7 @@ type procStats struct {
 	CPUTicks  uint64 // utime + stime, in clock ticks
 	RSSKiB    uint64 // VmRSS
 	HWMKiB    uint64 // VmHWM: peak resident set
+	AnonKiB   uint64 // RssAnon: heap, stacks (the rest of VmRSS is mostly the binary's pages)
 	Threads   int
 	FDs       int
 	SampledAt time.Time
@@ -86,6 +87,8 @@ func sampleProc(t *testing.T, pid int) procStats {
 			s.RSSKiB = n
 		case "VmHWM":
 			s.HWMKiB = n
+		case "RssAnon":
+			s.AnonKiB = n
 		case "Threads":
 			s.Threads = int(n)
 		}
@@ -223,11 +226,11 @@ func TestLoadBench(t *testing.T) {
 	report := func(name string, r wrkResult, a, b procStats) {
 		cores := cpuCores(a, b)
 		usPerReq := float64(b.CPUTicks-a.CPUTicks) / clockTicks * 1e6 / float64(r.Requests)
-		t.Logf("BENCH %-22s req/s %7.0f  p50 %-9s p99 %-9s non-2xx/3xx %d  socket-errors %d  daemon-cpu %.2f cores (%.0f µs/req)  VmRSS %d KiB  VmHWM %d KiB",
-			name, r.RPS, r.P50, r.P99, r.Non2xx3xx, r.SocketErrors, cores, usPerReq, b.RSSKiB, b.HWMKiB)
+		t.Logf("BENCH %-22s req/s %7.0f  p50 %-9s p99 %-9s non-2xx/3xx %d  socket-errors %d  daemon-cpu %.2f cores (%.0f µs/req)  VmRSS %d KiB (anon %d)  VmHWM %d KiB",
+			name, r.RPS, r.P50, r.P99, r.Non2xx3xx, r.SocketErrors, cores, usPerReq, b.RSSKiB, b.AnonKiB, b.HWMKiB)
 		checkWrk(t, name, r)
 	}
-	t.Logf("BENCH idle daemon: VmRSS %d KiB, VmHWM %d KiB, %d threads, %d fds", idle.RSSKiB, idle.HWMKiB, idle.Threads, idle.FDs)
+	t.Logf("BENCH idle daemon: VmRSS %d KiB (anon %d), VmHWM %d KiB, %d threads, %d fds", idle.RSSKiB, idle.AnonKiB, idle.HWMKiB, idle.Threads, idle.FDs)
 	for _, target := range []struct{ name, url string }{{"probe-302", probeURL}, {"splash-200", portalURL}} {
 		a := sampleProc(t, pid)
 		r := runWrk(t, v.NS, conns, dur, target.url)
@@ -248,7 +251,7 @@ func TestLoadBench(t *testing.T) {
 	d = p.start(p.config(map[string]string{"parkportal.db_path": db}))
 	pid = d.pid(t)
 	start := sampleProc(t, pid)
-	t.Logf("BENCH 5000-sessions after start: VmRSS %d KiB, VmHWM %d KiB, %d threads, %d fds", start.RSSKiB, start.HWMKiB, start.Threads, start.FDs)
+	t.Logf("BENCH 5000-sessions after start: VmRSS %d KiB (anon %d), VmHWM %d KiB, %d threads, %d fds", start.RSSKiB, start.AnonKiB, start.HWMKiB, start.Threads, start.FDs)
 	for _, target := range []struct{ name, url string }{{"probe-302", probeURL}, {"splash-200", portalURL}} {
 		a := sampleProc(t, pid)
 		r := runWrk(t, v.NS, conns, dur, target.url)
