@@ -71,13 +71,9 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 			if err != nil {
 				return nil, fmt.Errorf("radius accounting: %w", err)
 			}
-			// After a planned restart the server still holds our sessions;
-			// Accounting-On would tell it they all ended.
-			if !n.acct.Resumed() {
-				if err := n.acct.On(); err != nil {
-					log.Error("queueing Accounting-On", "err", err)
-				}
-			}
+			// NewAccounting queues Accounting-On itself after a cold start
+			// (and not after a planned restart, when the server still
+			// holds our sessions).
 			mgr.AddObserver(n)
 		}
 		if rc.Authorization {

@@ -318,6 +318,31 @@ func quantum(ceilB uint64) uint32 {
 	return uint32(q)
 }
 
+// leafQueue returns the queue under a visitor's class: a byte-limited
+// FIFO holding about 200 ms at the visitor's rate (at least four GSO
+// packets). HTB's default leaf is a 1000-packet pfifo, seconds deep at
+// 8 Mbit/s: visitors would see that much delay under load, and flows
+// sharing a full uplink would take seconds to settle to fair shares.
+//
+// The kernel's bfifo would do, but netlink cannot set its limit; a TBF
+// whose rate is twice the class's ceiling never delays a packet (HTB
+// hands it less than that) and drops what exceeds its limit, which makes
+// it exactly a bounded FIFO with the features this kernel and OpenWrt's
+// kmod-sched-core both have.
+func (s *Shaper) leafQueue(d direction, minor uint16, ceil uint64) *netlink.Tbf {
+	rateB := 2 * ceil / 8
+	limit := max(ceil/8/5, 4*65536)
+	return &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: d.link,
+			Parent:    netlink.MakeHandle(qdiscMajor, minor),
+		},
+		Rate:   rateB,
+		Limit:  uint32(limit),
+		Buffer: netlink.Xmittime(rateB, max(burstBytes(rateB), 65536+mtu)),
+	}
+}
+
 func (s *Shaper) visitorClass(d direction, minor uint16, ceil uint64) *netlink.HtbClass {
 	return htbClass(d.link, netlink.MakeHandle(qdiscMajor, siteMinor), minor, min(guaranteeRate, ceil), ceil)
 }
@@ -509,6 +534,9 @@ func (s *Shaper) Set(ip netip.Addr, r Rate) error {
 		if err != nil {
 			return fmt.Errorf("setting %s class of %s: %w", d.name, ip, err)
 		}
+		if err := s.h.QdiscReplace(s.leafQueue(d, minor, s.rateOf(d, r))); err != nil {
+			return fmt.Errorf("setting %s queue of %s: %w", d.name, ip, err)
+		}
 		if known {
 			continue
 		}
@@ -664,6 +692,10 @@ func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate) (int, error) {
 		if cur == nil || cur.Ceil != c.Ceil || cur.Rate != c.Rate || cur.Parent != c.Parent {
 			if err := s.h.ClassReplace(c); err != nil {
 				errs = append(errs, fmt.Errorf("repairing %s class of %s: %w", d.name, ip, err))
+				continue
+			}
+			if err := s.h.QdiscReplace(s.leafQueue(d, minor, s.rateOf(d, r))); err != nil {
+				errs = append(errs, fmt.Errorf("repairing %s queue of %s: %w", d.name, ip, err))
 				continue
 			}
 			repairs++
