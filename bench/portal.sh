@@ -27,7 +27,7 @@ trap 'rm -f "$log"' EXIT
 run() {
 	# -count=1: never a cached result; -v: the figures are in the log.
 	"$@" >"$log" 2>&1 && rc=0 || rc=$?
-	grep -E 'BENCH|slow connection|splash load|daemon: fds|crowd of|soak [0-9]|RSS [0-9]|after warm-up|^--- |^ok|^FAIL' "$log" || true
+	grep -E 'BENCH|connections, 3 s|slow connection|splash load|daemon: fds|crowd of|soak [0-9]|RSS [0-9]|after warm-up|^--- |^ok|^FAIL' "$log" || true
 	if ((rc != 0)); then
 		echo "(exit $rc; full output kept in $log.fail)"
 		cp "$log" "$log.fail"
