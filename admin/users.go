@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -193,7 +194,12 @@ func VerifyPassword(hash, pw string) bool {
 
 // dummyHash is verified against when the account does not exist, so a
 // login takes as long for an unknown name as for a wrong password.
-var dummyHash, _ = HashPassword("parkportal-no-such-account")
+// It is made on first use: argon2id takes 19 MiB, which every process
+// (`parkportal version` included) would otherwise pay at start.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("parkportal-no-such-account")
+	return h
+})
 
 // Add creates an account.
 func (u *Users) Add(name string, role Role, password string) error {
@@ -291,7 +297,7 @@ func (u *Users) Authenticate(name, password string) (*User, error) {
 		return err
 	})
 	if errors.Is(err, ErrNoUser) {
-		VerifyPassword(dummyHash, password)
+		VerifyPassword(dummyHash(), password)
 		return nil, ErrBadLogin
 	}
 	if err != nil {

@@ -41,6 +41,10 @@ type Config struct {
 	TLSCert, TLSKey string
 	TLSPort         int
 	PortalHostname  string
+	// MaxConnsPerDevice caps concurrent connections from one visitor's
+	// address to the portal (phones open about six), so one device cannot
+	// tie up the portal with slow or idle connections.
+	MaxConnsPerDevice int
 	// AdminListen is host:port of the staff console. It is never reachable
 	// from the LAN: the firewall drops its port on LANIface.
 	AdminListen string
@@ -171,20 +175,21 @@ func Load(path string) (*Config, error) {
 // Defaults returns the built-in values every option starts from.
 func Defaults() *Config {
 	return &Config{
-		LANIface:       "br-lan",
-		PortalPort:     2050,
-		TLSPort:        2051,
-		AdminListen:    "127.0.0.1:2052",
-		DBPath:         "/etc/parkportal/parkportal.db",
-		IFBName:        "pp-ifb0",
-		Shaping:        true,
-		ResyncInterval: 30 * time.Second,
-		Radius:         Radius{InterimInterval: 5 * time.Minute, FailOpen: true},
-		Retention:      90 * 24 * time.Hour,
-		MaxSessions:    50_000,
-		Timezone:       mustLoadLocation("Asia/Qatar"),
-		LogLevel:       "info",
-		SMS:            map[string]string{"provider": "console"},
+		LANIface:          "br-lan",
+		PortalPort:        2050,
+		TLSPort:           2051,
+		MaxConnsPerDevice: 32,
+		AdminListen:       "127.0.0.1:2052",
+		DBPath:            "/etc/parkportal/parkportal.db",
+		IFBName:           "pp-ifb0",
+		Shaping:           true,
+		ResyncInterval:    30 * time.Second,
+		Radius:            Radius{InterimInterval: 5 * time.Minute, FailOpen: true},
+		Retention:         90 * 24 * time.Hour,
+		MaxSessions:       50_000,
+		Timezone:          mustLoadLocation("Asia/Qatar"),
+		LogLevel:          "info",
+		SMS:               map[string]string{"provider": "console"},
 		Site: Site{
 			ID:             "park",
 			NameAR:         "حديقة عامة",
@@ -366,6 +371,7 @@ func (c *Config) applyMain(s *Section) []error {
 	r.str("tls_key", &c.TLSKey)
 	r.integer("tls_port", &c.TLSPort, 1, 65535)
 	r.str("portal_hostname", &c.PortalHostname)
+	r.integer("max_conns_per_device", &c.MaxConnsPerDevice, 4, 10_000)
 	r.str("admin_listen", &c.AdminListen)
 	r.str("db_path", &c.DBPath)
 	r.str("secret_file", &c.SecretFile)

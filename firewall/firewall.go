@@ -160,22 +160,35 @@ func (f *Firewall) Deny(c Client) error {
 		}
 	}
 	f.mu.Unlock()
-	return errors.Join(err, cutConnections(c.IP))
+	return errors.Join(err, f.cutConnections(c.IP))
 }
 
-// cutConnections deletes every conntrack entry from or to ip.
-func cutConnections(ip netip.Addr) error {
-	var errs []error
-	for _, dir := range []netlink.ConntrackFilterType{netlink.ConntrackOrigSrcIP, netlink.ConntrackOrigDstIP} {
-		filter := &netlink.ConntrackFilter{}
-		if err := filter.AddIP(dir, net.IP(ip.AsSlice())); err != nil {
-			return fmt.Errorf("building conntrack filter for %s: %w", ip, err)
-		}
-		if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filter); err != nil {
-			errs = append(errs, fmt.Errorf("deleting connections of %s: %w", ip, err))
-		}
+// cutConnections deletes the conntrack entries of ip's connections
+// through the gateway, so an open download stops at once. Its connections
+// to the gateway itself (the portal page that is just answering "you have
+// logged out", DNS) are kept: they were never the allowlist's to give.
+func (f *Firewall) cutConnections(ip netip.Addr) error {
+	_, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, throughGateway{visitor: ip, gateway: f.cfg.GatewayIP})
+	if err != nil {
+		return fmt.Errorf("deleting connections of %s: %w", ip, err)
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// throughGateway matches the flows of one visitor that cross the gateway.
+type throughGateway struct{ visitor, gateway netip.Addr }
+
+func (m throughGateway) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	src, _ := netip.AddrFromSlice(flow.Forward.SrcIP)
+	dst, _ := netip.AddrFromSlice(flow.Forward.DstIP)
+	rsrc, _ := netip.AddrFromSlice(flow.Reverse.SrcIP)
+	src, dst, rsrc = src.Unmap(), dst.Unmap(), rsrc.Unmap()
+	if src != m.visitor && dst != m.visitor {
+		return false
+	}
+	// To or from the gateway itself, including requests redirected to
+	// the portal (their reply comes from the gateway).
+	return dst != m.gateway && src != m.gateway && rsrc != m.gateway
 }
 
 // Sync makes the allowlist hold exactly want: missing clients added,
@@ -206,7 +219,7 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, cutConnections(e.ip))
+		errs = append(errs, f.cutConnections(e.ip))
 		repairs++
 		f.logRepair(repairs, "removed stale allowlist entry", "ip", e.ip, "mac", e.mac)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,13 +20,40 @@ var ErrNoNeighbor = errors.New("no MAC address known for this device")
 // the LAN interface. The portal uses it to learn which device made a
 // request; it never trusts a MAC the client claims.
 func (f *Firewall) LookupMAC(ip netip.Addr) (net.HardwareAddr, error) {
+	n, err := f.neighbor(ip)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil || n.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE|unix.NUD_NOARP) != 0 || len(n.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("%s: %w", ip, ErrNoNeighbor)
+	}
+	return n.HardwareAddr, nil
+}
+
+// neighbor returns the LAN's neighbour entry for ip, or nil if there is
+// none. It asks the kernel for that one address (RTM_GETNEIGH without
+// dump, Linux 4.20+), so the cost per request does not grow with the
+// number of devices on the LAN; older kernels get a full dump.
+func (f *Firewall) neighbor(ip netip.Addr) (*netlink.Neigh, error) {
 	link, err := netlink.LinkByName(f.cfg.LANIface)
 	if err != nil {
 		return nil, fmt.Errorf("finding LAN interface %s: %w", f.cfg.LANIface, err)
 	}
+	idx := link.Attrs().Index
+	req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, 0)
+	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET, Index: uint32(idx)})
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, ip.AsSlice()))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, nil
+	case err == nil && len(msgs) == 1:
+		return netlink.NeighDeserialize(msgs[0])
+	}
+	// Fall back to a dump (kernels before 4.20 answer EINVAL).
 	var neighs []netlink.Neigh
 	for attempt := 0; attempt < 5; attempt++ {
-		neighs, err = netlink.NeighList(link.Attrs().Index, unix.AF_INET)
+		neighs, err = netlink.NeighList(idx, unix.AF_INET)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
@@ -33,17 +61,12 @@ func (f *Firewall) LookupMAC(ip netip.Addr) (net.HardwareAddr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing neighbours on %s: %w", f.cfg.LANIface, err)
 	}
-	for _, n := range neighs {
-		a, ok := netip.AddrFromSlice(n.IP)
-		if !ok || a.Unmap() != ip {
-			continue
+	for i := range neighs {
+		if a, ok := netip.AddrFromSlice(neighs[i].IP); ok && a.Unmap() == ip {
+			return &neighs[i], nil
 		}
-		if n.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE|unix.NUD_NOARP) != 0 || len(n.HardwareAddr) != 6 {
-			continue
-		}
-		return n.HardwareAddr, nil
 	}
-	return nil, fmt.Errorf("%s: %w", ip, ErrNoNeighbor)
+	return nil, nil
 }
 
 // InUse reports whether ip may still be mac's: the neighbour table has
@@ -53,21 +76,13 @@ func (f *Firewall) LookupMAC(ip netip.Addr) (net.HardwareAddr, error) {
 // pull the session to itself while the visitor's entry lingers; a real
 // address change is learnt from the DHCP server's answer instead.
 func (f *Firewall) InUse(ip netip.Addr, mac net.HardwareAddr) bool {
-	link, err := netlink.LinkByName(f.cfg.LANIface)
+	n, err := f.neighbor(ip)
 	if err != nil {
 		return true // unknown: be conservative
 	}
-	neighs, err := netlink.NeighList(link.Attrs().Index, unix.AF_INET)
-	if err != nil {
-		return true
+	if n == nil {
+		return false
 	}
-	for _, n := range neighs {
-		a, ok := netip.AddrFromSlice(n.IP)
-		if !ok || a.Unmap() != ip {
-			continue
-		}
-		gone := n.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE) != 0
-		return !gone && n.HardwareAddr.String() == mac.String()
-	}
-	return false
+	gone := n.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE) != 0
+	return !gone && n.HardwareAddr.String() == mac.String()
 }

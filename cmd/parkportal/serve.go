@@ -21,6 +21,7 @@ import (
 	"github.com/parkwifi/parkportal/firewall"
 	"github.com/parkwifi/parkportal/limits"
 	"github.com/parkwifi/parkportal/metrics"
+	"github.com/parkwifi/parkportal/netlimit"
 	"github.com/parkwifi/parkportal/pin"
 	"github.com/parkwifi/parkportal/portal"
 	"github.com/parkwifi/parkportal/session"
@@ -126,10 +127,11 @@ func cmdServe(args []string) error {
 	// Listen before touching the kernel, so a port in use or a bad
 	// certificate stops the start with nothing to clean up.
 	addr := netip.AddrPortFrom(cfg.GatewayIP, uint16(cfg.PortalPort))
-	ln, err := net.Listen("tcp", addr.String())
+	plainLn, err := net.Listen("tcp", addr.String())
 	if err != nil {
 		return fmt.Errorf("listening for visitors on %s: %w", addr, err)
 	}
+	ln := net.Listener(netlimit.Listen(plainLn, cfg.MaxConnsPerDevice, log))
 	defer ln.Close()
 	var tln net.Listener
 	if cfg.TLSCert != "" {
@@ -142,7 +144,7 @@ func cmdServe(args []string) error {
 		if err != nil {
 			return fmt.Errorf("listening for visitors (HTTPS) on %s: %w", tlsAddr, err)
 		}
-		tln = tls.NewListener(plain, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tln = tls.NewListener(netlimit.Listen(plain, cfg.MaxConnsPerDevice, log), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		defer tln.Close()
 	}
 
