@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/parkwifi/parkportal/firewall/shaper"
@@ -72,6 +73,9 @@ type Firewall struct {
 	ipt4 ruleTable
 	ipt6 ruleTable      // nil when the host has no ip6tables
 	shp  *shaper.Shaper // nil without shaping
+
+	neigh  neighGetter  // the portal's per-request MAC lookups
+	lanIdx atomic.Int32 // LAN interface index, cached for them
 
 	mu sync.Mutex // serialises set changes with Sync
 }

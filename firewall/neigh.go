@@ -7,7 +7,6 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,20 +34,25 @@ func (f *Firewall) LookupMAC(ip netip.Addr) (net.HardwareAddr, error) {
 // dump, Linux 4.20+), so the cost per request does not grow with the
 // number of devices on the LAN; older kernels get a full dump.
 func (f *Firewall) neighbor(ip netip.Addr) (*netlink.Neigh, error) {
-	link, err := netlink.LinkByName(f.cfg.LANIface)
+	idx, err := f.lanIndex(false)
 	if err != nil {
-		return nil, fmt.Errorf("finding LAN interface %s: %w", f.cfg.LANIface, err)
+		return nil, err
 	}
-	idx := link.Attrs().Index
-	req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, 0)
-	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET, Index: uint32(idx)})
-	req.AddData(nl.NewRtAttr(unix.NDA_DST, ip.AsSlice()))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH)
+	e, found, err := f.neigh.get(idx, ip)
+	if err != nil && errors.Is(err, unix.ENODEV) {
+		// The LAN interface was recreated (netifd does that): look it up again.
+		if idx, err = f.lanIndex(true); err != nil {
+			return nil, err
+		}
+		e, found, err = f.neigh.get(idx, ip)
+	}
 	switch {
-	case errors.Is(err, unix.ENOENT):
+	case err == nil && !found:
 		return nil, nil
-	case err == nil && len(msgs) == 1:
-		return netlink.NeighDeserialize(msgs[0])
+	case err == nil:
+		return &netlink.Neigh{LinkIndex: idx, IP: net.IP(ip.AsSlice()), State: int(e.state), HardwareAddr: e.mac}, nil
+	case !errors.Is(err, errNeighGetUnsupported):
+		return nil, err
 	}
 	// Fall back to a dump (kernels before 4.20 answer EINVAL).
 	var neighs []netlink.Neigh
@@ -85,4 +89,18 @@ func (f *Firewall) InUse(ip netip.Addr, mac net.HardwareAddr) bool {
 	}
 	gone := n.State&(unix.NUD_FAILED|unix.NUD_INCOMPLETE) != 0
 	return !gone && n.HardwareAddr.String() == mac.String()
+}
+
+// lanIndex returns the LAN interface's index, looked up once and again
+// when refresh is set.
+func (f *Firewall) lanIndex(refresh bool) (int, error) {
+	if i := f.lanIdx.Load(); i > 0 && !refresh {
+		return int(i), nil
+	}
+	link, err := netlink.LinkByName(f.cfg.LANIface)
+	if err != nil {
+		return 0, fmt.Errorf("finding LAN interface %s: %w", f.cfg.LANIface, err)
+	}
+	f.lanIdx.Store(int32(link.Attrs().Index))
+	return link.Attrs().Index, nil
 }

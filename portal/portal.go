@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -175,6 +176,12 @@ func New(o Options) (*Server, error) {
 type liveConfig struct {
 	site   Site
 	limits Limiter
+	// splash caches the plain splash page per language: it is the page a
+	// crowd of phones asks for, and it only changes with the site.
+	splash [2]struct {
+		once sync.Once
+		page []byte
+	}
 }
 
 func (s *Server) site() *Site     { return &s.live.Load().site }
@@ -309,10 +316,18 @@ func (s *Server) render(w http.ResponseWriter, status int, page string, v *view)
 		http.Error(w, "internal error / خطأ داخلي", http.StatusInternalServerError)
 		return
 	}
+	s.writePage(w, status, buf.Bytes())
+}
+
+func (s *Server) writePage(w http.ResponseWriter, status int, page []byte) {
+	if page == nil {
+		http.Error(w, "internal error / خطأ داخلي", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(page)
 }
 
 // language picks the page language and remembers an explicit choice.
@@ -360,7 +375,27 @@ func (s *Server) handleHome(w http.ResponseWriter, r *http.Request) {
 		s.renderPIN(w, http.StatusOK, lang, p.Phone, nil)
 		return
 	}
-	s.render(w, http.StatusOK, "splash", s.newView(lang))
+	s.writePage(w, http.StatusOK, s.cachedSplash(lang))
+}
+
+// cachedSplash renders the plain splash page for lang once per site
+// configuration and reuses it.
+func (s *Server) cachedSplash(lang string) []byte {
+	live := s.live.Load()
+	i := 0
+	if lang == langEN {
+		i = 1
+	}
+	c := &live.splash[i]
+	c.once.Do(func() {
+		var buf bytes.Buffer
+		if err := s.pages["splash"].ExecuteTemplate(&buf, "layout", s.newView(lang)); err != nil {
+			s.o.Logger.Error("rendering page", "page", "splash", "err", err)
+			return
+		}
+		c.page = buf.Bytes()
+	})
+	return c.page
 }
 
 // activeSession finds the device's session. A device that kept its MAC
