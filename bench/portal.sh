@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the figures in docs/BENCHMARKS-load.md: the portal under wrk
+# Reproduces the figures in docs/BENCHMARKS.md: the portal under wrk
 # (redirected probe and splash page, 50 connections, 10 s each), the
 # daemon's CPU and peak memory, memory with 5,000 stored sessions, the
 # slowloris, crowd and soak tests. Everything runs in a lab park of

@@ -29,7 +29,7 @@ import (
 // Load, slow clients and crowds against the real daemon in a lab park.
 // CI runs the short versions (wrk for 3 s at 20 connections, 200 slow
 // connections, a crowd of 252 devices); PARKPORTAL_BENCH=1 runs the
-// measurement behind docs/BENCHMARKS-load.md (bench/portal.sh). No test
+// measurement behind docs/BENCHMARKS.md (bench/portal.sh). No test
 // here asserts a time: only counts, and that answers came at all.
 
 const probeURL = "http://203.0.113.10/generate_204"
@@ -208,7 +208,7 @@ func TestLoadSmoke(t *testing.T) {
 	}
 }
 
-// TestLoadBench is the measurement behind docs/BENCHMARKS-load.md:
+// TestLoadBench is the measurement behind docs/BENCHMARKS.md:
 // 50 connections for 10 s against the probe and the splash page, the
 // daemon's CPU and peak memory, then its memory with 5,000 stored
 // sessions. Run it with bench/portal.sh (PARKPORTAL_BENCH=1).
