@@ -47,8 +47,14 @@ type AdminRuntime struct {
 // first start), applies them to the session manager now and on every
 // change, and serves the console and API on cfg.AdminListen and the
 // local socket until ctx ends.
-func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *session.Manager, log *slog.Logger) (*AdminRuntime, error) {
-	set, err := settings.Open(st.DB(), settings.FromConfig(cfg.Site), nil)
+// radiusSeed is the RADIUS policy the config file starts the site with.
+func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *session.Manager, radiusSeed settings.RADIUS, log *slog.Logger) (*AdminRuntime, error) {
+	seed := settings.FromConfig(cfg.Site)
+	if radiusSeed.Servers == nil {
+		radiusSeed.Servers = []string{}
+	}
+	seed.RADIUS = radiusSeed
+	set, err := settings.Open(st.DB(), seed, nil)
 	if err != nil {
 		return nil, err
 	}

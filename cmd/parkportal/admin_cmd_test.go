@@ -12,6 +12,7 @@ import (
 
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/session"
+	"github.com/parkwifi/parkportal/settings"
 	"github.com/parkwifi/parkportal/store"
 )
 
@@ -108,7 +109,7 @@ func TestCLIThroughDaemon(t *testing.T) {
 	mgr := session.NewManager(session.Options{Store: st, Gate: storeOnlyGate{}, Site: cfg.Site.ID, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rt, err := startAdmin(ctx, cfg, st, mgr, log)
+	rt, err := startAdmin(ctx, cfg, st, mgr, settings.RADIUS{FailPolicy: "open"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -25,8 +26,17 @@ type nas struct {
 	log  *slog.Logger
 	mgr  *session.Manager
 	acct *radius.Accounting // nil without accounting
-	auth *radius.Authorizer // nil without central authorisation
 	das  *radius.DAS        // nil when not listening
+	info radius.NAS
+	// secret is shared with the servers (from the config file, never the
+	// console); empty when the config names none.
+	secret string
+
+	// Central authorisation is site policy, which staff change live
+	// (settings → applyRADIUS); these fields are what is in force.
+	authMu   sync.RWMutex
+	auth     *radius.Authorizer // nil: no central authorisation
+	failOpen bool
 
 	mu          sync.Mutex
 	lastInterim map[string]time.Time
@@ -36,10 +46,7 @@ type nas struct {
 // returns a nas whose methods do nothing.
 func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *slog.Logger) (*nas, error) {
 	rc := cfg.Radius
-	n := &nas{cfg: rc, log: log, mgr: mgr, lastInterim: map[string]time.Time{}}
-	if !rc.Accounting && !rc.Authorization && rc.DASListen == "" {
-		return n, nil
-	}
+	n := &nas{cfg: rc, log: log, mgr: mgr, lastInterim: map[string]time.Time{}, failOpen: rc.FailOpen}
 	id := rc.NASIdentifier
 	if id == "" {
 		id = cfg.Site.ID
@@ -49,11 +56,19 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 		ip = cfg.GatewayIP
 	}
 	info := radius.NAS{Identifier: id, IP: ip, CalledStationID: rc.CalledStationID}
+	n.info = info
 
-	if rc.Accounting || rc.Authorization {
+	if rc.Secret != "" || rc.SecretFile != "" || os.Getenv("PARKPORTAL_RADIUS_SECRET") != "" {
 		secret, err := sms.LoadSecret(rc.Secret, rc.SecretFile, "PARKPORTAL_RADIUS_SECRET")
 		if err != nil {
 			return nil, fmt.Errorf("radius.secret: %w", err)
+		}
+		n.secret = secret
+	}
+	if rc.Accounting || rc.Authorization {
+		secret := n.secret
+		if secret == "" {
+			return nil, fmt.Errorf("radius.secret: RADIUS is on but no secret is configured")
 		}
 		servers := func(list []string) []radius.Server {
 			var out []radius.Server
@@ -77,14 +92,11 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 			mgr.AddObserver(n)
 		}
 		if rc.Authorization {
-			c, err := radius.NewClient(radius.ClientConfig{Servers: servers(rc.AuthServers), Logger: log})
+			a, err := n.newAuthorizer(rc.AuthServers)
 			if err != nil {
-				return nil, fmt.Errorf("radius authorisation client: %w", err)
+				return nil, err
 			}
-			n.auth, err = radius.NewAuthorizer(radius.AuthConfig{Client: c, NAS: info, Logger: log})
-			if err != nil {
-				return nil, fmt.Errorf("radius authorisation: %w", err)
-			}
+			n.auth = a
 		}
 	}
 	if rc.DASListen != "" {
@@ -105,19 +117,61 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 	return n, nil
 }
 
-// authorizer returns the portal's Authorizer, or nil.
-func (n *nas) authorizer() portal.Authorizer {
-	if n.auth == nil {
-		return nil
+func (n *nas) newAuthorizer(addrs []string) (*radius.Authorizer, error) {
+	var servers []radius.Server
+	for _, a := range addrs {
+		servers = append(servers, radius.Server{Addr: a, Secret: []byte(n.secret)})
 	}
-	return n
+	c, err := radius.NewClient(radius.ClientConfig{Servers: servers, Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("radius authorisation client: %w", err)
+	}
+	a, err := radius.NewAuthorizer(radius.AuthConfig{Client: c, NAS: n.info, Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("radius authorisation: %w", err)
+	}
+	return a, nil
 }
 
-// Authorize applies the site's fail policy to a RADIUS decision.
+// applyPolicy puts the site's RADIUS policy from the console into force:
+// central authorisation on or off, against which servers, failing open or
+// closed. The shared secret stays in the config file.
+func (n *nas) applyPolicy(enabled bool, servers []string, failOpen bool) error {
+	var a *radius.Authorizer
+	if enabled {
+		if n.secret == "" {
+			return errors.New("central authorisation needs radius.secret (or secret_file) in the config file")
+		}
+		var err error
+		if a, err = n.newAuthorizer(servers); err != nil {
+			return err
+		}
+	}
+	n.authMu.Lock()
+	n.auth, n.failOpen = a, failOpen
+	n.authMu.Unlock()
+	return nil
+}
+
+// policy reports what is in force, to seed the console's settings.
+func (n *nas) policy() (enabled bool, servers []string, failOpen bool) {
+	n.authMu.RLock()
+	defer n.authMu.RUnlock()
+	return n.auth != nil, append([]string(nil), n.cfg.AuthServers...), n.failOpen
+}
+
+// Authorize applies the site's fail policy to a RADIUS decision; without
+// central authorisation the visitor gets the site's defaults.
 func (n *nas) Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (*session.Grant, error) {
-	d, err := n.auth.Authorize(ctx, phone, mac, ip)
+	n.authMu.RLock()
+	auth, failOpen := n.auth, n.failOpen
+	n.authMu.RUnlock()
+	if auth == nil {
+		return nil, nil
+	}
+	d, err := auth.Authorize(ctx, phone, mac, ip)
 	switch {
-	case errors.Is(err, radius.ErrUnreachable) && n.cfg.FailOpen:
+	case errors.Is(err, radius.ErrUnreachable) && failOpen:
 		n.log.Warn("RADIUS unreachable; letting the visitor in with the site's defaults (fail_policy open)", "err", err)
 		return nil, nil
 	case err != nil:

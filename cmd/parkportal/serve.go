@@ -222,12 +222,13 @@ func cmdServe(args []string) error {
 			PINTTL: cfg.Site.PINTTL, PINMaxTries: cfg.Site.PINMaxTries, PrivacyURL: cfg.Site.PrivacyURL,
 			VenueURL: cfg.Site.VenueURL, RequireTerms: cfg.Site.RequireTerms, TermsURL: cfg.Site.TermsURL,
 		},
-		Addr: addr, TLSHost: tlsHost(cfg), Sessions: mgr, Store: st, SMS: sender, Limits: lim, Auth: radiusNAS.authorizer(), Neigh: fw, PINKey: key, Logger: log,
+		Addr: addr, TLSHost: tlsHost(cfg), Sessions: mgr, Store: st, SMS: sender, Limits: lim, Auth: radiusNAS, Neigh: fw, PINKey: key, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	adm, err := startAdmin(ctx, cfg, st, mgr, log)
+	enabled, servers, failOpen := radiusNAS.policy()
+	adm, err := startAdmin(ctx, cfg, st, mgr, settings.RADIUS{Enabled: enabled, Servers: servers, FailPolicy: map[bool]string{true: "open", false: "closed"}[failOpen]}, log)
 	if err != nil {
 		return err
 	}
@@ -235,7 +236,12 @@ func cmdServe(args []string) error {
 	srv.SetEvents(adm.Metrics)
 	// Site policy lives in the store from the first start on; staff change
 	// it in the console and it applies here, live, without a restart.
-	apply := func(s settings.Site) { applySite(s, cfg, st, srv, fw, log) }
+	apply := func(s settings.Site) {
+		applySite(s, cfg, st, srv, fw, log)
+		if err := radiusNAS.applyPolicy(s.RADIUS.Enabled, s.RADIUS.Servers, s.RADIUS.FailPolicy != "closed"); err != nil {
+			log.Error("applying RADIUS policy", "err", err)
+		}
+	}
 	apply(adm.Settings.Get())
 	adm.Settings.OnChange(apply)
 	go func() {
