@@ -76,6 +76,7 @@ func TestDriftRepaired(t *testing.T) {
 		{"iptables -F pp-forward", [][]string{{"iptables", "-F", "pp-forward"}}},
 		{"iptables -t nat -F pp-prerouting", [][]string{{"iptables", "-t", "nat", "-F", "pp-prerouting"}}},
 		{"jump from FORWARD deleted", [][]string{{"iptables", "-D", "FORWARD", "-i", lab.LANIface, "-j", "pp-forward"}}},
+		{"tc qdisc del (shaping removed)", [][]string{{"tc", "qdisc", "del", "dev", lab.LANIface, "root"}, {"tc", "qdisc", "del", "dev", lab.LANIface, "ingress"}}},
 		{"everything wiped (firewall reload)", [][]string{
 			{"iptables", "-F"}, {"iptables", "-t", "nat", "-F"}, {"iptables", "-X"}, {"iptables", "-t", "nat", "-X"},
 			{"ipset", "destroy", "pp-allow"},
@@ -92,7 +93,7 @@ func TestDriftRepaired(t *testing.T) {
 		for i := 0; i < 40 && !repaired; i++ { // bounded: 40 × ~150 ms + curl time
 			// Repaired means: v1 out, v2 redirected (nat chain) and v2's
 			// HTTPS reset (filter chain): every piece is back.
-			repaired = online(v1) &&
+			repaired = online(v1) && shaped(p, v1) &&
 				lab.Curl(v2.NS, 2*time.Second, "http://"+lab.InternetIP.String()+"/generate_204").Code == 302 &&
 				lab.Curl(v2.NS, 2*time.Second, "https://"+lab.InternetIP.String()+"/", "-k").Exit == 7
 			if !repaired {
@@ -217,4 +218,15 @@ func TestKill9DuringLoginBurst(t *testing.T) {
 			t.Errorf("acknowledged device %s has %d active sessions in the store", mac, activeByMAC[mac])
 		}
 	}
+}
+
+// shaped reports whether visitor v has its download class on the LAN
+// (class 1:<2+last octet> in hex, see firewall/shaper/ids.go).
+func shaped(p *testPark, v lab.Visitor) bool {
+	out, err := p.gw("tc", "class", "show", "dev", lab.LANIface)
+	if err != nil {
+		return false
+	}
+	a := v.IP.As4()
+	return strings.Contains(out, fmt.Sprintf("class htb 1:%x ", 2+int(a[3])))
 }
