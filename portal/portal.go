@@ -442,16 +442,26 @@ func (s *Server) fail(w http.ResponseWriter, lang, page string, p *problem) {
 	s.render(w, p.Status, page, v)
 }
 
-func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
+// formFrom reads a visitor's form post and identifies the device. On
+// failure it has answered the visitor and reports false.
+func (s *Server) formFrom(w http.ResponseWriter, r *http.Request, what string) (lang string, ip netip.Addr, mac net.HardwareAddr, ok bool) {
 	if err := r.ParseForm(); err != nil {
 		s.fail(w, pickLang(r), "splash", errBadRequest)
-		return
+		return "", ip, nil, false
 	}
-	lang := s.language(w, r)
+	lang = s.language(w, r)
 	ip, mac, err := s.device(r)
 	if err != nil {
-		s.o.Logger.Info("SMS request from unseen device", "ip", ip, "err", err)
+		s.o.Logger.Info(what+" from unseen device", "ip", ip, "err", err)
 		s.fail(w, lang, "splash", errNoDevice)
+		return lang, ip, nil, false
+	}
+	return lang, ip, mac, true
+}
+
+func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
+	lang, ip, mac, ok := s.formFrom(w, r, "SMS request")
+	if !ok {
 		return
 	}
 	if s.site().RequireTerms && r.PostFormValue("terms") != "on" {
@@ -543,14 +553,8 @@ func (s *Server) smsText(lang, code string) string {
 }
 
 func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.fail(w, pickLang(r), "splash", errBadRequest)
-		return
-	}
-	lang := s.language(w, r)
-	ip, mac, err := s.device(r)
-	if err != nil {
-		s.fail(w, lang, "splash", errNoDevice)
+	lang, ip, mac, ok := s.formFrom(w, r, "PIN")
+	if !ok {
 		return
 	}
 	code, ok := pin.Clean(r.PostFormValue("pin"))

@@ -131,6 +131,20 @@ type apiClient struct {
 	offline bool
 }
 
+// openAPI parses a CLI subcommand's flags (with --config) and connects
+// to the admin API; it returns the remaining arguments.
+func openAPI(fs *flag.FlagSet, args []string) (*apiClient, *config.Config, []string, error) {
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := newAPIClient(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, cfg, fs.Args(), nil
+}
+
 func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	sock := adminSocketPath(cfg)
 	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
@@ -274,12 +288,7 @@ func cmdAdmin(args []string) error {
 	fs := flag.NewFlagSet("admin "+sub, flag.ContinueOnError)
 	role := fs.String("role", "admin", "role of the new account: viewer, operator or admin")
 	label := fs.String("label", "", "what the token is for (shown in the console)")
-	cfg, err := loadConfig(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	rest := fs.Args()
-	c, err := newAPIClient(cfg)
+	c, cfg, rest, err := openAPI(fs, args[1:])
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,7 @@ func cmdSessions(args []string) error {
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("sessions "+sub, flag.ContinueOnError)
-	cfg, err := loadConfig(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	rest := fs.Args()
-	c, err := newAPIClient(cfg)
+	c, _, rest, err := openAPI(fs, args[1:])
 	if err != nil {
 		return err
 	}

@@ -29,12 +29,7 @@ func cmdSite(args []string) error {
 	sub := args[0]
 	fs := flag.NewFlagSet("site "+sub, flag.ContinueOnError)
 	keepNames := fs.Bool("keep-names", false, "import: keep this park's Arabic and English names")
-	cfg, err := loadConfig(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	rest := fs.Args()
-	c, err := newAPIClient(cfg)
+	c, _, rest, err := openAPI(fs, args[1:])
 	if err != nil {
 		return err
 	}
