@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,30 +124,10 @@ func admCeil(t *testing.T, p *testPark, dev, id string) (uint64, bool) {
 	}
 	for _, m := range admClassRE.FindAllStringSubmatch(out, -1) {
 		if m[1] == id {
-			return admTCRate(t, m[3]), true
+			return parseTCRate(t, m[3]), true
 		}
 	}
 	return 0, false
-}
-
-// admTCRate reads tc's rate notation (8Mbit, 500Kbit, 64bit).
-func admTCRate(t *testing.T, s string) uint64 {
-	t.Helper()
-	mult := 1.0
-	for _, u := range []struct {
-		suffix string
-		m      float64
-	}{{"Gbit", 1e9}, {"Mbit", 1e6}, {"Kbit", 1e3}, {"bit", 1}} {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = v, u.m
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		t.Fatalf("tc rate %q: %v", s, err)
-	}
-	return uint64(f * mult)
 }
 
 // admWaitCeil waits (bounded) until the visitor's class on dev has ceil

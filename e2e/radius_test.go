@@ -413,15 +413,7 @@ func TestRADIUS(t *testing.T) {
 		q := *p
 		q.t = t
 		ports := q.iperfServers(1)
-		type result struct {
-			r   iperfResult
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			r, err := iperf(v1, ports[0], true, 5)
-			done <- result{r, err}
-		}()
+		done := iperfAsync(v1, ports[0], true, 5)
 		time.Sleep(2500 * time.Millisecond)
 		out := q.radclient("coa", dasSecret,
 			"User-Name = \"+97455100001\"",

@@ -368,15 +368,7 @@ func TestShapingEightMbit(t *testing.T) {
 			t.Errorf("session rates %d/%d, want 8 Mbit/s", s.RateDown, s.RateUp)
 		}
 		ports := q.iperfServers(1)
-		type result struct {
-			r   iperfResult
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			r, err := iperf(v, ports[0], true, 5)
-			done <- result{r, err}
-		}()
+		done := iperfAsync(v, ports[0], true, 5)
 		// A couple of seconds at 8 Mbit/s, then 2 Mbit/s while it runs.
 		time.Sleep(2500 * time.Millisecond)
 		code, body := q.api("POST", "/api/v1/sessions/"+s.ID+"/rate", `{"down":"2mbit"}`)
@@ -423,4 +415,21 @@ func TestShapingSiteUplink(t *testing.T) {
 		sum += bps
 	}
 	t.Logf("sum: %.2f Mbit/s", sum/mbit)
+}
+
+// iperfResultErr is one background iperf3 run's outcome.
+type iperfResultErr struct {
+	r   iperfResult
+	err error
+}
+
+// iperfAsync runs iperf in the background (so the test can change the
+// visitor's rate meanwhile) and delivers its outcome on the channel.
+func iperfAsync(v lab.Visitor, port int, reverse bool, secs int) <-chan iperfResultErr {
+	done := make(chan iperfResultErr, 1)
+	go func() {
+		r, err := iperf(v, port, reverse, secs)
+		done <- iperfResultErr{r, err}
+	}()
+	return done
 }
