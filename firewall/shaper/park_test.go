@@ -1,10 +1,9 @@
 package shaper
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/parkwifi/parkportal/lab"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -164,71 +163,21 @@ func (p *park) iperfServers(n int) []int {
 	for i := range n {
 		ports[i] = 5201 + p.nextPort
 		p.nextPort++
-		cmd := exec.Command("ip", "netns", "exec", p.inet, "iperf3", "-s", "--forceflush", "-p", fmt.Sprint(ports[i]))
-		out, err := cmd.StdoutPipe()
+		stop, err := lab.StartIperfServer(p.inet, "", ports[i])
 		if err != nil {
 			p.t.Fatal(err)
 		}
-		if err := cmd.Start(); err != nil {
-			p.t.Fatalf("starting iperf3 server: %v", err)
-		}
-		p.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ready := make(chan struct{})
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), "listening") {
-					close(ready)
-					break
-				}
-			}
-			_, _ = io.Copy(io.Discard, out)
-		}()
-		select {
-		case <-ready:
-		case <-time.After(10 * time.Second):
-			p.t.Fatalf("iperf3 server on port %d did not start", ports[i])
-		}
+		p.t.Cleanup(stop)
 	}
 	return ports
 }
 
-type iperfResult struct {
-	Error     string `json:"error"`
-	Intervals []struct {
-		Sum struct {
-			Start         float64 `json:"start"`
-			End           float64 `json:"end"`
-			BitsPerSecond float64 `json:"bits_per_second"`
-			Omitted       bool    `json:"omitted"`
-		} `json:"sum"`
-	} `json:"intervals"`
-	End struct {
-		SumReceived struct {
-			BitsPerSecond float64 `json:"bits_per_second"`
-		} `json:"sum_received"`
-	} `json:"end"`
-}
+type iperfResult = lab.IperfResult
 
 // iperf runs one iperf3 client in visitor i's namespace: download when
 // reverse, upload otherwise. The first second (slow start) is omitted.
 func (p *park) iperf(i, port int, reverse bool, secs int) (iperfResult, error) {
-	args := []string{"netns", "exec", p.visitors[i], "iperf3", "-c", inetAddr, "-p", fmt.Sprint(port),
-		"-t", fmt.Sprint(secs), "-O", "1", "-i", "1", "-J"}
-	if reverse {
-		args = append(args, "-R")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+20)*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", args...).Output()
-	var r iperfResult
-	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		return r, fmt.Errorf("iperf3 %v: %v; output %q", err, jerr, out)
-	}
-	if r.Error != "" {
-		return r, fmt.Errorf("iperf3: %s", r.Error)
-	}
-	return r, err
+	return lab.Iperf(p.visitors[i], inetAddr, port, reverse, secs)
 }
 
 // parallel runs one client per listed visitor at the same time and returns

@@ -325,10 +325,18 @@ func quantum(ceilB uint64) uint32 {
 // sharing a full uplink would take seconds to settle to fair shares.
 //
 // The kernel's bfifo would do, but netlink cannot set its limit; a TBF
-// whose rate is twice the class's ceiling never delays a packet (HTB
+// whose rate is far above the class's ceiling never delays a packet (HTB
 // hands it less than that) and drops what exceeds its limit, which makes
 // it exactly a bounded FIFO with the features this kernel and OpenWrt's
 // kmod-sched-core both have.
+//
+// The TBF's pacing at twice the ceiling also smooths each visitor's
+// bursts, which is what lets visitors sharing a full uplink settle to
+// equal shares within a second or two (a plain byte FIFO did not).
+//
+// Its handle is fixed per visitor (leafHandle), so a rate change can
+// change it in place: replacing it would drop what it holds, a stall in
+// the visitor's transfer.
 func (s *Shaper) leafQueue(d direction, minor uint16, ceil uint64) *netlink.Tbf {
 	rateB := 2 * ceil / 8
 	limit := max(ceil/8/5, 4*65536)
@@ -336,11 +344,35 @@ func (s *Shaper) leafQueue(d direction, minor uint16, ceil uint64) *netlink.Tbf 
 		QdiscAttrs: netlink.QdiscAttrs{
 			LinkIndex: d.link,
 			Parent:    netlink.MakeHandle(qdiscMajor, minor),
+			Handle:    leafHandle(minor),
 		},
 		Rate:   rateB,
 		Limit:  uint32(limit),
 		Buffer: netlink.Xmittime(rateB, max(burstBytes(rateB), 65536+mtu)),
 	}
+}
+
+// leafHandle is the handle of a visitor's leaf queue: major 0x8000+minor,
+// unique on the device. Prefixes wider than /17 have minors past 0x7ffe;
+// their leaves get a kernel-chosen handle (0) and are replaced, not
+// changed, on a rate change.
+func leafHandle(minor uint16) uint32 {
+	if minor > 0x7ffe {
+		return 0
+	}
+	return netlink.MakeHandle(0x8000+minor, 0)
+}
+
+// setLeaf gives a visitor's class its leaf queue for ceil: changed in
+// place when it exists, created otherwise.
+func (s *Shaper) setLeaf(d direction, minor uint16, ceil uint64, exists bool) error {
+	q := s.leafQueue(d, minor, ceil)
+	if exists && q.Handle != 0 {
+		if err := s.h.QdiscChange(q); err == nil {
+			return nil
+		}
+	}
+	return s.h.QdiscReplace(q)
 }
 
 func (s *Shaper) visitorClass(d direction, minor uint16, ceil uint64) *netlink.HtbClass {
@@ -534,7 +566,7 @@ func (s *Shaper) Set(ip netip.Addr, r Rate) error {
 		if err != nil {
 			return fmt.Errorf("setting %s class of %s: %w", d.name, ip, err)
 		}
-		if err := s.h.QdiscReplace(s.leafQueue(d, minor, s.rateOf(d, r))); err != nil {
+		if err := s.setLeaf(d, minor, s.rateOf(d, r), known); err != nil {
 			return fmt.Errorf("setting %s queue of %s: %w", d.name, ip, err)
 		}
 		if known {
@@ -694,7 +726,9 @@ func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate) (int, error) {
 				errs = append(errs, fmt.Errorf("repairing %s class of %s: %w", d.name, ip, err))
 				continue
 			}
-			if err := s.h.QdiscReplace(s.leafQueue(d, minor, s.rateOf(d, r))); err != nil {
+			// A class made anew has HTB's default leaf: give it ours; a
+			// changed one gets its queue changed to match.
+			if err := s.setLeaf(d, minor, s.rateOf(d, r), cur != nil); err != nil {
 				errs = append(errs, fmt.Errorf("repairing %s queue of %s: %w", d.name, ip, err))
 				continue
 			}
