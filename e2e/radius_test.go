@@ -310,8 +310,10 @@ func macDashes(mac string) string {
 }
 
 // num reads a detail file's number (0 when absent).
-func num(s string) int {
-	n, _ := strconv.Atoi(s)
+// num reads a numeric attribute; uint64, so octets plus gigawords<<32
+// fit on 32-bit targets too.
+func num(s string) uint64 {
+	n, _ := strconv.ParseUint(s, 10, 64)
 	return n
 }
 
