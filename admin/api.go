@@ -89,6 +89,15 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// decodeRequest reads the request's body (bounded) into v, strictly.
+func decodeRequest(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(b, v)
+}
+
 // decodeStrict decodes one JSON object into v, refusing unknown fields.
 func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -230,10 +239,7 @@ func (s *Server) apiExtend(w http.ResponseWriter, r *http.Request, u *User) {
 	var req struct {
 		By string `json:"by"`
 	}
-	b, err := readBody(w, r)
-	if err == nil {
-		err = decodeStrict(b, &req)
-	}
+	err := decodeRequest(w, r, &req)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -247,17 +253,24 @@ func (s *Server) apiExtend(w http.ResponseWriter, r *http.Request, u *User) {
 }
 
 func (s *Server) setRate(u *User, id, down, up string) (*store.Session, error) {
-	var d, p settings.Rate
-	var err error
-	if down != "" {
-		if d, err = settings.ParseRate(down); err != nil || d < 64_000 {
-			return nil, fmt.Errorf("down: want a rate of at least 64kbit like 4mbit, got %q", down)
+	// "" leaves that direction as it is.
+	parse := func(field, v string) (settings.Rate, error) {
+		if v == "" {
+			return 0, nil
 		}
+		r, err := settings.ParseRate(v)
+		if err != nil || r < 64_000 {
+			return 0, fmt.Errorf("%s: want a rate of at least 64kbit like 4mbit, got %q", field, v)
+		}
+		return r, nil
 	}
-	if up != "" {
-		if p, err = settings.ParseRate(up); err != nil || p < 64_000 {
-			return nil, fmt.Errorf("up: want a rate of at least 64kbit like 4mbit, got %q", up)
-		}
+	d, err := parse("down", down)
+	if err != nil {
+		return nil, err
+	}
+	p, err := parse("up", up)
+	if err != nil {
+		return nil, err
 	}
 	if d == 0 && p == 0 {
 		return nil, errors.New("give down, up or both")
@@ -274,10 +287,7 @@ func (s *Server) apiRate(w http.ResponseWriter, r *http.Request, u *User) {
 		Down string `json:"down"`
 		Up   string `json:"up"`
 	}
-	b, err := readBody(w, r)
-	if err == nil {
-		err = decodeStrict(b, &req)
-	}
+	err := decodeRequest(w, r, &req)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -401,10 +411,7 @@ func (s *Server) apiUserAdd(w http.ResponseWriter, r *http.Request, u *User) {
 		Role     string `json:"role"`
 		Password string `json:"password"`
 	}
-	b, err := readBody(w, r)
-	if err == nil {
-		err = decodeStrict(b, &req)
-	}
+	err := decodeRequest(w, r, &req)
 	if err == nil {
 		err = s.addUser(u, req.Name, req.Role, req.Password)
 	}
@@ -450,10 +457,7 @@ func (s *Server) apiUserPatch(w http.ResponseWriter, r *http.Request, u *User) {
 		Password *string `json:"password"`
 	}
 	name := r.PathValue("name")
-	b, err := readBody(w, r)
-	if err == nil {
-		err = decodeStrict(b, &req)
-	}
+	err := decodeRequest(w, r, &req)
 	if err == nil && req.Role != nil {
 		err = s.setRole(u, name, *req.Role)
 	}

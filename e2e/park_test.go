@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -160,30 +159,16 @@ const portalURL = "http://198.51.100.1:2050/"
 // daemon is one running parkportal.
 type daemon struct {
 	cmd *exec.Cmd
-	out *bytes.Buffer
-	mu  *sync.Mutex
-}
-
-// lockedBuffer lets the process write while the test reads.
-type lockedWriter struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(b)
+	out *lab.LockedBuffer
 }
 
 // start runs parkportal in the gateway and waits until the portal
 // answers a visitor.
 func (p *testPark) start(cfgPath string, extra ...string) *daemon {
 	p.t.Helper()
-	d := &daemon{out: new(bytes.Buffer), mu: new(sync.Mutex)}
+	d := &daemon{out: new(lab.LockedBuffer)}
 	d.cmd = lab.Cmd(p.Gateway, binary, append([]string{"serve", "--config", cfgPath}, extra...)...)
-	d.cmd.Stdout = lockedWriter{d.mu, d.out}
-	d.cmd.Stderr = lockedWriter{d.mu, d.out}
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -206,11 +191,7 @@ func (p *testPark) start(cfgPath string, extra ...string) *daemon {
 	return nil
 }
 
-func (d *daemon) output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
+func (d *daemon) output() string { return d.out.String() }
 
 // stop sends sig and waits (bounded) for the daemon to exit.
 func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
@@ -231,17 +212,8 @@ func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
 // does not end connected.
 func (p *testPark) login(v lab.Visitor, phone string) {
 	p.t.Helper()
-	r := lab.PostForm(v.NS, portalURL+"sms", map[string]string{"phone": phone})
-	if r.Code != 303 {
-		p.t.Fatalf("%s: SMS request got %d: %s", v.NS, r.Code, r.Body)
-	}
-	pin, err := lab.LastPIN(p.outbox(), "+974"+phone)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	r = lab.PostForm(v.NS, portalURL+"pin", map[string]string{"pin": pin})
-	if r.Code != 200 || !strings.Contains(r.Body, `id="connected"`) {
-		p.t.Fatalf("%s: PIN got %d: %s", v.NS, r.Code, r.Body)
+	if r, err := lab.Login(v.NS, lab.CookieJar(v.NS), portalURL, p.outbox(), phone); err != nil {
+		p.t.Fatalf("%s: %v\n%s", v.NS, err, r.Body)
 	}
 }
 

@@ -1,16 +1,11 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,33 +29,8 @@ const (
 
 // labRADIUS is one FreeRADIUS in the gateway namespace.
 type labRADIUS struct {
-	t       *testing.T
-	ns      string
-	dir     string // copied config
-	acctDir string
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	out     *lockedBuf
-	allLogs strings.Builder
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	t   *testing.T
+	srv *lab.FreeRADIUS
 }
 
 func needFreeRADIUS(t *testing.T) {
@@ -79,170 +49,56 @@ func needFreeRADIUS(t *testing.T) {
 func (p *testPark) startRADIUS() *labRADIUS {
 	p.t.Helper()
 	needFreeRADIUS(p.t)
-	root := p.t.TempDir()
-	r := &labRADIUS{t: p.t, ns: p.Gateway, dir: filepath.Join(root, "conf"), acctDir: filepath.Join(root, "acct")}
-	state := filepath.Join(root, "state")
-	for _, d := range []string{r.acctDir, state} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			p.t.Fatal(err)
-		}
-	}
-	repl := strings.NewReplacer(
-		"@STATEDIR@", state, "@CONFDIR@", r.dir, "@ACCTDIR@", r.acctDir,
-		"@SECRET@", radSecret, "@AUTHPORT@", "1812", "@ACCTPORT@", "1813",
-	)
-	src := filepath.Join("..", "testdata", "freeradius")
-	err := filepath.WalkDir(src, func(path string, de os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		dst := filepath.Join(r.dir, rel)
-		if de.IsDir() {
-			return os.MkdirAll(dst, 0o700)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		switch rel {
-		case "users":
-			return nil // replaced by e2e_users below
-		case "e2e_users":
-			dst = filepath.Join(r.dir, "users")
-		}
-		return os.WriteFile(dst, []byte(repl.Replace(string(b))), 0o600)
+	srv, err := lab.NewFreeRADIUS(lab.FreeRADIUSConfig{
+		Source: filepath.Join("..", "testdata", "freeradius"), Root: p.t.TempDir(),
+		Secret: radSecret, AuthPort: 1812, AcctPort: 1813, Users: "e2e_users", NS: p.Gateway,
 	})
 	if err != nil {
-		p.t.Fatalf("copying FreeRADIUS config: %v", err)
+		p.t.Fatal(err)
 	}
+	r := &labRADIUS{t: p.t, srv: srv}
 	p.t.Cleanup(func() {
 		r.stop()
 		if p.t.Failed() {
-			p.t.Logf("freeradius output (tail):\n%s", tailOf(r.allLogs.String(), 6000))
+			p.t.Logf("freeradius output (tail):\n%s", srv.Output(6000))
 		}
 	})
 	r.start()
 	return r
 }
 
-func tailOf(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // start runs the server and waits (bounded) until it is ready.
 func (r *labRADIUS) start() {
 	r.t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		r.t.Fatal("FreeRADIUS already running")
+	if err := r.srv.Start(); err != nil {
+		r.t.Fatal(err)
 	}
-	r.out = &lockedBuf{}
-	cmd := lab.Cmd(r.ns, "freeradius", "-X", "-d", r.dir)
-	cmd.Stdout, cmd.Stderr = r.out, r.out
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("starting freeradius: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	for i := 0; !strings.Contains(r.out.String(), "Ready to process requests"); i++ {
-		select {
-		case <-exited:
-			r.t.Fatalf("freeradius exited during start-up:\n%s", r.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if i > 400 {
-			cmd.Process.Kill()
-			<-exited
-			r.t.Fatalf("freeradius not ready after 20 s:\n%s", r.out.String())
-		}
-	}
-	r.cmd, r.exited = cmd, exited
 }
 
 // stop kills the server, as a crash would, and waits for it.
 func (r *labRADIUS) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
+	if err := r.srv.Stop(); err != nil {
+		r.t.Error(err)
 	}
-	r.cmd.Process.Kill()
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("freeradius pid %d did not exit", r.cmd.Process.Pid)
-	}
-	r.allLogs.WriteString(r.out.String())
-	r.cmd = nil
 }
 
-// detailRecord is one Accounting-Request as FreeRADIUS's detail module
-// wrote it.
-type detailRecord map[string][]string
-
-func (d detailRecord) get(name string) string {
-	if v := d[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
+type detailRecord = lab.DetailRecord
 
 // detail reads every accounting record FreeRADIUS has written so far.
 func (r *labRADIUS) detail() []detailRecord {
 	r.t.Helper()
-	f, err := os.Open(filepath.Join(r.acctDir, "detail"))
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := parseDetail(f)
+	recs, err := r.srv.Detail()
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	return recs
 }
 
-func parseDetail(rd io.Reader) ([]detailRecord, error) {
-	var out []detailRecord
-	var cur detailRecord
-	sc := bufio.NewScanner(rd)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if cur != nil {
-				out = append(out, cur)
-			}
-			cur = nil
-		case !strings.HasPrefix(line, "\t"):
-			cur = detailRecord{}
-		default:
-			name, value, ok := strings.Cut(strings.TrimSpace(line), " = ")
-			if !ok || cur == nil {
-				return nil, fmt.Errorf("unexpected detail line %q", line)
-			}
-			cur[name] = append(cur[name], strings.Trim(value, `"`))
-		}
-	}
-	if cur != nil {
-		out = append(out, cur)
-	}
-	return out, sc.Err()
-}
-
 // records returns the records of one session and status type, in order.
 func (r *labRADIUS) records(sessionID, status string) []detailRecord {
 	var out []detailRecord
 	for _, d := range r.detail() {
-		if d.get("Acct-Session-Id") == sessionID && d.get("Acct-Status-Type") == status {
+		if d.Get("Acct-Session-Id") == sessionID && d.Get("Acct-Status-Type") == status {
 			out = append(out, d)
 		}
 	}
@@ -268,7 +124,7 @@ func (r *labRADIUS) waitRecord(sessionID, status string, within time.Duration) d
 func (r *labRADIUS) summary() string {
 	var b strings.Builder
 	for _, d := range r.detail() {
-		fmt.Fprintf(&b, "  %s %s %s\n", d.get("Acct-Status-Type"), d.get("Acct-Session-Id"), d.get("User-Name"))
+		fmt.Fprintf(&b, "  %s %s %s\n", d.Get("Acct-Status-Type"), d.Get("Acct-Session-Id"), d.Get("User-Name"))
 	}
 	return b.String()
 }
@@ -309,7 +165,6 @@ func macDashes(mac string) string {
 	return strings.ToUpper(strings.ReplaceAll(mac, ":", "-"))
 }
 
-// num reads a detail file's number (0 when absent).
 // num reads a numeric attribute; uint64, so octets plus gigawords<<32
 // fit on 32-bit targets too.
 func num(s string) uint64 {
@@ -350,17 +205,17 @@ func TestRADIUS(t *testing.T) {
 			"Class":              "0x6532652d706c616e", // "e2e-plan", echoed from Access-Accept
 		}
 		for name, w := range want {
-			if got := start.get(name); got != w {
+			if got := start.Get(name); got != w {
 				t.Errorf("Start %s = %q, want %q", name, got, w)
 			}
 		}
 		for _, name := range []string{"Event-Timestamp", "Message-Authenticator"} {
-			if start.get(name) == "" {
+			if start.Get(name) == "" {
 				t.Errorf("Start has no %s", name)
 			}
 		}
 		// Accounting-On came first: the daemon started fresh.
-		if recs := fr.detail(); len(recs) == 0 || recs[0].get("Acct-Status-Type") != "Accounting-On" {
+		if recs := fr.detail(); len(recs) == 0 || recs[0].Get("Acct-Status-Type") != "Accounting-On" {
 			t.Errorf("first record is not Accounting-On:\n%s", fr.summary())
 		}
 	})
@@ -467,13 +322,13 @@ func TestRADIUS(t *testing.T) {
 		defer func() { fr.t = p.t }()
 		// Acct-Interim-Interval = 10 s; the daemon checks every 15 s.
 		in := fr.waitRecord(s1.ID, "Interim-Update", 45*time.Second)
-		if in.get("User-Name") != "+97455100001" || in.get("Framed-IP-Address") != v1.IP.String() {
+		if in.Get("User-Name") != "+97455100001" || in.Get("Framed-IP-Address") != v1.IP.String() {
 			t.Errorf("Interim attributes: %v", in)
 		}
-		if num(in.get("Acct-Output-Octets")) == 0 && num(in.get("Acct-Output-Gigawords")) == 0 {
+		if num(in.Get("Acct-Output-Octets")) == 0 && num(in.Get("Acct-Output-Gigawords")) == 0 {
 			t.Errorf("Interim after downloads counts no output octets: %v", in)
 		}
-		t.Logf("Interim: in %s out %s octets, %s s", in.get("Acct-Input-Octets"), in.get("Acct-Output-Octets"), in.get("Acct-Session-Time"))
+		t.Logf("Interim: in %s out %s octets, %s s", in.Get("Acct-Input-Octets"), in.Get("Acct-Output-Octets"), in.Get("Acct-Session-Time"))
 	})
 
 	t.Run("logout: Stop with User-Request and the octets", func(t *testing.T) {
@@ -487,11 +342,11 @@ func TestRADIUS(t *testing.T) {
 			t.Error("visitor still online after logging out")
 		}
 		stop := fr.waitRecord(s1.ID, "Stop", 20*time.Second)
-		if got := stop.get("Acct-Terminate-Cause"); got != "User-Request" {
+		if got := stop.Get("Acct-Terminate-Cause"); got != "User-Request" {
 			t.Errorf("Stop Acct-Terminate-Cause = %q, want User-Request", got)
 		}
-		out := num(stop.get("Acct-Output-Octets")) + num(stop.get("Acct-Output-Gigawords"))<<32
-		in := num(stop.get("Acct-Input-Octets")) + num(stop.get("Acct-Input-Gigawords"))<<32
+		out := num(stop.Get("Acct-Output-Octets")) + num(stop.Get("Acct-Output-Gigawords"))<<32
+		in := num(stop.Get("Acct-Input-Octets")) + num(stop.Get("Acct-Input-Gigawords"))<<32
 		// Two downloads at 4 and 2 Mbit/s: megabytes to the visitor, the
 		// ACKs from it.
 		if out < 1_000_000 || in == 0 {
@@ -501,14 +356,14 @@ func TestRADIUS(t *testing.T) {
 			"User-Name": "+97455100001", "Calling-Station-Id": macDashes(v1.MAC),
 			"Framed-IP-Address": v1.IP.String(), "NAS-Identifier": nasID,
 		} {
-			if got := stop.get(name); got != want {
+			if got := stop.Get(name); got != want {
 				t.Errorf("Stop %s = %q, want %q", name, got, want)
 			}
 		}
-		if num(stop.get("Acct-Session-Time")) < 1 {
-			t.Errorf("Stop Acct-Session-Time = %q", stop.get("Acct-Session-Time"))
+		if num(stop.Get("Acct-Session-Time")) < 1 {
+			t.Errorf("Stop Acct-Session-Time = %q", stop.Get("Acct-Session-Time"))
 		}
-		t.Logf("Stop: in %d out %d octets, %s s", in, out, stop.get("Acct-Session-Time"))
+		t.Logf("Stop: in %d out %d octets, %s s", in, out, stop.Get("Acct-Session-Time"))
 		if _, _, ok := p.tcClass(lab.LANIface, classMinor(v1.IP)); ok {
 			t.Error("the visitor's tc class is still there after logout")
 		}
@@ -530,7 +385,7 @@ func TestRADIUS(t *testing.T) {
 		}
 		fr.t = t
 		defer func() { fr.t = p.t }()
-		if got := fr.waitRecord(s2.ID, "Stop", 20*time.Second).get("Acct-Terminate-Cause"); got != "Admin-Reset" {
+		if got := fr.waitRecord(s2.ID, "Stop", 20*time.Second).Get("Acct-Terminate-Cause"); got != "Admin-Reset" {
 			t.Errorf("Stop after Disconnect: Acct-Terminate-Cause = %q, want Admin-Reset", got)
 		}
 	})
@@ -575,20 +430,20 @@ func TestRADIUS(t *testing.T) {
 		}
 		fr.start()
 		stop := fr.waitRecord(s.ID, "Stop", 60*time.Second)
-		if got := stop.get("Acct-Terminate-Cause"); got != "User-Request" {
+		if got := stop.Get("Acct-Terminate-Cause"); got != "User-Request" {
 			t.Errorf("delayed Stop: Acct-Terminate-Cause = %q, want User-Request", got)
 		}
-		if num(stop.get("Acct-Delay-Time")) < 1 {
-			t.Errorf("delayed Stop: Acct-Delay-Time = %q, want the seconds it waited", stop.get("Acct-Delay-Time"))
+		if num(stop.Get("Acct-Delay-Time")) < 1 {
+			t.Errorf("delayed Stop: Acct-Delay-Time = %q, want the seconds it waited", stop.Get("Acct-Delay-Time"))
 		}
 		// Event-Timestamp says when the session ended, not when the record
 		// was delivered.
-		if ts, err := time.Parse("Jan _2 2006 15:04:05 MST", stop.get("Event-Timestamp")); err != nil {
-			t.Errorf("Event-Timestamp %q: %v", stop.get("Event-Timestamp"), err)
+		if ts, err := time.Parse("Jan _2 2006 15:04:05 MST", stop.Get("Event-Timestamp")); err != nil {
+			t.Errorf("Event-Timestamp %q: %v", stop.Get("Event-Timestamp"), err)
 		} else if diff := ts.Sub(loggedOut); diff < -2*time.Second || diff > 5*time.Second {
 			t.Errorf("delayed Stop: Event-Timestamp %s is %v from the logout", ts, diff)
 		}
-		t.Logf("delayed Stop: Acct-Delay-Time %s s", stop.get("Acct-Delay-Time"))
+		t.Logf("delayed Stop: Acct-Delay-Time %s s", stop.Get("Acct-Delay-Time"))
 		// Every Start and Stop once.
 		for _, id := range []string{s1.ID, s.ID} {
 			for _, status := range []string{"Start", "Stop"} {
@@ -605,7 +460,7 @@ func TestRADIUS(t *testing.T) {
 	t.Run("one Accounting-On per cold start, none after a planned restart", func(t *testing.T) {
 		ons, offs := 0, 0
 		for _, r := range fr.detail() {
-			switch r.get("Acct-Status-Type") {
+			switch r.Get("Acct-Status-Type") {
 			case "Accounting-On":
 				ons++
 			case "Accounting-Off":

@@ -264,19 +264,8 @@ func soakVisit(p *testPark, dev lab.Device, c *soakCounts, numbers *atomic.Int64
 	}
 	n := numbers.Add(1)
 	phone := fmt.Sprintf("66%06d", n%1_000_000)
-	r = lab.PostFormWith(dev.NS, args, portalURL+"sms", map[string]string{"phone": phone})
-	if r.Code != 303 {
-		c.fail("%s SMS: %d %s", dev.IP, r.Code, problemCode(r.Body))
-		return
-	}
-	pin, err := lab.LastPIN(p.outbox(), "+974"+phone)
-	if err != nil {
+	if _, err := lab.Login(dev.NS, args, portalURL, p.outbox(), phone); err != nil {
 		c.fail("%s: %v", dev.IP, err)
-		return
-	}
-	r = lab.PostFormWith(dev.NS, args, portalURL+"pin", map[string]string{"pin": pin})
-	if r.Code != 200 || !strings.Contains(r.Body, `id="connected"`) {
-		c.fail("%s PIN: %d %s", dev.IP, r.Code, problemCode(r.Body))
 		return
 	}
 	c.logins.Add(1)

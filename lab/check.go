@@ -66,15 +66,15 @@ func Curl(ns string, timeout time.Duration, url string, extra ...string) HTTPRes
 	return r
 }
 
-// cookieJar returns curl flags that keep cookies in a per-visitor file.
-func cookieJar(ns string) []string {
+// CookieJar returns curl flags that keep cookies in a per-visitor file.
+func CookieJar(ns string) []string {
 	f := fmt.Sprintf("%s/pp-cookies-%s.txt", os.TempDir(), ns)
 	return []string{"-b", f, "-c", f}
 }
 
 // PostForm sends a form as the visitor's browser would (same-origin).
 func PostForm(ns, url string, form map[string]string) HTTPResult {
-	return PostFormWith(ns, cookieJar(ns), url, form)
+	return PostFormWith(ns, CookieJar(ns), url, form)
 }
 
 // PostFormWith is PostForm with the sender's curl flags (a Device's
@@ -161,10 +161,10 @@ func (c *Checker) Run() ([]Step, time.Duration) {
 	add("2. HTTPS to the outside is reset at once", r.Exit == 7 && r.Took < 2*time.Second, "curl exit %d after %s", r.Exit, r.Took.Round(time.Millisecond))
 	r = Curl(v1.NS, 2*time.Second, inet+":8080/")
 	add("2. other traffic to the outside is dropped", r.Exit == 28, "curl exit %d (28 = timed out)", r.Exit)
-	r = Curl(v1.NS, 5*time.Second, c.PortalURL, append(cookieJar(v1.NS), "-H", "Accept-Language: ar")...)
+	r = Curl(v1.NS, 5*time.Second, c.PortalURL, append(CookieJar(v1.NS), "-H", "Accept-Language: ar")...)
 	add("3. splash page is Arabic, right-to-left, with the park's name", r.Code == 200 && strings.Contains(r.Body, `dir="rtl"`) && strings.Contains(r.Body, `name="phone"`),
 		"got %d, %d bytes", r.Code, len(r.Body))
-	r = Curl(v1.NS, 5*time.Second, c.PortalURL+"?lang=en", cookieJar(v1.NS)...)
+	r = Curl(v1.NS, 5*time.Second, c.PortalURL+"?lang=en", CookieJar(v1.NS)...)
 	add("3. English switch", r.Code == 200 && strings.Contains(r.Body, `dir="ltr"`) && strings.Contains(r.Body, "Mobile number"), "got %d", r.Code)
 	r = PostForm(v1.NS, c.PortalURL+"sms", map[string]string{"phone": "12ab", "lang": "ar"})
 	add("5. malformed number refused in both languages", r.Code == 400 && problemCode(r.Body) == "malformed-number" && strings.Contains(r.Body, "not a valid"),
@@ -179,7 +179,7 @@ func (c *Checker) Run() ([]Step, time.Duration) {
 	if err != nil {
 		return steps, 0
 	}
-	r = Curl(v1.NS, 5*time.Second, c.PortalURL, cookieJar(v1.NS)...)
+	r = Curl(v1.NS, 5*time.Second, c.PortalURL, CookieJar(v1.NS)...)
 	add("3. page now asks for the PIN", r.Code == 200 && strings.Contains(r.Body, `autocomplete="one-time-code"`), "got %d", r.Code)
 	wrong := fmt.Sprintf("%06d", (mustAtoi(code)+1)%1_000_000)
 	r = PostForm(v1.NS, c.PortalURL+"pin", map[string]string{"pin": wrong})
@@ -222,4 +222,25 @@ func errOrOK(err error) string {
 func mustAtoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// Login walks a device through the SMS login as a phone would: it posts
+// the number (a Qatari number as typed, e.g. "33123456"), reads the PIN
+// the console sender wrote to outbox, and posts it. client are the
+// sender's curl flags (cookie jar, interface). It returns the PIN answer
+// and an error naming the step that went wrong; nil means "connected".
+func Login(ns string, client []string, portalURL, outbox, number string) (HTTPResult, error) {
+	r := PostFormWith(ns, client, portalURL+"sms", map[string]string{"phone": number})
+	if r.Code != 303 {
+		return r, fmt.Errorf("SMS request got %d %s", r.Code, problemCode(r.Body))
+	}
+	pin, err := LastPIN(outbox, "+974"+number)
+	if err != nil {
+		return r, err
+	}
+	r = PostFormWith(ns, client, portalURL+"pin", map[string]string{"pin": pin})
+	if r.Code != 200 || !strings.Contains(r.Body, `id="connected"`) {
+		return r, fmt.Errorf("PIN got %d %s", r.Code, problemCode(r.Body))
+	}
+	return r, nil
 }

@@ -198,7 +198,7 @@ func TestFreeRADIUSAccountingSession(t *testing.T) {
 	recs := fr.detail()
 	var types []string
 	for _, r := range recs {
-		types = append(types, r.get("Acct-Status-Type"))
+		types = append(types, r.Get("Acct-Status-Type"))
 	}
 	wantTypes := []string{"Accounting-On", "Start", "Interim-Update", "Stop", "Accounting-Off"}
 	if !equalStrings(types, wantTypes) {
@@ -210,7 +210,7 @@ func TestFreeRADIUSAccountingSession(t *testing.T) {
 				t.Errorf("record %d (%s): %s = %v, want exactly one", i, types[i], name, r[name])
 			}
 		}
-		if r.get("NAS-Identifier") != "park-gw-1" || r.get("NAS-IP-Address") != "198.51.100.1" || r.get("Called-Station-Id") != "02-00-5E-00-53-01:ParkWiFi" {
+		if r.Get("NAS-Identifier") != "park-gw-1" || r.Get("NAS-IP-Address") != "198.51.100.1" || r.Get("Called-Station-Id") != "02-00-5E-00-53-01:ParkWiFi" {
 			t.Errorf("record %d: NAS attributes %v", i, r)
 		}
 	}
@@ -224,8 +224,8 @@ func TestFreeRADIUSAccountingSession(t *testing.T) {
 			"NAS-Port-Type":      "Wireless-802.11",
 		}
 		for name, want := range check {
-			if got := r.get(name); got != want {
-				t.Errorf("%s: %s = %q, want %q", r.get("Acct-Status-Type"), name, got, want)
+			if got := r.Get(name); got != want {
+				t.Errorf("%s: %s = %q, want %q", r.Get("Acct-Status-Type"), name, got, want)
 			}
 		}
 	}
@@ -235,7 +235,7 @@ func TestFreeRADIUSAccountingSession(t *testing.T) {
 		"Acct-Input-Gigawords": "0", "Acct-Output-Gigawords": "5",
 		"Acct-Input-Packets": "10", "Acct-Output-Packets": "20",
 	} {
-		if got := interim.get(name); got != want {
+		if got := interim.Get(name); got != want {
 			t.Errorf("Interim %s = %q, want %q", name, got, want)
 		}
 	}
@@ -243,15 +243,15 @@ func TestFreeRADIUSAccountingSession(t *testing.T) {
 		"Acct-Input-Octets": "2000", "Acct-Output-Octets": "9",
 		"Acct-Output-Gigawords": "6", "Acct-Terminate-Cause": "Idle-Timeout",
 	} {
-		if got := stop.get(name); got != want {
+		if got := stop.Get(name); got != want {
 			t.Errorf("Stop %s = %q, want %q", name, got, want)
 		}
 	}
-	if st, _ := strconv.Atoi(stop.get("Acct-Session-Time")); st < 90 || st > 600 {
-		t.Errorf("Stop Acct-Session-Time = %q, want about 90", stop.get("Acct-Session-Time"))
+	if st, _ := strconv.Atoi(stop.Get("Acct-Session-Time")); st < 90 || st > 600 {
+		t.Errorf("Stop Acct-Session-Time = %q, want about 90", stop.Get("Acct-Session-Time"))
 	}
-	if recs[1].get("Acct-Session-Time") != "" {
-		t.Errorf("Start carries Acct-Session-Time %q", recs[1].get("Acct-Session-Time"))
+	if recs[1].Get("Acct-Session-Time") != "" {
+		t.Errorf("Start carries Acct-Session-Time %q", recs[1].Get("Acct-Session-Time"))
 	}
 }
 
@@ -329,15 +329,15 @@ func TestFreeRADIUSAccountingOutage(t *testing.T) {
 	recs := fr.detail()
 	var got []string
 	for _, r := range recs {
-		got = append(got, r.get("Acct-Status-Type")+"/"+r.get("Acct-Input-Octets"))
+		got = append(got, r.Get("Acct-Status-Type")+"/"+r.Get("Acct-Input-Octets"))
 	}
 	want := []string{"Accounting-On/", "Start/", "Interim-Update/100", "Interim-Update/200", "Interim-Update/300", "Stop/999"}
 	if !equalStrings(got, want) {
 		t.Fatalf("records = %v, want %v", got, want)
 	}
 	for _, r := range recs[1:] {
-		if d, _ := strconv.Atoi(r.get("Acct-Delay-Time")); d < 1 {
-			t.Errorf("%s: Acct-Delay-Time = %q, want >= 1", r.get("Acct-Status-Type"), r.get("Acct-Delay-Time"))
+		if d, _ := strconv.Atoi(r.Get("Acct-Delay-Time")); d < 1 {
+			t.Errorf("%s: Acct-Delay-Time = %q, want >= 1", r.Get("Acct-Status-Type"), r.Get("Acct-Delay-Time"))
 		}
 	}
 }
