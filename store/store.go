@@ -464,9 +464,29 @@ func (s *Store) Sessions(keep func(*Session) bool) ([]*Session, error) {
 	return out, err
 }
 
-// ActiveSessions returns the sessions the kernel should let out.
+// ActiveSessions returns the sessions the kernel should let out. It walks
+// the active-by-MAC index, not the whole session log: the sweep calls it
+// every few seconds, and the log holds up to max_sessions ended sessions.
 func (s *Store) ActiveSessions() ([]*Session, error) {
-	return s.Sessions(func(s *Session) bool { return s.State == Active })
+	var out []*Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSessions)
+		return tx.Bucket(bucketByMAC).ForEach(func(mac, id []byte) error {
+			v := sb.Get(id)
+			if v == nil {
+				return nil
+			}
+			sess, err := decodeSession(v)
+			if err != nil {
+				return fmt.Errorf("decoding session %q: %w", id, err)
+			}
+			if sess.State == Active {
+				out = append(out, sess)
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 // Outcome is the result of checking a PIN against a pending record.
