@@ -15,6 +15,7 @@ import (
 
 	"github.com/parkwifi/parkportal/metrics"
 	"github.com/parkwifi/parkportal/settings"
+	"github.com/parkwifi/parkportal/static"
 )
 
 //go:embed web
@@ -181,8 +182,8 @@ func (s *Server) console(need Role, h consoleHandler) http.Handler {
 }
 
 func (s *Server) routesConsole(mux *http.ServeMux) {
-	static, _ := fs.Sub(webFS, "web/static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	assets, _ := fs.Sub(webFS, "web/static")
+	mux.Handle("GET /static/", static.Handler("/static/", assets, "private, max-age=3600"))
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.loginPost)
 	mux.HandleFunc("POST /logout", s.logout)

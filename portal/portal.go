@@ -27,6 +27,7 @@ import (
 	"github.com/parkwifi/parkportal/pin"
 	"github.com/parkwifi/parkportal/session"
 	"github.com/parkwifi/parkportal/sms"
+	"github.com/parkwifi/parkportal/static"
 	"github.com/parkwifi/parkportal/store"
 )
 
@@ -152,7 +153,7 @@ func New(o Options) (*Server, error) {
 		}
 		s.pages[name] = t
 	}
-	static, err := fs.Sub(webFS, "web/static")
+	assets, err := fs.Sub(webFS, "web/static")
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +164,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /pin", s.handlePIN)
 	mux.HandleFunc("POST /cancel", s.handleCancel)
 	mux.HandleFunc("POST /logout", s.handleLogout)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(http.FileServerFS(static))))
+	mux.Handle("GET /static/", static.Handler("/static/", assets, "public, max-age=3600"))
 	mux.HandleFunc("/", s.redirectToPortal)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -266,13 +267,6 @@ func (s *Server) redirectToPortal(w http.ResponseWriter, r *http.Request) {
 	// Never echo anything from the request into the Location: no open
 	// redirect, no header injection.
 	http.Redirect(w, r, s.PortalURL(), http.StatusFound)
-}
-
-func staticHandler(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		h.ServeHTTP(w, r)
-	})
 }
 
 // view is the data every page template gets.

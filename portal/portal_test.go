@@ -831,6 +831,7 @@ func FuzzPortalForms(f *testing.F) {
 	f.Add("//evil.example/", "", "", "", false)
 	f.Add("/static/../sms", "33123456", "", "", true)
 	f.Add("/api/captive", "", "", "", false)
+	f.Add("/static/\x85", "", "0", "0", false) // once a 500 from the file server
 	f.Add("/sms?lang=%ff", "\u202a+974 3312 3456\u202c", "", "\x00", true)
 	v := newVisitor(1)
 	p := newPark(f, v)
