@@ -41,7 +41,7 @@ func TestConsoleInChromium(t *testing.T) {
 			e.metrics.Login()
 		}
 		e.metrics.AddBytes(uint64(i%97)<<22, uint64(i%31)<<20)
-		e.clock.Add(5 * time.Minute)
+		e.clock.Advance(5 * time.Minute)
 		e.metrics.TakeSample()
 	}
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {

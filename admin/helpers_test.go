@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/internal/fake"
 	"github.com/parkwifi/parkportal/metrics"
 	"github.com/parkwifi/parkportal/settings"
 	"github.com/parkwifi/parkportal/store"
@@ -123,19 +124,6 @@ func (f *fakeSessions) Kicked() []string {
 	return append([]string(nil), f.kicked...)
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	t        *testing.T
 	srv      *Server
@@ -144,7 +132,7 @@ type env struct {
 	settings *settings.Manager
 	users    *Users
 	metrics  *metrics.Metrics
-	clock    *clock
+	clock    *fake.Clock
 	tokens   map[Role]string
 }
 
@@ -157,7 +145,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.Local)}
+	clk := fake.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.Local))
 	e := &env{t: t, clock: clk, sessions: newFakeSessions(clk.Now()), tokens: map[Role]string{}}
 	if e.settings, err = settings.Open(db, settings.FromConfig(config.Defaults().Site), clk.Now); err != nil {
 		t.Fatal(err)
@@ -179,7 +167,7 @@ func newEnv(t *testing.T) *env {
 	e.metrics.SMSSent()
 	e.metrics.PINAccepted()
 	e.metrics.AddBytes(1<<20, 1<<18)
-	clk.Add(5 * time.Minute)
+	clk.Advance(5 * time.Minute)
 	e.metrics.TakeSample()
 	e.srv, err = New(Options{Users: e.users, Settings: e.settings, Sessions: e.sessions, Stats: e.metrics,
 		Metrics: e.metrics.Handler(), Now: clk.Now, Logger: slog.New(slog.DiscardHandler)})

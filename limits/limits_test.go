@@ -11,39 +11,16 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/parkwifi/parkportal/internal/fake"
 )
 
 // qatar is Asia/Qatar without needing tzdata on the test machine: UTC+3,
 // no daylight saving.
 var qatar = time.FixedZone("AST", 3*60*60)
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	// 17:00 in Doha, a busy park afternoon.
-	return &clock{t: time.Date(2026, 3, 1, 17, 0, 0, 0, qatar)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+// newClock starts at 17:00 in Doha, a busy park afternoon.
+func newClock() *fake.Clock { return fake.NewClock(time.Date(2026, 3, 1, 17, 0, 0, 0, qatar)) }
 
 func openDB(t *testing.T, path string) *bolt.DB {
 	t.Helper()
@@ -54,7 +31,7 @@ func openDB(t *testing.T, path string) *bolt.DB {
 	return db
 }
 
-func newLimiter(t *testing.T, cfg Config) (*Limiter, *clock, *bolt.DB) {
+func newLimiter(t *testing.T, cfg Config) (*Limiter, *fake.Clock, *bolt.DB) {
 	t.Helper()
 	db := openDB(t, filepath.Join(t.TempDir(), "park.db"))
 	t.Cleanup(func() { db.Close() })
@@ -78,7 +55,7 @@ type step struct {
 	retryAfter time.Duration
 }
 
-func runSteps(t *testing.T, l *Limiter, c *clock, steps []step) {
+func runSteps(t *testing.T, l *Limiter, c *fake.Clock, steps []step) {
 	t.Helper()
 	for i, s := range steps {
 		c.Advance(s.advance)

@@ -15,73 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/internal/fake"
 	"github.com/parkwifi/parkportal/limits"
 	"github.com/parkwifi/parkportal/session"
 	"github.com/parkwifi/parkportal/sms"
 	"github.com/parkwifi/parkportal/store"
 )
 
-// fakeGate is an in-memory session.Gate: the set of allowed clients.
-type fakeGate struct {
-	mu        sync.Mutex
-	clients   map[string]firewall.Client // by "ip/mac"
-	failAllow error
-}
-
 func gateKey(ip netip.Addr, mac net.HardwareAddr) string { return ip.String() + "/" + mac.String() }
-
-func (g *fakeGate) Ensure() (int, error) { return 0, nil }
-
-func (g *fakeGate) Allow(c firewall.Client) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.failAllow != nil {
-		return g.failAllow
-	}
-	g.clients[gateKey(c.IP, c.MAC)] = c
-	return nil
-}
-
-func (g *fakeGate) Deny(c firewall.Client) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.clients, gateKey(c.IP, c.MAC))
-	return nil
-}
-
-func (g *fakeGate) Sync(want []firewall.Client) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.clients = map[string]firewall.Client{}
-	for _, c := range want {
-		g.clients[gateKey(c.IP, c.MAC)] = c
-	}
-	return 0, nil
-}
-
-func (g *fakeGate) Usage() (map[netip.Addr]firewall.Usage, error) {
-	return map[netip.Addr]firewall.Usage{}, nil
-}
-
-func (g *fakeGate) has(ip netip.Addr, mac net.HardwareAddr) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.clients[gateKey(ip, mac)]
-	return ok
-}
-
-func (g *fakeGate) size() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.clients)
-}
-
-func (g *fakeGate) setFailAllow(err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.failAllow = err
-}
 
 // fakeNeigh is the LAN's neighbour table: IP → MAC, and which old
 // addresses a device still uses.
@@ -229,24 +170,6 @@ func (a *fakeAuth) Authorize(ctx context.Context, phone string, mac net.Hardware
 	return a.grant, a.err
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // syncBuffer is a bytes.Buffer safe for a logger used from handlers.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -286,11 +209,11 @@ type park struct {
 	srv   *Server
 	st    *store.Store
 	mgr   *session.Manager
-	gate  *fakeGate
+	gate  *fake.Gate
 	neigh *fakeNeigh
 	sms   *fakeSMS
 	lim   *fakeLimits
-	clock *clock
+	clock *fake.Clock
 	log   *syncBuffer
 }
 
@@ -310,11 +233,11 @@ func newParkWith(tb testing.TB, auth Authorizer, edit func(*Options), visitors .
 	tb.Cleanup(func() { st.Close() })
 	p := &park{
 		st:    st,
-		gate:  &fakeGate{clients: map[string]firewall.Client{}},
+		gate:  fake.NewGate(),
 		neigh: &fakeNeigh{macs: map[netip.Addr]net.HardwareAddr{}, inUse: map[string]bool{}},
 		sms:   &fakeSMS{},
 		lim:   &fakeLimits{},
-		clock: &clock{now: time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)},
+		clock: fake.NewClock(time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)),
 		log:   &syncBuffer{},
 	}
 	for _, v := range visitors {

@@ -352,7 +352,7 @@ func TestLoginFlow(t *testing.T) {
 	if !strings.Contains(w.Body.String(), `id="connected"`) || !strings.Contains(w.Body.String(), `data-seconds="14400"`) || !strings.Contains(w.Body.String(), "4 ساعة 0 دقيقة") {
 		t.Errorf("status page after login:\n%s", w.Body.String())
 	}
-	if !p.gate.has(v.ip, v.mac) || p.gate.size() != 1 {
+	if !p.gate.Has(v.ip, v.mac) || p.gate.Len() != 1 {
 		t.Errorf("gate does not hold exactly %s %s", v.ip, v.mac)
 	}
 	active, _ := p.st.ActiveSessions()
@@ -374,11 +374,11 @@ func TestLoginFlow(t *testing.T) {
 	// The second device stays out.
 	w = p.get(t, other, "/")
 	expect(t, "second device", w, http.StatusOK, "")
-	if strings.Contains(w.Body.String(), `id="connected"`) || p.gate.has(other.ip, other.mac) || p.gate.size() != 1 {
+	if strings.Contains(w.Body.String(), `id="connected"`) || p.gate.Has(other.ip, other.mac) || p.gate.Len() != 1 {
 		t.Errorf("second device let out")
 	}
 	expect(t, "second device logout", p.post(t, other, "/logout", nil), http.StatusOK, "")
-	if !p.gate.has(v.ip, v.mac) {
+	if !p.gate.Has(v.ip, v.mac) {
 		t.Errorf("another device's logout ended the first device's session")
 	}
 
@@ -388,7 +388,7 @@ func TestLoginFlow(t *testing.T) {
 	if !strings.Contains(w.Body.String(), "You have logged out.") {
 		t.Errorf("logout page lacks the notice:\n%s", w.Body.String())
 	}
-	if p.gate.size() != 0 {
+	if p.gate.Len() != 0 {
 		t.Errorf("gate still holds a client after logout")
 	}
 	s, _ := p.st.Session(active[0].ID)
@@ -440,7 +440,7 @@ func TestTooManyTries(t *testing.T) {
 		t.Errorf("PIN not void after too many tries: %v", err)
 	}
 	expect(t, "right PIN after the limit", p.enterPIN(t, v, pin), http.StatusBadRequest, "no-pending-pin")
-	if p.gate.size() != 0 {
+	if p.gate.Len() != 0 {
 		t.Error("let out after too many tries")
 	}
 	if strings.Contains(p.log.String(), pin) {
@@ -466,7 +466,7 @@ func TestExpiredPIN(t *testing.T) {
 	}
 	expect(t, "expired PIN", p.enterPIN(t, v, pin), http.StatusBadRequest, "expired-pin")
 	expect(t, "expired PIN again", p.enterPIN(t, v, pin), http.StatusBadRequest, "no-pending-pin")
-	if p.gate.size() != 0 {
+	if p.gate.Len() != 0 {
 		t.Error("let out with an expired PIN")
 	}
 }
@@ -586,7 +586,7 @@ func TestCrossOriginRefused(t *testing.T) {
 	_, pin := p.sms.last(t)
 	expect(t, "login", p.enterPIN(t, v, pin), http.StatusOK, "")
 	p.do(t, req{method: http.MethodPost, path: "/logout", from: v, origin: "http://evil.example"})
-	if !p.gate.has(v.ip, v.mac) {
+	if !p.gate.Has(v.ip, v.mac) {
 		t.Error("cross-origin POST /logout logged the visitor out")
 	}
 }
@@ -613,7 +613,7 @@ func TestActivateFailureKeepsPIN(t *testing.T) {
 	p := newPark(t, v)
 	p.sendPIN(t, v, "33123456")
 	_, pin := p.sms.last(t)
-	p.gate.setFailAllow(errors.New("netlink: no buffer space"))
+	p.gate.FailAllow(errors.New("netlink: no buffer space"))
 	w := p.enterPIN(t, v, pin)
 	expect(t, "gate failure", w, http.StatusInternalServerError, "internal")
 	if active, _ := p.st.ActiveSessions(); len(active) != 0 {
@@ -621,7 +621,7 @@ func TestActivateFailureKeepsPIN(t *testing.T) {
 	}
 	// The page says "nothing was changed. Please try again": trying the
 	// same PIN again must work once the gate recovers.
-	p.gate.setFailAllow(nil)
+	p.gate.FailAllow(nil)
 	expect(t, "retry after gate failure", p.enterPIN(t, v, pin), http.StatusOK, "")
 }
 
@@ -640,7 +640,7 @@ func TestRebindOnNewAddress(t *testing.T) {
 	p.neigh.inUse[gateKey(v.ip, v.mac)] = true
 	p.neigh.mu.Unlock()
 	w := p.get(t, moved, "/")
-	if strings.Contains(w.Body.String(), `id="connected"`) || p.gate.has(moved.ip, moved.mac) {
+	if strings.Contains(w.Body.String(), `id="connected"`) || p.gate.Has(moved.ip, moved.mac) {
 		t.Error("session moved while the old address is in use")
 	}
 	// Once the old address is gone, the session follows the device.
@@ -651,7 +651,7 @@ func TestRebindOnNewAddress(t *testing.T) {
 	if !strings.Contains(w.Body.String(), `id="connected"`) {
 		t.Errorf("status not shown at the new address:\n%s", w.Body.String())
 	}
-	if !p.gate.has(moved.ip, moved.mac) || p.gate.has(v.ip, v.mac) {
+	if !p.gate.Has(moved.ip, moved.mac) || p.gate.Has(v.ip, v.mac) {
 		t.Errorf("gate did not follow the device")
 	}
 }
@@ -746,12 +746,12 @@ func TestCentralAuthorisation(t *testing.T) {
 			}
 			active, _ := p.st.ActiveSessions()
 			if c.status != http.StatusOK {
-				if len(active) != 0 || p.gate.size() != 0 {
+				if len(active) != 0 || p.gate.Len() != 0 {
 					t.Errorf("let out after %s", c.name)
 				}
 				return
 			}
-			if len(active) != 1 || !p.gate.has(v.ip, v.mac) {
+			if len(active) != 1 || !p.gate.Has(v.ip, v.mac) {
 				t.Fatalf("not let out: %+v", active)
 			}
 			if c.grant != nil && (active[0].Expires.Sub(active[0].Start) != time.Hour || active[0].RateDown != 2e6 || active[0].RateUp != 8e6) {

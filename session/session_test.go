@@ -14,142 +14,9 @@ import (
 	"time"
 
 	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/internal/fake"
 	"github.com/parkwifi/parkportal/store"
 )
-
-// fakeGate is an in-memory Gate: the set of allowed clients and the
-// traffic counters the kernel would report, failing on demand.
-type fakeGate struct {
-	mu        sync.Mutex
-	clients   map[string]firewall.Client // by "ip/mac"
-	packets   map[netip.Addr]uint64
-	failAllow error
-	failDeny  error
-	failUsage error
-	ensured   int
-}
-
-func newFakeGate() *fakeGate {
-	return &fakeGate{clients: map[string]firewall.Client{}, packets: map[netip.Addr]uint64{}}
-}
-
-func key(c firewall.Client) string { return c.IP.String() + "/" + c.MAC.String() }
-
-func (g *fakeGate) Ensure() (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.ensured++
-	return 0, nil
-}
-
-func (g *fakeGate) Allow(c firewall.Client) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.failAllow != nil {
-		return g.failAllow
-	}
-	g.clients[key(c)] = c
-	return nil
-}
-
-func (g *fakeGate) Deny(c firewall.Client) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.failDeny != nil {
-		return g.failDeny
-	}
-	delete(g.clients, key(c))
-	return nil
-}
-
-func (g *fakeGate) Sync(want []firewall.Client) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := 0
-	w := map[string]firewall.Client{}
-	for _, c := range want {
-		w[key(c)] = c
-		if _, ok := g.clients[key(c)]; !ok {
-			n++
-		}
-	}
-	for k := range g.clients {
-		if _, ok := w[k]; !ok {
-			n++
-		}
-	}
-	g.clients = w
-	return n, nil
-}
-
-func (g *fakeGate) Usage() (map[netip.Addr]firewall.Usage, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.failUsage != nil {
-		return nil, g.failUsage
-	}
-	u := map[netip.Addr]firewall.Usage{}
-	for _, c := range g.clients {
-		u[c.IP] = firewall.Usage{Packets: g.packets[c.IP], Bytes: 100 * g.packets[c.IP]}
-	}
-	return u, nil
-}
-
-func (g *fakeGate) traffic(ip netip.Addr, packets uint64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.packets[ip] += packets
-}
-
-func (g *fakeGate) setFailAllow(err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.failAllow = err
-}
-
-func (g *fakeGate) setFailDeny(err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.failDeny = err
-}
-
-// state renders the allowed clients sorted, e.g.
-// "198.51.100.10/02:00:00:00:00:01 8000000/4000000".
-func (g *fakeGate) state() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []string
-	for k, c := range g.clients {
-		out = append(out, fmt.Sprintf("%s %d/%d", k, c.RateDown, c.RateUp))
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (g *fakeGate) has(ip netip.Addr, mac net.HardwareAddr) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.clients[ip.String()+"/"+mac.String()]
-	return ok
-}
-
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // recorder is an Observer that remembers what it heard.
 type recorder struct {
@@ -179,8 +46,8 @@ var policy = Policy{SessionTimeout: 4 * time.Hour, IdleTimeout: 20 * time.Minute
 type fixture struct {
 	m     *Manager
 	st    *store.Store
-	gate  *fakeGate
-	clock *clock
+	gate  *fake.Gate
+	clock *fake.Clock
 	obs   *recorder
 	path  string
 }
@@ -193,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, gate: newFakeGate(), clock: &clock{now: time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)}, obs: &recorder{}, path: path}
+	f := &fixture{st: st, gate: fake.NewGate(), clock: fake.NewClock(time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)), obs: &recorder{}, path: path}
 	f.m = NewManager(Options{
 		Store: st, Gate: f.gate, Site: "park", Policy: policy, Now: f.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -244,8 +111,8 @@ func TestActivate(t *testing.T) {
 	if got.State != store.Active || got.MAC.String() != hw(1).String() || got.IP != ip(11) {
 		t.Errorf("stored = %+v", got)
 	}
-	if want := []string{"198.51.100.11/02:00:00:00:00:01 8000000/4000000"}; !slices.Equal(f.gate.state(), want) {
-		t.Errorf("gate = %q, want %q", f.gate.state(), want)
+	if want := []string{"198.51.100.11/02:00:00:00:00:01 8000000/4000000"}; !slices.Equal(f.gate.State(), want) {
+		t.Errorf("gate = %q, want %q", f.gate.State(), want)
 	}
 	if ev := f.obs.take(); !slices.Equal(ev, []string{"started " + s.ID}) {
 		t.Errorf("observer heard %q", ev)
@@ -281,7 +148,7 @@ func TestActivateUsesCurrentPolicy(t *testing.T) {
 
 func TestActivateAllowFails(t *testing.T) {
 	f := newFixture(t)
-	f.gate.setFailAllow(errors.New("netlink: no buffer space"))
+	f.gate.FailAllow(errors.New("netlink: no buffer space"))
 	s, err := f.m.Activate(login(1))
 	if err == nil || s != nil {
 		t.Fatalf("Activate = %v, %v; want an error", s, err)
@@ -294,8 +161,8 @@ func TestActivateAllowFails(t *testing.T) {
 	if len(all) != 1 || all[0].State != store.Ended || all[0].Ended.IsZero() {
 		t.Errorf("stored = %+v, want one ended session", all)
 	}
-	if len(f.gate.state()) != 0 {
-		t.Errorf("gate = %q", f.gate.state())
+	if len(f.gate.State()) != 0 {
+		t.Errorf("gate = %q", f.gate.State())
 	}
 	if ev := f.obs.take(); len(ev) != 0 {
 		t.Errorf("observers heard %q of a session that never started", ev)
@@ -310,7 +177,7 @@ func TestActivateAllowFailsAfterReplace(t *testing.T) {
 	f := newFixture(t)
 	old := f.activate(t, login(1))
 	f.obs.take()
-	f.gate.setFailAllow(errors.New("netlink: no buffer space"))
+	f.gate.FailAllow(errors.New("netlink: no buffer space"))
 	if _, err := f.m.Activate(login(1)); err == nil {
 		t.Fatal("Activate succeeded with a failing gate")
 	}
@@ -321,12 +188,12 @@ func TestActivateAllowFailsAfterReplace(t *testing.T) {
 	if len(active) != 0 {
 		t.Fatalf("active sessions: %+v", active)
 	}
-	if st := f.gate.state(); len(st) != 0 {
+	if st := f.gate.State(); len(st) != 0 {
 		t.Errorf("store has no active session but the gate still lets out %q", st)
 	}
-	f.gate.setFailAllow(nil)
-	if n, err := f.m.Resync(); err != nil || n != 0 || len(f.gate.state()) != 0 {
-		t.Errorf("Resync = %d, %v, gate %q; want nothing left to repair", n, err, f.gate.state())
+	f.gate.FailAllow(nil)
+	if n, err := f.m.Resync(); err != nil || n != 0 || len(f.gate.State()) != 0 {
+		t.Errorf("Resync = %d, %v, gate %q; want nothing left to repair", n, err, f.gate.State())
 	}
 }
 
@@ -340,20 +207,20 @@ func TestActivateReplaces(t *testing.T) {
 	if got := f.stored(t, a.ID); got.State != store.Ended || got.EndReason != store.ReasonReplaced {
 		t.Errorf("old = %+v", got)
 	}
-	if f.gate.has(ip(11), hw(1)) || !f.gate.has(ip(50), hw(1)) {
-		t.Errorf("gate = %q", f.gate.state())
+	if f.gate.Has(ip(11), hw(1)) || !f.gate.Has(ip(50), hw(1)) {
+		t.Errorf("gate = %q", f.gate.State())
 	}
 	// A new device on that address: the first device leaves the gate.
 	l3 := login(3)
 	l3.IP = ip(50)
 	c := f.activate(t, l3)
-	if want := []string{"198.51.100.50/02:00:00:00:00:03 8000000/4000000"}; !slices.Equal(f.gate.state(), want) {
-		t.Errorf("gate = %q, want %q", f.gate.state(), want)
+	if want := []string{"198.51.100.50/02:00:00:00:00:03 8000000/4000000"}; !slices.Equal(f.gate.State(), want) {
+		t.Errorf("gate = %q, want %q", f.gate.State(), want)
 	}
 	// Same device and address again: one entry, still allowed.
 	c2 := f.activate(t, l3)
-	if !f.gate.has(ip(50), hw(3)) || len(f.gate.state()) != 1 {
-		t.Errorf("gate after re-login = %q", f.gate.state())
+	if !f.gate.Has(ip(50), hw(3)) || len(f.gate.State()) != 1 {
+		t.Errorf("gate after re-login = %q", f.gate.State())
 	}
 	want := []string{
 		"started " + a.ID,
@@ -379,8 +246,8 @@ func TestEnd(t *testing.T) {
 	if ended.State != store.Ended || ended.EndReason != store.ReasonLogout || !ended.Ended.Equal(f.clock.Now()) {
 		t.Errorf("ended = %+v", ended)
 	}
-	if f.gate.has(s.IP, s.MAC) || !f.gate.has(keep.IP, keep.MAC) {
-		t.Errorf("gate = %q", f.gate.state())
+	if f.gate.Has(s.IP, s.MAC) || !f.gate.Has(keep.IP, keep.MAC) {
+		t.Errorf("gate = %q", f.gate.State())
 	}
 	if ev := f.obs.take(); !slices.Equal(ev, []string{"ended " + s.ID + " user-request"}) {
 		t.Errorf("observer heard %q", ev)
@@ -401,7 +268,7 @@ func TestEnd(t *testing.T) {
 func TestEndDenyFailsRequestsResync(t *testing.T) {
 	f := newFixture(t)
 	s := f.activate(t, login(1))
-	f.gate.setFailDeny(errors.New("netlink: busy"))
+	f.gate.FailDeny(errors.New("netlink: busy"))
 	if _, err := f.m.End(s.ID, store.ReasonKicked); err != nil {
 		t.Fatalf("End = %v; the store is the truth, so End succeeds", err)
 	}
@@ -413,9 +280,9 @@ func TestEndDenyFailsRequestsResync(t *testing.T) {
 	default:
 		t.Error("no resync requested after a failed Deny")
 	}
-	f.gate.setFailDeny(nil)
-	if _, err := f.m.Resync(); err != nil || len(f.gate.state()) != 0 {
-		t.Errorf("Resync = %v, gate %q", err, f.gate.state())
+	f.gate.FailDeny(nil)
+	if _, err := f.m.Resync(); err != nil || len(f.gate.State()) != 0 {
+		t.Errorf("Resync = %v, gate %q", err, f.gate.State())
 	}
 }
 
@@ -426,21 +293,21 @@ func TestSweepHardExpiry(t *testing.T) {
 	// Busy all along: traffic every 10 minutes.
 	for range 23 {
 		f.clock.Advance(10 * time.Minute)
-		f.gate.traffic(s.IP, 10)
+		f.gate.Traffic(s.IP, 10)
 		if n, err := f.m.Sweep(); n != 0 || err != nil {
 			t.Fatalf("Sweep at %v = %d, %v", f.clock.Now(), n, err)
 		}
 	}
 	f.clock.Advance(10 * time.Minute) // 4h since start
-	f.gate.traffic(s.IP, 10)
+	f.gate.Traffic(s.IP, 10)
 	if n, err := f.m.Sweep(); n != 1 || err != nil {
 		t.Fatalf("Sweep at expiry = %d, %v", n, err)
 	}
 	if got := f.stored(t, s.ID); got.State != store.Ended || got.EndReason != store.ReasonExpired {
 		t.Errorf("stored = %+v", got)
 	}
-	if len(f.gate.state()) != 0 {
-		t.Errorf("gate = %q", f.gate.state())
+	if len(f.gate.State()) != 0 {
+		t.Errorf("gate = %q", f.gate.State())
 	}
 	if ev := f.obs.take(); !slices.Equal(ev, []string{"ended " + s.ID + " session-timeout"}) {
 		t.Errorf("observer heard %q", ev)
@@ -452,11 +319,11 @@ func TestSweepIdle(t *testing.T) {
 	idle := f.activate(t, login(1))
 	busy := f.activate(t, login(2))
 	quiet := f.activate(t, login(3)) // some traffic at first, then none
-	f.gate.traffic(quiet.IP, 5)
+	f.gate.Traffic(quiet.IP, 5)
 	step := func(d time.Duration) int {
 		t.Helper()
 		f.clock.Advance(d)
-		f.gate.traffic(busy.IP, 3)
+		f.gate.Traffic(busy.IP, 3)
 		n, err := f.m.Sweep()
 		if err != nil {
 			t.Fatal(err)
@@ -493,8 +360,8 @@ func TestSweepIdle(t *testing.T) {
 	if got := f.stored(t, busy.ID); got.State != store.Active {
 		t.Errorf("busy = %+v", got)
 	}
-	if want := []string{"198.51.100.12/02:00:00:00:00:02 8000000/4000000"}; !slices.Equal(f.gate.state(), want) {
-		t.Errorf("gate = %q, want %q", f.gate.state(), want)
+	if want := []string{"198.51.100.12/02:00:00:00:00:02 8000000/4000000"}; !slices.Equal(f.gate.State(), want) {
+		t.Errorf("gate = %q, want %q", f.gate.State(), want)
 	}
 }
 
@@ -505,7 +372,7 @@ func TestSweepIdleAcrossRestart(t *testing.T) {
 	f := newFixture(t)
 	s := f.activate(t, login(1))
 	f.clock.Advance(15 * time.Minute)
-	f.gate.traffic(s.IP, 5)
+	f.gate.Traffic(s.IP, 5)
 	if n, _ := f.m.Sweep(); n != 0 {
 		t.Fatal("ended a busy session")
 	}
@@ -530,21 +397,19 @@ func TestSweepUsageError(t *testing.T) {
 	busy := f.activate(t, login(1))
 	for range 21 { // busy until 19:30
 		f.clock.Advance(10 * time.Minute)
-		f.gate.traffic(busy.IP, 10)
+		f.gate.Traffic(busy.IP, 10)
 		f.m.Sweep()
 	}
 	late := f.activate(t, login(2)) // expires 30m after busy
-	f.gate.traffic(late.IP, 10)
+	f.gate.Traffic(late.IP, 10)
 	if n, _ := f.m.Sweep(); n != 0 {
 		t.Fatalf("ended %d busy sessions", n)
 	}
-	f.gate.mu.Lock()
-	f.gate.failUsage = errors.New("netlink: dump interrupted")
-	f.gate.mu.Unlock()
+	f.gate.FailUsage(errors.New("netlink: dump interrupted"))
 	for range 5 { // both keep sending, unseen
 		f.clock.Advance(5 * time.Minute)
-		f.gate.traffic(busy.IP, 10)
-		f.gate.traffic(late.IP, 10)
+		f.gate.Traffic(busy.IP, 10)
+		f.gate.Traffic(late.IP, 10)
 		if n, err := f.m.Sweep(); err != nil || n != 0 {
 			t.Fatalf("Sweep without counters at %v = %d, %v; want no idle endings", f.clock.Now(), n, err)
 		}
@@ -556,9 +421,7 @@ func TestSweepUsageError(t *testing.T) {
 	if got := f.stored(t, busy.ID); got.EndReason != store.ReasonExpired {
 		t.Errorf("busy = %+v, want session-timeout", got)
 	}
-	f.gate.mu.Lock()
-	f.gate.failUsage = nil
-	f.gate.mu.Unlock()
+	f.gate.FailUsage(nil)
 	if n, err := f.m.Sweep(); err != nil || n != 0 {
 		t.Errorf("Sweep with counters back = %d, %v; want late kept (its counters moved)", n, err)
 	}
@@ -595,7 +458,7 @@ func TestRestoreAndResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	gate := newFakeGate()
+	gate := fake.NewGate()
 	gate.Allow(firewall.Client{MAC: hw(9), IP: ip(99)})
 	m := NewManager(Options{Store: st, Gate: gate, Site: "park", Policy: policy, Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := m.Restore(); err != nil {
@@ -605,8 +468,8 @@ func TestRestoreAndResync(t *testing.T) {
 		"198.51.100.11/02:00:00:00:00:01 8000000/4000000",
 		"198.51.100.12/02:00:00:00:00:02 8000000/4000000",
 	}
-	if !slices.Equal(gate.state(), want) || gate.ensured != 1 {
-		t.Errorf("gate after Restore = %q (ensured %d), want %q", gate.state(), gate.ensured, want)
+	if !slices.Equal(gate.State(), want) || gate.Ensured() != 1 {
+		t.Errorf("gate after Restore = %q (ensured %d), want %q", gate.State(), gate.Ensured(), want)
 	}
 	if n, err := m.Resync(); n != 0 || err != nil {
 		t.Errorf("Resync with no drift = %d, %v", n, err)
@@ -617,8 +480,8 @@ func TestRestoreAndResync(t *testing.T) {
 	if n, err := m.Resync(); n != 2 || err != nil {
 		t.Errorf("Resync = %d, %v; want 2 repairs", n, err)
 	}
-	if !slices.Equal(gate.state(), want) {
-		t.Errorf("gate after Resync = %q, want %q", gate.state(), want)
+	if !slices.Equal(gate.State(), want) {
+		t.Errorf("gate after Resync = %q, want %q", gate.State(), want)
 	}
 	_ = b
 }
@@ -637,8 +500,8 @@ func TestRebind(t *testing.T) {
 	if got := f.stored(t, s.ID); got.IP != ip(77) {
 		t.Errorf("stored IP = %s", got.IP)
 	}
-	if want := []string{"198.51.100.77/02:00:00:00:00:01 8000000/4000000"}; !slices.Equal(f.gate.state(), want) {
-		t.Errorf("gate = %q, want %q", f.gate.state(), want)
+	if want := []string{"198.51.100.77/02:00:00:00:00:01 8000000/4000000"}; !slices.Equal(f.gate.State(), want) {
+		t.Errorf("gate = %q, want %q", f.gate.State(), want)
 	}
 	if ev := f.obs.take(); len(ev) != 0 {
 		t.Errorf("a move notified %q", ev)
@@ -650,8 +513,8 @@ func TestRebind(t *testing.T) {
 	if _, err := f.m.Rebind(s.ID, ip(79)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Rebind(ended) = %v, want ErrNotFound", err)
 	}
-	if len(f.gate.state()) != 0 {
-		t.Errorf("gate after rebinding an ended session = %q", f.gate.state())
+	if len(f.gate.State()) != 0 {
+		t.Errorf("gate after rebinding an ended session = %q", f.gate.State())
 	}
 }
 
@@ -679,8 +542,8 @@ func TestConcurrentActivateAndSweep(t *testing.T) {
 	}
 	wg.Wait()
 	active, _ := f.st.ActiveSessions()
-	if len(active) != 10 || len(f.gate.state()) != 10 {
-		t.Errorf("%d active, gate %q", len(active), f.gate.state())
+	if len(active) != 10 || len(f.gate.State()) != 10 {
+		t.Errorf("%d active, gate %q", len(active), f.gate.State())
 	}
 }
 

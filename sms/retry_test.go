@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parkwifi/parkportal/internal/fake"
 )
 
 var (
@@ -33,25 +35,7 @@ func (s *scripted) Send(ctx context.Context, m Message) error {
 	return err
 }
 
-// fakeClock is a clock that only moves when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 3, 1, 17, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func newFakeClock() *fake.Clock { return fake.NewClock(time.Date(2026, 3, 1, 17, 0, 0, 0, time.UTC)) }
 
 func TestRetrying(t *testing.T) {
 	tests := []struct {
