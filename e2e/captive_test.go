@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,6 +46,9 @@ func TestRestartKeepsVisitorsOnline(t *testing.T) {
 	if !online(v1) {
 		t.Fatal("visitor not online after login")
 	}
+	if got := p.todayFigures(); got != "logins 1, SMS sent 1" {
+		t.Errorf("dashboard before restart: %s", got)
+	}
 
 	d.stop(t, syscall.SIGTERM)
 	for _, check := range [][]string{
@@ -69,6 +74,11 @@ func TestRestartKeepsVisitorsOnline(t *testing.T) {
 	}
 	if r := lab.Curl(v1.NS, 2*time.Second, portalURL); !strings.Contains(r.Body, `id="connected"`) {
 		t.Errorf("after restart, the visitor's portal page is not the status page: %d", r.Code)
+	}
+	// The dashboard's day survives the restart (and with it the SMS
+	// budget it shows as left).
+	if got := p.todayFigures(); got != "logins 1, SMS sent 1" {
+		t.Errorf("dashboard after restart: %s", got)
 	}
 
 	// kill -9: nothing is torn down, traffic keeps flowing meanwhile.
@@ -120,4 +130,23 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// todayFigures reads today's logins and SMS from the admin API's
+// dashboard, e.g. "logins 1, SMS sent 1".
+func (p *testPark) todayFigures() string {
+	p.t.Helper()
+	code, body := p.api("GET", "/api/v1/dashboard", "")
+	var d struct {
+		Now struct {
+			Today struct {
+				Logins  int `json:"logins"`
+				SMSSent int `json:"sms_sent"`
+			} `json:"today"`
+		} `json:"now"`
+	}
+	if err := json.Unmarshal([]byte(body), &d); code != 200 || err != nil {
+		p.t.Fatalf("GET /api/v1/dashboard: %d %v: %s", code, err, body)
+	}
+	return fmt.Sprintf("logins %d, SMS sent %d", d.Now.Today.Logins, d.Now.Today.SMSSent)
 }

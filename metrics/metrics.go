@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/parkwifi/parkportal/store"
 )
@@ -85,6 +87,8 @@ type Metrics struct {
 	lastSampled time.Time
 	lastBytes   [2]uint64
 	ring        []Sample
+	db          *bolt.DB // set by Keep; nil: figures live in memory only
+	log         *slog.Logger
 }
 
 // New returns a Metrics for site. online reports the visitors online now
@@ -96,7 +100,7 @@ func New(site string, online func() int, now func() time.Time) *Metrics {
 	if online == nil {
 		online = func() int { return 0 }
 	}
-	m := &Metrics{reg: prometheus.NewRegistry(), now: now, online: online, site: site}
+	m := &Metrics{reg: prometheus.NewRegistry(), now: now, online: online, site: site, log: slog.New(slog.DiscardHandler)}
 	constLabels := prometheus.Labels{"site": site}
 	m.logins = prometheus.NewCounter(prometheus.CounterOpts{Name: "parkportal_logins_total", Help: "Visitor logins (sessions started).", ConstLabels: constLabels})
 	m.pinFail = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_pin_failures_total", Help: "PIN entries that did not log in, by outcome (wrong, exhausted, expired, none).", ConstLabels: constLabels}, []string{"outcome"})
@@ -211,6 +215,14 @@ func (m *Metrics) SessionEnded(*store.Session) {}
 // TakeSample closes the current interval and appends it to the 24-hour
 // ring. Run calls it every SampleEvery; tests call it directly.
 func (m *Metrics) TakeSample() Sample {
+	s := m.takeSample()
+	if err := m.save(&s); err != nil {
+		m.log.Warn("dashboard sample not saved; the charts keep it in memory", "err", err)
+	}
+	return s
+}
+
+func (m *Metrics) takeSample() Sample {
 	online := m.online()
 	m.mu.Lock()
 	defer m.mu.Unlock()

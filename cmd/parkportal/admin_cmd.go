@@ -70,6 +70,10 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 		return len(a)
 	}
 	m := metrics.New(cfg.Site.ID, online, nil)
+	if err := m.Keep(st.DB(), log); err != nil {
+		// The charts start empty; nothing else depends on them.
+		log.Warn("dashboard history not loaded", "err", err)
+	}
 	mgr.AddObserver(m)
 	apply := func(s settings.Site) {
 		mgr.SetPolicy(session.Policy{

@@ -291,6 +291,9 @@ func cmdServe(args []string) error {
 	if tlsSrv != nil {
 		tlsSrv.Shutdown(shutdownCtx)
 	}
+	if err := met.Save(); err != nil {
+		log.Warn("dashboard counters not saved", "err", err)
+	}
 	radiusNAS.close(*keep)
 	if *keep {
 		log.Info("leaving firewall state in place (--keep-firewall)")
