@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -366,4 +367,33 @@ func TestClientFailback(t *testing.T) {
 	if s := (Server{Addr: "x:1", Secret: []byte("hunter2")}).LogValue().String(); s != "x:1" {
 		t.Errorf("Server logs as %q", s)
 	}
+}
+
+// FuzzParseDecision feeds arbitrary attribute bytes, as an Access-Accept
+// from a misconfigured or hostile server would carry them, to the reply
+// decoder: it never panics, rejects only with ErrMalformed, and whatever
+// it accepts decodes the same way twice (no state kept between replies).
+func FuzzParseDecision(f *testing.F) {
+	for _, seed := range fuzzSeeds() {
+		f.Add(seed[1:])
+	}
+	f.Add([]byte{byte(attrClass), 2})
+	f.Add([]byte{byte(attrReplyMessage), 5, 'h', 'i', '!', byte(attrReplyMessage), 3, '?'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		attrs, err := rad.ParseAttributes(data)
+		if err != nil {
+			return // the packet layer rejects it before we see it
+		}
+		d, err := parseDecision(attrs)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error not marked malformed: %v", err)
+			}
+			return
+		}
+		again, err := parseDecision(attrs)
+		if err != nil || !reflect.DeepEqual(d, again) {
+			t.Fatalf("second decode differs: %+v / %+v, %v", d, again, err)
+		}
+	})
 }
