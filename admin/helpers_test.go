@@ -125,7 +125,7 @@ func (f *fakeSessions) Kicked() []string {
 }
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *Server
 	ts       *httptest.Server
 	sessions *fakeSessions
@@ -138,7 +138,7 @@ type env struct {
 
 const testPassword = "correct horse battery"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "admin.db"), 0o600, nil)
 	if err != nil {
