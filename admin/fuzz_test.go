@@ -74,3 +74,80 @@ func FuzzAdminAPI(f *testing.F) {
 		}
 	})
 }
+
+// validSettingsForm is the settings form as the console fills it in for
+// the defaults: the fuzzer changes one field of it at a time, so every
+// other field stays valid and the one it changes reaches the parser.
+func validSettingsForm() url.Values {
+	return url.Values{
+		"name_ar": {"حديقة"}, "name_en": {"Park"},
+		"session_timeout": {"3h"}, "idle_timeout": {"20m"}, "pin_ttl": {"5m"}, "pin_max_tries": {"5"},
+		"rate_down": {"8mbit"}, "rate_up": {"8mbit"}, "uplink_down": {"0"}, "uplink_up": {"0"},
+		"walled_garden":    {"203.0.113.0/24\n198.51.100.7"},
+		"sms_templates.ar": {"رمز الدخول {pin}"}, "sms_templates.en": {"Your PIN is {pin}"},
+		"phone_region": {"QA"}, "allowed_prefixes": {"+974"},
+		"sms_per_number_hour": {"3"}, "sms_per_device_hour": {"5"}, "sms_daily_budget": {"2000"},
+		"terms_ar": {""}, "terms_en": {""}, "privacy_url": {""},
+		"radius.fail_policy": {"open"},
+	}
+}
+
+// FuzzConsoleForms posts the console's forms as a logged-in admin with
+// one field set to anything: each answer is a page or a redirect, never
+// a 500, and the stored settings stay valid.
+func FuzzConsoleForms(f *testing.F) {
+	routes := []string{"/settings", "/sessions/%s/rate", "/sessions/%s/extend", "/sessions/%s/kick", "/accounts", "/accounts/%s", "/sessions"}
+	for _, field := range []string{"session_timeout", "rate_down", "walled_garden", "pin_max_tries", "sms_templates.ar", "phone_region", "allowed_prefixes", "radius.enabled"} {
+		f.Add(uint8(0), "", field, "x")
+	}
+	f.Add(uint8(0), "", "session_timeout", "-1h")
+	f.Add(uint8(0), "", "rate_down", "99999999999gbit")
+	f.Add(uint8(1), "s1", "down", "2mbit")
+	f.Add(uint8(2), "s1", "by", "1h")
+	f.Add(uint8(3), "s2", "", "")
+	f.Add(uint8(4), "", "name", "zed")
+	f.Add(uint8(5), "viewer", "action", "role")
+	f.Add(uint8(5), "viewer", "action", "token")
+	f.Add(uint8(6), "", "q", "+974")
+	e := newEnv(f)
+	b := e.login("admin")
+	base, _ := url.Parse(e.ts.URL)
+	cookies := b.Jar.Cookies(base)
+	post := func(path string, form url.Values) *httptest.ResponseRecorder {
+		form.Set("csrf", b.csrf)
+		req := httptest.NewRequest("POST", path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, req)
+		return w
+	}
+	// The untouched form must be accepted, or the fuzzer would only ever
+	// see one field error after another.
+	if w := post("/settings", validSettingsForm()); w.Code != http.StatusSeeOther {
+		f.Fatalf("the valid settings form was refused: %d\n%s", w.Code, w.Body)
+	}
+	f.Fuzz(func(t *testing.T, route uint8, id, field, value string) {
+		path := strings.ReplaceAll(routes[int(route)%len(routes)], "%s", url.PathEscape(id))
+		form := url.Values{}
+		if path == "/settings" {
+			form = validSettingsForm()
+		}
+		if path == "/accounts" || strings.HasPrefix(path, "/accounts/") {
+			form.Set("role", "viewer")
+			form.Set("password", testPassword)
+		}
+		if field != "" && field != "csrf" {
+			form.Set(field, value)
+		}
+		w := post(path, form)
+		if w.Code >= 500 {
+			t.Fatalf("POST %s %s=%q: %d\n%s", path, field, value, w.Code, w.Body)
+		}
+		if err := e.settings.Get().Validate(); err != nil {
+			t.Fatalf("POST %s %s=%q left invalid settings: %v", path, field, value, err)
+		}
+	})
+}
