@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -82,8 +83,17 @@ type Shaper struct {
 	ifbIdx   int
 	down, up uint64 // site capacity, bit/s (never 0)
 	visitors map[netip.Addr]Rate
-	ready    bool // Ensure succeeded since New
+	// warm holds devices whose classes Prepare made before they logged
+	// in, with when; Sync drops those unused after warmTTL.
+	warm  map[netip.Addr]time.Time
+	now   func() time.Time
+	ready bool // Ensure succeeded since New
 }
+
+// warmTTL is how long a prepared device's classes wait for its login:
+// ample for reading an SMS and typing a PIN, short enough that the
+// devices that never log in do not pile classes up.
+const warmTTL = 30 * time.Minute
 
 // direction describes one of the two HTB trees.
 type direction struct {
@@ -120,6 +130,8 @@ func New(cfg Config) (*Shaper, error) {
 		down:     orUnlimited(cfg.UplinkDown),
 		up:       orUnlimited(cfg.UplinkUp),
 		visitors: make(map[netip.Addr]Rate),
+		warm:     make(map[netip.Addr]time.Time),
+		now:      time.Now,
 	}, nil
 }
 
@@ -535,10 +547,53 @@ func (s *Shaper) rateOf(d direction, r Rate) uint64 {
 	return r.Up
 }
 
-// Set authorises a visitor or changes its rate. A known visitor's classes
-// are changed in place, so its queued packets and transfers carry on; a new
-// visitor costs two class and two filter additions, whatever the number of
-// visitors (nothing is listed).
+// Prepare creates a device's classes while it is still on the splash
+// page (the daemon calls it when the device gets its address by DHCP),
+// so that its login only changes them. Creating an HTB class costs time
+// in proportion to the classes already on the device: the kernel walks
+// every class to rebind filters (tc_bind_tclass) and searches a list of
+// filter blocks (flow_indr_dev_setup_offload); changing a class does
+// neither. A prepared class has no filter, so no packet reaches it
+// before Set; Sync removes it if the device has not logged in within
+// warmTTL. Preparing a visitor or a prepared device again is a no-op.
+func (s *Shaper) Prepare(ip netip.Addr, r Rate) error {
+	if r.Down == 0 || r.Up == 0 {
+		return fmt.Errorf("preparing %s: rates must be positive, got %+v", ip, r)
+	}
+	ip = ip.Unmap()
+	minor, err := s.lay.minor(ip)
+	if err != nil {
+		return fmt.Errorf("preparing %s: %w", ip, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ready {
+		return nil // Set will create the classes once the trees exist
+	}
+	if _, ok := s.visitors[ip]; ok {
+		return nil
+	}
+	if _, ok := s.warm[ip]; ok {
+		s.warm[ip] = s.now()
+		return nil
+	}
+	for _, d := range s.dirs() {
+		if err := s.h.ClassReplace(s.visitorClass(d, minor, s.rateOf(d, r))); err != nil {
+			return fmt.Errorf("preparing %s class of %s: %w", d.name, ip, err)
+		}
+		if err := s.setLeaf(d, minor, s.rateOf(d, r), false); err != nil {
+			return fmt.Errorf("preparing %s queue of %s: %w", d.name, ip, err)
+		}
+	}
+	s.warm[ip] = s.now()
+	return nil
+}
+
+// Set authorises a visitor or changes its rate. A known or prepared
+// visitor's classes are changed in place, so its queued packets and
+// transfers carry on; a new one costs two class additions (see Prepare
+// for why those grow with the number of classes) and two filter
+// additions. Nothing is listed.
 func (s *Shaper) Set(ip netip.Addr, r Rate) error {
 	if r.Down == 0 || r.Up == 0 {
 		return fmt.Errorf("setting %s: rates must be positive, got %+v", ip, r)
@@ -556,17 +611,24 @@ func (s *Shaper) Set(ip netip.Addr, r Rate) error {
 		}
 	}
 	_, known := s.visitors[ip]
+	_, warm := s.warm[ip]
 	for _, d := range s.dirs() {
 		c := s.visitorClass(d, minor, s.rateOf(d, r))
-		if known {
+		exists := known || warm
+		if exists {
 			err = s.h.ClassChange(c)
-		} else {
+			if err != nil && !known && isGone(err) {
+				// Prepared, then deleted behind our back (tc qdisc del).
+				exists = false
+			}
+		}
+		if !exists {
 			err = s.h.ClassReplace(c)
 		}
 		if err != nil {
 			return fmt.Errorf("setting %s class of %s: %w", d.name, ip, err)
 		}
-		if err := s.setLeaf(d, minor, s.rateOf(d, r), known); err != nil {
+		if err := s.setLeaf(d, minor, s.rateOf(d, r), exists); err != nil {
 			return fmt.Errorf("setting %s queue of %s: %w", d.name, ip, err)
 		}
 		if known {
@@ -577,6 +639,7 @@ func (s *Shaper) Set(ip netip.Addr, r Rate) error {
 		}
 	}
 	s.visitors[ip] = r
+	delete(s.warm, ip)
 	return nil
 }
 
@@ -598,6 +661,7 @@ func (s *Shaper) Remove(ip netip.Addr) error {
 		}
 	}
 	delete(s.visitors, ip)
+	delete(s.warm, ip)
 	return errors.Join(errs...)
 }
 
@@ -660,9 +724,19 @@ func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
 	if err != nil {
 		return repairs, fmt.Errorf("syncing: %w", err)
 	}
+	// Prepared devices keep their classes until warmTTL; after that, or
+	// once they are visitors, they are no longer "warm".
+	keep := make(map[netip.Addr]bool, len(s.warm))
+	for ip, t := range s.warm {
+		if _, wanted := norm[ip]; wanted || s.now().Sub(t) >= warmTTL {
+			delete(s.warm, ip)
+			continue
+		}
+		keep[ip] = true
+	}
 	var errs []error
 	for _, d := range s.dirs() {
-		n, err := s.syncDir(d, norm)
+		n, err := s.syncDir(d, norm, keep)
 		repairs += n
 		if err != nil {
 			errs = append(errs, err)
@@ -675,7 +749,7 @@ func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
 	return repairs, errors.Join(errs...)
 }
 
-func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate) (int, error) {
+func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate, keep map[netip.Addr]bool) (int, error) {
 	repairs := 0
 	cls, err := s.classes(d.link)
 	if err != nil {
@@ -705,7 +779,7 @@ func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate) (int, error) {
 		stale[ip] = true
 	}
 	for ip := range stale {
-		if _, ok := want[ip]; ok {
+		if _, ok := want[ip]; ok || keep[ip] {
 			continue
 		}
 		minor, _ := s.lay.minor(ip)
@@ -765,7 +839,7 @@ func (s *Shaper) Counters() (map[netip.Addr]Counters, error) {
 				continue
 			}
 			ip, ok := s.lay.addrOfMinor(minor)
-			if !ok {
+			if _, warm := s.warm[ip]; !ok || warm {
 				continue
 			}
 			v := out[ip]

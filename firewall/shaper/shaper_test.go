@@ -317,3 +317,84 @@ func TestSetRejectsNonVisitors(t *testing.T) {
 		t.Error("New accepted a /31")
 	}
 }
+
+// TestPrepare: a prepared device has its classes but no filter, so its
+// traffic is not shaped by them yet and they count nothing; its login
+// changes them and adds the filters; Sync keeps prepared classes until
+// warmTTL and then removes them.
+func TestPrepare(t *testing.T) {
+	p := newPark(t, 2)
+	s := p.shaper(lan24, 0, 0)
+	two := Rate{Down: 2 * mbit, Up: 2 * mbit}
+	lan, _ := p.h.LinkByName(lanIface)
+	ifb, _ := p.h.LinkByName(ifbName)
+	hasClass := func(l netlink.Link, ip netip.Addr) bool {
+		for _, a := range visitorClasses(t, p, s, l) {
+			if a == ip {
+				return true
+			}
+		}
+		return false
+	}
+	hasFilter := func(l netlink.Link, ip netip.Addr) bool {
+		fh, _ := s.lay.visitorFilter(ip)
+		show := run(t, "ip", "netns", "exec", p.gw, "tc", "filter", "show", "dev", l.Attrs().Name)
+		return strings.Contains(show, "fh "+u32Str(fh)+" ")
+	}
+
+	v := p.addrs[0]
+	if err := s.Prepare(v, eight); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prepare(v, eight); err != nil {
+		t.Fatalf("preparing twice: %v", err)
+	}
+	for _, l := range []netlink.Link{lan, ifb} {
+		if !hasClass(l, v) || hasFilter(l, v) {
+			t.Errorf("%s after Prepare: class %v (want true), filter %v (want false)", l.Attrs().Name, hasClass(l, v), hasFilter(l, v))
+		}
+	}
+	free := p.parallel([]int{0}, true, 2)
+	t.Logf("prepared, not yet authorised: %.1f Mbit/s through the default class", free[0]/mbit)
+	if free[0] < 12*mbit {
+		t.Errorf("a prepared device is already limited: %.1f Mbit/s", free[0]/mbit)
+	}
+	if c, err := s.Counters(); err != nil || len(c) != 0 {
+		t.Errorf("Counters with only a prepared device = %v, %v; want none", c, err)
+	}
+
+	if err := s.Set(v, two); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []netlink.Link{lan, ifb} {
+		if !hasFilter(l, v) {
+			t.Errorf("%s: no filter after Set", l.Attrs().Name)
+		}
+	}
+	down := p.parallel([]int{0}, true, 3)
+	checkRate(t, "download of the prepared visitor at 2 Mbit/s", down[0], 2*mbit, 0.10)
+
+	// A second device is prepared and never logs in.
+	w := p.addrs[1]
+	if err := s.Prepare(w, eight); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sync(map[netip.Addr]Rate{v: two}); err != nil || n != 0 {
+		t.Errorf("Sync within warmTTL = %d repairs, %v; want 0", n, err)
+	}
+	if !hasClass(lan, w) {
+		t.Error("Sync removed a prepared device's class before warmTTL")
+	}
+	later := time.Now().Add(warmTTL)
+	s.mu.Lock()
+	s.now = func() time.Time { return later }
+	s.mu.Unlock()
+	if n, err := s.Sync(map[netip.Addr]Rate{v: two}); err != nil || n != 2 {
+		t.Errorf("Sync after warmTTL = %d repairs, %v; want 2 (its two classes)", n, err)
+	}
+	for _, l := range []netlink.Link{lan, ifb} {
+		if hasClass(l, w) || !hasClass(l, v) {
+			t.Errorf("%s after warmTTL: prepared class kept %v (want false), visitor's %v (want true)", l.Attrs().Name, hasClass(l, w), hasClass(l, v))
+		}
+	}
+}
