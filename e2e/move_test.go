@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,49 +17,14 @@ import (
 // phone stays online at its new address without a new SMS, and its old
 // address is no longer allowed.
 func TestSessionFollowsDHCPRenewal(t *testing.T) {
-	for _, tool := range []string{"dnsmasq", "busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (scripts/deps.sh installs dnsmasq-base and busybox)", tool)
-		}
-	}
 	p := newPark(t, 1)
 	p.start(p.config(nil))
 	v := p.Visitors[0]
 	p.login(v, "33123456")
 
-	dhcp := lab.Cmd(p.Gateway, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-		"--interface="+lab.LANIface, "--bind-interfaces", "--dhcp-authoritative",
-		"--dhcp-range=198.51.100.200,198.51.100.220,255.255.255.0,1h",
-		"--dhcp-leasefile="+filepath.Join(p.dir, "leases"), "--pid-file=")
-	if err := dhcp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dhcp.Process.Kill(); dhcp.Wait() })
-
 	const newIP = "198.51.100.201"
-	var out []byte
-	var err error
-	for i := 0; i < 10; i++ { // dnsmasq may take a moment to listen
-		out, err = lab.Cmd(v.NS, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-s", "/bin/true",
-			"-r", newIP, "-t", "3", "-T", "1").CombinedOutput()
-		if err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil || !strings.Contains(string(out), newIP) {
-		t.Fatalf("udhcpc did not get %s: %v\n%s", newIP, err, out)
-	}
-	// The phone now uses the address the server gave it.
-	for _, c := range [][]string{
-		{"ip", "addr", "del", v.IP.String() + "/24", "dev", "eth0"},
-		{"ip", "addr", "add", newIP + "/24", "dev", "eth0"},
-		{"ip", "route", "replace", "default", "via", lab.GatewayLAN.String()},
-	} {
-		if out, err := lab.Cmd(v.NS, c[0], c[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v: %s", c, err, out)
-		}
-	}
+	p.startDHCP()
+	p.leaseAndUse(v, newIP)
 
 	moved := time.Now()
 	ok := false
@@ -84,5 +50,101 @@ func TestSessionFollowsDHCPRenewal(t *testing.T) {
 	}
 	if !strings.Contains(set, newIP+","+strings.ToUpper(v.MAC)) && !strings.Contains(set, newIP+","+v.MAC) {
 		t.Errorf("the new address is not bound to the phone's MAC:\n%s", set)
+	}
+}
+
+// TestDHCPLeasePreparesShaping: a phone that gets its address from the
+// gateway's DHCP server has its shaping classes made while it is still
+// captive (so its login only changes them), and they let nothing
+// through: it stays captive, with no filter sending its packets to them,
+// until it logs in.
+func TestDHCPLeasePreparesShaping(t *testing.T) {
+	p := newPark(t, 1)
+	p.start(p.config(nil))
+	v := p.Visitors[0]
+	p.startDHCP()
+	const leased = "198.51.100.202"
+	p.leaseAndUse(v, leased)
+	v.IP = netip.MustParseAddr(leased)
+	class := admClassID(v)
+
+	prepared := false
+	for i := 0; i < 20 && !prepared; i++ { // bounded: about 4 s
+		_, prepared = admCeil(t, p, lab.LANIface, class)
+		if !prepared {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !prepared {
+		t.Fatalf("no class %s on %s for the leased address %s before login", class, lab.LANIface, leased)
+	}
+	if _, ok := admCeil(t, p, "pp-ifb0", class); !ok {
+		t.Errorf("no upload class %s for %s before login", class, leased)
+	}
+	if online(v) {
+		t.Fatal("a phone with prepared classes got out without logging in")
+	}
+	filters, _ := p.gw("tc", "filter", "show", "dev", lab.LANIface)
+	if strings.Contains(filters, "flowid "+class+" ") {
+		t.Errorf("a filter already sends traffic to the prepared class %s:\n%s", class, filters)
+	}
+
+	p.login(v, "33123456")
+	if !online(v) {
+		t.Fatal("not online after login")
+	}
+	if ceil, ok := admCeil(t, p, lab.LANIface, class); !ok || ceil != 8_000_000 {
+		t.Errorf("after login: class %s ceil %d (exists %v), want 8 Mbit/s", class, ceil, ok)
+	}
+	filters, _ = p.gw("tc", "filter", "show", "dev", lab.LANIface)
+	if !strings.Contains(filters, "flowid "+class+" ") {
+		t.Errorf("after login no filter sends %s to class %s:\n%s", leased, class, filters)
+	}
+}
+
+// startDHCP runs dnsmasq as the gateway's DHCP server, as on OpenWrt,
+// handing out 198.51.100.200-220, until the test ends.
+func (p *testPark) startDHCP() {
+	p.t.Helper()
+	for _, tool := range []string{"dnsmasq", "busybox"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			p.t.Fatalf("%s not installed (scripts/deps.sh installs dnsmasq-base and busybox)", tool)
+		}
+	}
+	dhcp := lab.Cmd(p.Gateway, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+		"--interface="+lab.LANIface, "--bind-interfaces", "--dhcp-authoritative",
+		"--dhcp-range=198.51.100.200,198.51.100.220,255.255.255.0,1h",
+		"--dhcp-leasefile="+filepath.Join(p.dir, "leases"), "--pid-file=")
+	if err := dhcp.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() { dhcp.Process.Kill(); dhcp.Wait() })
+}
+
+// leaseAndUse has visitor v ask the DHCP server for ip (busybox udhcpc)
+// and then use it instead of its lab address.
+func (p *testPark) leaseAndUse(v lab.Visitor, ip string) {
+	p.t.Helper()
+	var out []byte
+	var err error
+	for i := 0; i < 10; i++ { // dnsmasq may take a moment to listen
+		out, err = lab.Cmd(v.NS, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-s", "/bin/true",
+			"-r", ip, "-t", "3", "-T", "1").CombinedOutput()
+		if err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(string(out), ip) {
+		p.t.Fatalf("udhcpc did not get %s: %v\n%s", ip, err, out)
+	}
+	for _, c := range [][]string{
+		{"ip", "addr", "del", v.IP.String() + "/24", "dev", "eth0"},
+		{"ip", "addr", "add", ip + "/24", "dev", "eth0"},
+		{"ip", "route", "replace", "default", "via", lab.GatewayLAN.String()},
+	} {
+		if out, err := lab.Cmd(v.NS, c[0], c[1:]...).CombinedOutput(); err != nil {
+			p.t.Fatalf("%v: %v: %s", c, err, out)
+		}
 	}
 }

@@ -152,6 +152,25 @@ func (f *Firewall) Allow(c Client) error {
 	return allowSetAdd(f.cfg.SetName, c)
 }
 
+// Prepare gets a device's shaping ready while it is still on the
+// splash page, so that its login only changes existing classes instead
+// of creating them (see shaper.Prepare for why that matters with
+// thousands of visitors). It lets nothing through: the allowlist is not
+// touched and the classes have no filter until Allow. Without shaping it
+// does nothing.
+func (f *Firewall) Prepare(ip netip.Addr, down, up uint64) error {
+	if f.shp == nil {
+		return nil
+	}
+	if !f.cfg.LANPrefix.Contains(ip) {
+		return fmt.Errorf("preparing %s: address outside LAN %s", ip, f.cfg.LANPrefix)
+	}
+	if err := f.shp.Prepare(ip, shaper.Rate{Down: down, Up: up}); err != nil {
+		return fmt.Errorf("preparing shaping for %s: %w", ip, err)
+	}
+	return nil
+}
+
 // Deny removes c from the allowlist and cuts its open connections, so a
 // visitor whose session ended cannot keep a download running on an old
 // conntrack entry.

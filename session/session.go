@@ -30,6 +30,14 @@ type Gate interface {
 	Usage() (map[netip.Addr]firewall.Usage, error)
 }
 
+// Preparer is a Gate that can get a device ready for its login before
+// it logs in (firewall.Firewall makes its shaping classes, whose creation
+// cost grows with the number of visitors, so the login itself stays
+// fast). It must let nothing through.
+type Preparer interface {
+	Prepare(ip netip.Addr, down, up uint64) error
+}
+
 // Policy is the part of the site's settings sessions need.
 type Policy struct {
 	SessionTimeout   time.Duration
@@ -741,12 +749,36 @@ func (m *Manager) DeviceSeen(mac net.HardwareAddr, d DeviceInfo) {
 // active session of that device follows it to the new address. This is
 // the authoritative sign of a move (the gateway's own DHCP server said
 // so), unlike a page load or an ARP packet, which a spoofer can fake.
+//
+// A device without a session is most likely about to log in: the gate
+// prepares it (see Preparer) at the site's rates.
 func (m *Manager) AddressAssigned(mac net.HardwareAddr, ip netip.Addr) (*store.Session, error) {
 	s, err := m.store.ActiveByMAC(mac)
+	if errors.Is(err, store.ErrNotFound) {
+		m.prepare(ip)
+		return nil, nil
+	}
 	if err != nil || s.IP == ip {
 		return nil, nil
 	}
 	return m.rebind(s, ip)
+}
+
+func (m *Manager) prepare(ip netip.Addr) {
+	p, ok := m.gate.(Preparer)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	down, up := m.policy.RateDown, m.policy.RateUp
+	m.mu.Unlock()
+	if down == 0 || up == 0 {
+		return
+	}
+	if err := p.Prepare(ip, down, up); err != nil {
+		// Only the login's speed is at stake: Allow creates what is missing.
+		m.log.Warn("preparing a device before its login", "ip", ip, "err", err)
+	}
 }
 
 // Fill puts s's traffic, counted up to the last sweep, into s.

@@ -518,6 +518,40 @@ func TestRebind(t *testing.T) {
 	}
 }
 
+// TestAddressAssigned: a DHCP lease for a device with a session moves
+// the session; one for a device without a session prepares the gate at
+// the site's rates and lets nothing through.
+func TestAddressAssigned(t *testing.T) {
+	f := newFixture(t)
+	s := f.activate(t, login(1))
+	moved, err := f.m.AddressAssigned(hw(1), ip(77))
+	if err != nil || moved == nil || moved.ID != s.ID || moved.IP != ip(77) {
+		t.Fatalf("AddressAssigned for a visitor = %+v, %v; want its session at %s", moved, err, ip(77))
+	}
+	if p := f.gate.Prepared(); len(p) != 0 {
+		t.Errorf("a visitor's move prepared %q", p)
+	}
+	if got, err := f.m.AddressAssigned(hw(1), ip(77)); got != nil || err != nil {
+		t.Errorf("renewal of the same address = %+v, %v; want nothing", got, err)
+	}
+
+	got, err := f.m.AddressAssigned(hw(2), ip(12))
+	if got != nil || err != nil {
+		t.Fatalf("AddressAssigned for a new device = %+v, %v", got, err)
+	}
+	if p, want := f.gate.Prepared(), []string{"198.51.100.12 8000000/4000000"}; !slices.Equal(p, want) {
+		t.Errorf("prepared %q, want %q", p, want)
+	}
+	if f.gate.Has(ip(12), hw(2)) {
+		t.Error("preparing a device let it through")
+	}
+	f.m.SetPolicy(Policy{SessionTimeout: time.Hour, IdleTimeout: time.Hour, RateDown: 2_000_000, RateUp: 1_000_000})
+	f.m.AddressAssigned(hw(3), ip(13))
+	if p, want := f.gate.Prepared(), []string{"198.51.100.13 2000000/1000000"}; !slices.Equal(p, want) {
+		t.Errorf("after a policy change prepared %q, want %q", p, want)
+	}
+}
+
 func TestRequestResyncNeverBlocks(t *testing.T) {
 	f := newFixture(t)
 	for range 5 {

@@ -6,12 +6,18 @@ import (
 	"net/netip"
 
 	"github.com/parkwifi/parkportal/devwatch"
+	"github.com/parkwifi/parkportal/firewall"
 	"github.com/parkwifi/parkportal/session"
 )
 
+// A DHCP lease prepares the device's shaping before its login (see
+// session.Manager.AddressAssigned); the kernel gate must support it.
+var _ session.Preparer = (*firewall.Firewall)(nil)
+
 // watchDevices follows the LAN's DHCP and ARP traffic: sessions move with
-// their device to a new address the DHCP server hands out, and staff see
-// the device's name. Without CAP_NET_RAW (or with capture disabled) the
+// their device to a new address the DHCP server hands out, devices
+// without a session get their shaping classes ready for their login, and
+// staff see the device's name. Without CAP_NET_RAW (or with capture disabled) the
 // daemon runs on, and devices that change address log in again.
 func watchDevices(ctx context.Context, iface string, lan netip.Prefix, mgr *session.Manager, log *slog.Logger) {
 	w, err := devwatch.New(iface, log)

@@ -57,6 +57,7 @@ type Gate struct {
 	failDeny  error
 	failUsage error
 	ensured   int
+	prepared  []string // "ip down/up", in order
 }
 
 // NewGate returns a gate that allows nobody.
@@ -94,6 +95,25 @@ func (g *Gate) Deny(c firewall.Client) error {
 	}
 	delete(g.clients, key(c.IP, c.MAC))
 	return nil
+}
+
+// Prepare records that the device at ip was made ready for its login;
+// like the kernel gate, it lets nothing through.
+func (g *Gate) Prepare(ip netip.Addr, down, up uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.prepared = append(g.prepared, ip.String()+" "+strconv.FormatUint(down, 10)+"/"+strconv.FormatUint(up, 10))
+	return nil
+}
+
+// Prepared returns what Prepare was called with, e.g.
+// "198.51.100.10 8000000/8000000", and forgets it.
+func (g *Gate) Prepared() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.prepared
+	g.prepared = nil
+	return p
 }
 
 // Sync makes the allowlist exactly want and reports how many entries it
