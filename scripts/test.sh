@@ -4,13 +4,15 @@
 # every fuzz target. Usage: scripts/test.sh [fuzz seconds per target, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+export PATH="$PATH:/usr/local/go/bin"
+gobin="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+export PATH="$PATH:$gobin"
 fuzztime="${1:-5}s"
 
 scripts/deps.sh test
 
 echo "== gofmt"
-bad=$(gofmt -l $(git ls-files '*.go'))
+bad=$(git ls-files -z '*.go' | xargs -0 gofmt -l)
 if [[ -n "$bad" ]]; then echo "not gofmt'ed:"; echo "$bad"; exit 1; fi
 
 echo "== go vet"
@@ -31,7 +33,17 @@ for f in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 	pkg="./$(dirname "${f#./}")"
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
 		echo "fuzz $pkg $target"
-		go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/pp-fuzz.log 2>&1 || { cat /tmp/pp-fuzz.log; exit 1; }
+		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/pp-fuzz.log 2>&1; then
+			# Go 1.26's fuzz coordinator can report its own -fuzztime
+			# deadline as a failure (go.dev/issue/75804, fixed in 1.27): a
+			# bare "context deadline exceeded" with no failing input
+			# written. Anything else, or any written input, fails the run.
+			if grep -q 'Failing input written' /tmp/pp-fuzz.log || ! grep -q '^    context deadline exceeded$' /tmp/pp-fuzz.log; then
+				cat /tmp/pp-fuzz.log
+				exit 1
+			fi
+			echo "  (Go fuzz coordinator deadline race, go.dev/issue/75804: no failing input; not a finding)"
+		fi
 	done
 done
 
