@@ -557,11 +557,7 @@ func (s *Shaper) rateOf(d direction, r Rate) uint64 {
 // before Set; Sync removes it if the device has not logged in within
 // warmTTL. Preparing a visitor or a prepared device again is a no-op.
 func (s *Shaper) Prepare(ip netip.Addr, r Rate) error {
-	if r.Down == 0 || r.Up == 0 {
-		return fmt.Errorf("preparing %s: rates must be positive, got %+v", ip, r)
-	}
-	ip = ip.Unmap()
-	minor, err := s.lay.minor(ip)
+	ip, minor, err := s.checkVisitor(ip, r)
 	if err != nil {
 		return fmt.Errorf("preparing %s: %w", ip, err)
 	}
@@ -589,17 +585,24 @@ func (s *Shaper) Prepare(ip netip.Addr, r Rate) error {
 	return nil
 }
 
+// checkVisitor returns ip's class minor after checking that ip is in the
+// LAN prefix and r has both rates.
+func (s *Shaper) checkVisitor(ip netip.Addr, r Rate) (netip.Addr, uint16, error) {
+	ip = ip.Unmap()
+	if r.Down == 0 || r.Up == 0 {
+		return ip, 0, fmt.Errorf("rates must be positive, got %+v", r)
+	}
+	minor, err := s.lay.minor(ip)
+	return ip, minor, err
+}
+
 // Set authorises a visitor or changes its rate. A known or prepared
 // visitor's classes are changed in place, so its queued packets and
 // transfers carry on; a new one costs two class additions (see Prepare
 // for why those grow with the number of classes) and two filter
 // additions. Nothing is listed.
 func (s *Shaper) Set(ip netip.Addr, r Rate) error {
-	if r.Down == 0 || r.Up == 0 {
-		return fmt.Errorf("setting %s: rates must be positive, got %+v", ip, r)
-	}
-	ip = ip.Unmap()
-	minor, err := s.lay.minor(ip)
+	ip, minor, err := s.checkVisitor(ip, r)
 	if err != nil {
 		return fmt.Errorf("setting %s: %w", ip, err)
 	}
