@@ -108,7 +108,10 @@ type buildFunc func(secret []byte) (*rad.Packet, error)
 
 // exchange sends the request built by build to the servers in preference
 // order and returns the first valid response. Every failure to get one ends
-// in an error wrapping ErrUnreachable, unless ctx ended first.
+// in an error wrapping ErrUnreachable, also when ctx's deadline passes
+// first (no server answered in the time the caller had: for a visitor
+// waiting at the PIN page that is exactly "unreachable"). Only a cancelled
+// ctx (the caller gave up) is not.
 func (c *Client) exchange(ctx context.Context, build buildFunc) (*rad.Packet, error) {
 	order := c.order()
 	var errs []error
@@ -118,6 +121,9 @@ func (c *Client) exchange(ctx context.Context, build buildFunc) (*rad.Packet, er
 		if err == nil {
 			c.succeeded(i)
 			return resp, nil
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: no answer from %s before the deadline: %w", ErrUnreachable, srv.Addr, ctx.Err())
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("radius exchange with %s: %w", srv.Addr, ctx.Err())

@@ -397,3 +397,27 @@ func FuzzParseDecision(f *testing.F) {
 		}
 	})
 }
+
+// TestSilentServerPastDeadline: when the caller's deadline passes before
+// any server answers, the error still means "unreachable", so the site's
+// fail-open policy can apply; a cancelled context is the caller giving
+// up, which is not.
+func TestSilentServerPastDeadline(t *testing.T) {
+	srv := newFakeServer(t, func(*rad.Packet, []byte) [][]byte { return nil }) // never answers
+	client := fastClient(t, srv.addr())
+	az, _ := NewAuthorizer(AuthConfig{Client: client, NAS: testNAS, Logger: testLogger(t)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := az.Authorize(ctx, "+447700900001", nil, netip.Addr{})
+	if !errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("past the deadline: err = %v, want ErrUnreachable and DeadlineExceeded", err)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err = az.Authorize(ctx, "+447700900001", nil, netip.Addr{})
+	if errors.Is(err, ErrUnreachable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: err = %v, want context.Canceled only", err)
+	}
+}

@@ -37,6 +37,9 @@ type nas struct {
 	authMu   sync.RWMutex
 	auth     *radius.Authorizer // nil: no central authorisation
 	failOpen bool
+	// authTimeout bounds the wait for one authorisation server (5 s;
+	// tests shorten it).
+	authTimeout time.Duration
 
 	mu          sync.Mutex
 	lastInterim map[string]time.Time
@@ -122,7 +125,18 @@ func (n *nas) newAuthorizer(addrs []string) (*radius.Authorizer, error) {
 	for _, a := range addrs {
 		servers = append(servers, radius.Server{Addr: a, Secret: []byte(n.secret)})
 	}
-	c, err := radius.NewClient(radius.ClientConfig{Servers: servers, Logger: n.log})
+	// A visitor waits at the PIN page for this answer, and the portal
+	// gives it 15 s: each server gets authTimeout (1 s, 2 s, then 2 s
+	// retransmits), so a silent primary still leaves time for a secondary,
+	// and with neither answering the site's fail policy applies in time.
+	t := n.authTimeout
+	if t == 0 {
+		t = 5 * time.Second
+	}
+	c, err := radius.NewClient(radius.ClientConfig{
+		Servers: servers, Logger: n.log,
+		InitialTimeout: t / 5, MaxTimeout: 2 * t / 5, MaxRetransmits: 2, MaxDuration: t,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("radius authorisation client: %w", err)
 	}
