@@ -434,29 +434,3 @@ func warnBridgeNetfilter(c *config.Config, log *slog.Logger) {
 	}
 	log.Warn("net.bridge.bridge-nf-call-iptables is 1: with shaping on, redirected visitors cannot reach the portal; set it to 0 (sysctl -w net.bridge.bridge-nf-call-iptables=0)", "lan_iface", c.LANIface)
 }
-
-// applySite puts the stored site policy into effect: the portal's texts
-// and rules, the SMS caps, the walled garden and the uplink capacity.
-// (Session timeouts and rates are applied by startAdmin.)
-func applySite(s settings.Site, cfg *config.Config, st *store.Store, srv *portal.Server, fw *firewall.Firewall, log *slog.Logger) {
-	srv.SetSite(portal.Site{
-		ID: s.ID, NameAR: s.NameAR, NameEN: s.NameEN,
-		PhoneRegion: s.PhoneRegion, AllowedPrefixes: s.AllowedPrefixes,
-		PINTTL: s.PINTTL.D(), PINMaxTries: s.PINMaxTries, PrivacyURL: s.PrivacyURL,
-		VenueURL: s.VenueURL, RequireTerms: s.RequireTerms, TermsURL: s.TermsURL,
-		SMSTemplates: s.SMSTemplates, RetentionDays: int(cfg.Retention / (24 * time.Hour)),
-	})
-	site := cfg.Site
-	site.SMSPerNumber, site.SMSPerDevice, site.SMSDailyBudget = s.SMSPerNumberHour, s.SMSPerDeviceHour, s.SMSDailyBudget
-	if lim, err := limits.Open(st.DB(), limitsConfig(site, cfg.Timezone), time.Now); err != nil {
-		log.Error("applying SMS caps", "err", err)
-	} else {
-		srv.SetLimits(lim)
-	}
-	if err := fw.SetWalledGarden(s.WalledGardenPrefixes()); err != nil {
-		log.Error("applying walled garden", "err", err)
-	}
-	if err := fw.SetUplink(uint64(s.UplinkDown), uint64(s.UplinkUp)); err != nil {
-		log.Error("applying uplink capacity", "err", err)
-	}
-}
