@@ -364,22 +364,20 @@ func (s *Shaper) leafQueue(d direction, minor uint16, ceil uint64) *netlink.Tbf 
 	}
 }
 
-// leafHandle is the handle of a visitor's leaf queue: major 0x8000+minor,
-// unique on the device. Prefixes wider than /17 have minors past 0x7ffe;
-// their leaves get a kernel-chosen handle (0) and are replaced, not
-// changed, on a rate change.
+// leafHandle is the handle of a visitor's leaf queue: major = the class's
+// minor (3 to 0xfffe), unique on the device and never 1: (the HTB root) or
+// ffff: (ingress). Every queue we make has an explicit handle, so the
+// kernel never picks one itself: its automatic handles (0x8001: upwards)
+// could otherwise take a major a later visitor's queue needs.
 func leafHandle(minor uint16) uint32 {
-	if minor > 0x7ffe {
-		return 0
-	}
-	return netlink.MakeHandle(0x8000+minor, 0)
+	return netlink.MakeHandle(minor, 0)
 }
 
 // setLeaf gives a visitor's class its leaf queue for ceil: changed in
 // place when it exists, created otherwise.
 func (s *Shaper) setLeaf(d direction, minor uint16, ceil uint64, exists bool) error {
 	q := s.leafQueue(d, minor, ceil)
-	if exists && q.Handle != 0 {
+	if exists {
 		if err := s.h.QdiscChange(q); err == nil {
 			return nil
 		}

@@ -398,3 +398,46 @@ func TestPrepare(t *testing.T) {
 		}
 	}
 }
+
+// TestLeafHandlesWidePrefix: in a /16 every visitor's leaf queue has the
+// explicit handle <minor>: under its own class, also for addresses whose
+// minor is past 0x7ffe; a kernel-chosen handle there could be the one a
+// later visitor's queue needs.
+func TestLeafHandlesWidePrefix(t *testing.T) {
+	p := newPark(t, 0)
+	s := p.shaper(bench16, 0, 0)
+	ips := []netip.Addr{
+		netip.MustParseAddr("198.51.0.1"),     // minor 3
+		netip.MustParseAddr("198.51.128.5"),   // minor 0x8007
+		netip.MustParseAddr("198.51.200.1"),   // minor 0xc803
+		netip.MustParseAddr("198.51.255.252"), // minor 0xfffe, the last one
+	}
+	for _, ip := range ips {
+		if err := s.Set(ip, eight); err != nil {
+			t.Fatalf("Set(%s): %v", ip, err)
+		}
+	}
+	for _, name := range []string{lanIface, ifbName} {
+		l, _ := p.h.LinkByName(name)
+		qs, err := p.h.QdiscList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaves := 0
+		for _, q := range qs {
+			if q.Type() != "tbf" {
+				continue
+			}
+			leaves++
+			a := q.Attrs()
+			major, _ := netlink.MajorMinor(a.Handle)
+			pmajor, pminor := netlink.MajorMinor(a.Parent)
+			if pmajor != qdiscMajor || major != pminor {
+				t.Errorf("%s: leaf %s under %s, want handle <class minor>:", name, netlink.HandleStr(a.Handle), netlink.HandleStr(a.Parent))
+			}
+		}
+		if leaves != len(ips) {
+			t.Errorf("%s: %d leaf queues, want %d", name, leaves, len(ips))
+		}
+	}
+}
