@@ -402,7 +402,9 @@ func TestPrepare(t *testing.T) {
 // TestLeafHandlesWidePrefix: in a /16 every visitor's leaf queue has the
 // explicit handle <minor>: under its own class, also for addresses whose
 // minor is past 0x7ffe; a kernel-chosen handle there could be the one a
-// later visitor's queue needs.
+// later visitor's queue needs. Like the benchmarks (bench16), it only
+// installs kernel state in the test's own namespace: no packet is ever
+// sent to or from these addresses.
 func TestLeafHandlesWidePrefix(t *testing.T) {
 	p := newPark(t, 0)
 	s := p.shaper(bench16, 0, 0)
