@@ -3,10 +3,13 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,6 +125,124 @@ func TestBypassAttempts(t *testing.T) {
 	if after := dropCount(t, p, "3799"); after <= before {
 		t.Errorf("a datagram to the CoA port from the LAN was not dropped by pp-input (%d → %d)", before, after)
 	}
+}
+
+// TestBypassIPv6Gateway: the staff console bound to the wildcard
+// "0.0.0.0" (which Go's net.Listen makes a dual-stack [::] socket on
+// Linux) and the RADIUS DAS bound to "[::]" are kept from visitors over
+// IPv6 too: the gateway's global LAN address and its link-local address,
+// which a LAN always has. So is everything else on the gateway (port 22
+// here stands for ssh and LuCI). Positive controls: a trusted staff
+// device on the same LAN reaches the same ports at the same addresses,
+// the gateway reaches its console over IPv6 itself, and the visitor still
+// gets ICMPv6 echo answers from both addresses, so every "dropped" below
+// is pp-input6 at work, not a lab without IPv6. A clean stop leaves no
+// pp- chain in ip6tables.
+func TestBypassIPv6Gateway(t *testing.T) {
+	if _, err := exec.LookPath("radclient"); err != nil {
+		t.Fatal("radclient not installed (apt-get install -y freeradius-utils)")
+	}
+	p := newPark(t, 2)
+	bad, staff := p.Visitors[0], p.Visitors[1]
+	const secret = "lab-das-secret"
+	cfg := p.config(map[string]string{
+		"parkportal.admin_listen": "0.0.0.0:2052",
+		"parkportal.trusted_mac":  "list " + staff.MAC,
+		"radius.das_listen":       "[::]:3799",
+		"radius.das_client":       "list " + bad.IP6.String(),
+		"radius.das_secret":       secret,
+	})
+	// Both visitors are DAS clients: without the firewall the DAS would
+	// answer either, so only pp-input6 can silence the visitor. config
+	// takes one value per option, so the second list entry goes in here.
+	first := uciLine("das_client", "list "+bad.IP6.String())
+	text, err := os.ReadFile(cfg)
+	must(t, err)
+	if !strings.Contains(string(text), first) {
+		t.Fatalf("config has no %q line:\n%s", first, text)
+	}
+	text = []byte(strings.Replace(string(text), first, first+"\n"+uciLine("das_client", "list "+staff.IP6.String()), 1))
+	must(t, os.WriteFile(cfg, text, 0o600))
+	d := p.start(cfg)
+	gwLL := linkLocal(t, p.Gateway, lab.LANIface)
+	for _, v := range []lab.Visitor{bad, staff} {
+		linkLocal(t, v.NS, "eth0") // usable (not tentative) before we send from it
+	}
+	hosts := []struct{ name, url, ping string }{
+		{"global " + lab.GatewayLAN6.String(), "[" + lab.GatewayLAN6.String() + "]", lab.GatewayLAN6.String()},
+		{"link-local " + gwLL, "[" + gwLL + "%25eth0]", gwLL + "%eth0"},
+	}
+	// The gateway reaches its own console over IPv6: the wildcard bind
+	// really is dual-stack (lo is not lan_iface, so our chains stay out).
+	if r := lab.Curl(p.Gateway, 3*time.Second, "http://["+lab.GatewayLAN6.String()+"]:2052/"); r.Code == 0 {
+		t.Fatalf("control: the gateway cannot reach its own console over IPv6 (curl exit %d): the listener is not dual-stack", r.Exit)
+	}
+	for _, h := range hosts {
+		if !ping(bad.NS, h.ping) {
+			t.Errorf("control: the visitor gets no ICMPv6 echo reply from the gateway's %s address (lab IPv6 broken, or ICMPv6 blocked)", h.name)
+		}
+		admin := "http://" + h.url + ":2052/"
+		if r := lab.Curl(staff.NS, 3*time.Second, admin, "-g"); r.Code == 0 {
+			t.Errorf("control: the trusted staff device cannot reach the console at %s (curl exit %d)", admin, r.Exit)
+		}
+		if r := lab.Curl(bad.NS, 2*time.Second, admin, "-g"); r.Exit != 28 {
+			t.Errorf("visitor reached the admin console over IPv6 at %s: HTTP %d, curl exit %d, want 28 (dropped)", admin, r.Code, r.Exit)
+		}
+		ssh := "http://" + h.url + ":22/"
+		if r := lab.Curl(staff.NS, 2*time.Second, ssh, "-g"); r.Exit != 7 {
+			t.Errorf("control: trusted staff device to %s: curl exit %d, want 7 (reached, refused)", ssh, r.Exit)
+		}
+		if r := lab.Curl(bad.NS, 2*time.Second, ssh, "-g"); r.Exit != 28 {
+			t.Errorf("visitor to %s over IPv6: curl exit %d, want 28 (dropped)", ssh, r.Exit)
+		}
+	}
+	// The DAS over IPv6: the staff device gets its Disconnect-NAK, the
+	// visitor (just as listed as a client) gets no answer at all.
+	das := "[" + lab.GatewayLAN6.String() + "]:3799"
+	if out := radclientFrom(staff.NS, das, secret); !strings.Contains(out, "Disconnect-NAK") {
+		t.Errorf("control: the trusted staff device got no answer from the DAS at %s:\n%s", das, out)
+	}
+	if out := radclientFrom(bad.NS, das, secret); strings.Contains(out, "Received") {
+		t.Errorf("a visitor reached the RADIUS DAS over IPv6 at %s:\n%s", das, out)
+	}
+
+	before, _ := p.gw("ip6tables-save")
+	if !strings.Contains(before, "pp-input6") {
+		t.Errorf("while running, ip6tables has no pp-input6:\n%s", before)
+	}
+	d.stop(t, syscall.SIGTERM)
+	if out, _ := p.gw("ip6tables-save"); strings.Contains(out, "pp-") {
+		t.Errorf("after a clean stop, ip6tables still mentions pp-:\n%s", out)
+	}
+}
+
+// linkLocal returns the link-local address of dev in namespace ns once
+// duplicate address detection has finished with it (bounded: 10 s).
+func linkLocal(t *testing.T, ns, dev string) string {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		out, err := lab.Cmd(ns, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link").Output()
+		if err != nil {
+			t.Fatalf("ip -6 addr show dev %s in %s: %v", dev, ns, err)
+		}
+		if f := strings.Fields(string(out)); len(f) > 3 && f[2] == "inet6" && !strings.Contains(string(out), "tentative") {
+			addr, _, _ := strings.Cut(f[3], "/")
+			return addr
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s in %s has no usable link-local address after 10 s", dev, ns)
+	return ""
+}
+
+// radclientFrom sends one Disconnect-Request for a session nobody has
+// from namespace ns to the DAS at addr and returns radclient's output:
+// a Disconnect-NAK means the DAS heard it.
+func radclientFrom(ns, addr, secret string) string {
+	cmd := lab.Cmd(ns, "radclient", "-x", "-r", "1", "-t", "2", addr, "disconnect", secret)
+	cmd.Stdin = strings.NewReader("Acct-Session-Id = \"no-such-session\"\nMessage-Authenticator = 0x00\n")
+	out, _ := cmd.CombinedOutput() // no answer is a non-zero exit; the output says which
+	return string(out)
 }
 
 // dropCount reads the packet counter of pp-input's DROP rule for a UDP

@@ -16,6 +16,7 @@ const (
 	chainForward    = "pp-forward"    // filter: who may leave the LAN
 	chainInput      = "pp-input"      // filter: what visitors may reach on the gateway
 	chainForward6   = "pp-forward6"   // filter (IPv6): visitors may not leave over IPv6
+	chainInput6     = "pp-input6"     // filter (IPv6): what visitors may reach on the gateway over IPv6
 )
 
 // ruleTable is the iptables abstraction chains need; *iptables.IPTables
@@ -111,6 +112,43 @@ func (f *Firewall) chainSpecs() []chainSpec {
 	fwd = append(append([][]string{}, trusted...), fwd...)
 	in = append(append([][]string{}, trusted...), in...)
 
+	// IPv6 to the gateway itself. The LAN always has IPv6 (link-local
+	// addresses, and OpenWrt adds a ULA prefix) and a wildcard listener
+	// (net.Listen on "0.0.0.0:N" is a dual-stack socket on Linux) hears
+	// it, so pp-input alone would leave the console, the DAS, ssh and
+	// LuCI open to visitors over IPv6. The portal is IPv4-only and
+	// visitors are not forwarded over IPv6, so the chain goes further
+	// than those two ports: it keeps only what IPv6 on a LAN needs to
+	// work at all (neighbour discovery, router solicitations, echo as
+	// pp-input allows ICMP, DHCPv6) and drops the rest. DNS over IPv6 is
+	// refused rather than served: a per-device budget cannot hold there
+	// (a visitor can mint addresses at will, and the allowlist is IPv4),
+	// and a quick refusal makes a phone whose router advertisement named
+	// an IPv6 resolver move on to the IPv4 one at once. Router
+	// advertisements from the LAN are dropped: the gateway is the LAN's
+	// router, so any other is a rogue.
+	//
+	// The admin and DAS drops come first although the final DROP would
+	// catch them: they must win over every ACCEPT below whatever port
+	// the operator picked, and their counters show who probed them.
+	in6 := [][]string{
+		{"-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(c.AdminPort), "-j", "DROP"},
+	}
+	if c.CoAPort != 0 {
+		in6 = append(in6, []string{"-p", "udp", "-m", "udp", "--dport", strconv.Itoa(c.CoAPort), "-j", "DROP"})
+	}
+	for _, typ := range []string{"router-solicitation", "neighbour-solicitation", "neighbour-advertisement", "echo-request"} {
+		in6 = append(in6, []string{"-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", typ, "-j", "ACCEPT"})
+	}
+	in6 = append(in6,
+		[]string{"-p", "udp", "-m", "udp", "--dport", "547", "-j", "ACCEPT"},
+		[]string{"-p", "udp", "-m", "udp", "--dport", "53", "-j", "REJECT", "--reject-with", "icmp6-port-unreachable"},
+		[]string{"-p", "tcp", "-m", "tcp", "--dport", "53", "-j", "REJECT", "--reject-with", "tcp-reset"},
+		[]string{"-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"},
+		[]string{"-j", "DROP"},
+	)
+	in6 = append(append([][]string{}, trusted...), in6...)
+
 	return []chainSpec{
 		{table: "nat", chain: chainPrerouting, hook: "PREROUTING", jump: []string{"-i", lan, "-j", chainPrerouting}, rules: pre},
 		{table: "filter", chain: chainForward, hook: "FORWARD", jump: []string{"-i", lan, "-j", chainForward}, rules: fwd},
@@ -123,6 +161,7 @@ func (f *Firewall) chainSpecs() []chainSpec {
 				[]string{"-p", "tcp", "-m", "tcp", "--dport", "443", "-j", "REJECT", "--reject-with", "tcp-reset"},
 				[]string{"-j", "DROP"},
 			)},
+		{v6: true, table: "filter", chain: chainInput6, hook: "INPUT", jump: []string{"-i", lan, "-j", chainInput6}, rules: in6},
 	}
 }
 

@@ -31,8 +31,8 @@ type Config struct {
 	GatewayIP    netip.Addr
 	PortalPort   int
 	TLSPort      int // the portal's HTTPS port; 0 when not listening
-	AdminPort    int // dropped from the LAN
-	CoAPort      int // RADIUS dynamic authorisation; 0 when not listening
+	AdminPort    int // dropped from the LAN, over IPv4 and IPv6
+	CoAPort      int // RADIUS dynamic authorisation, dropped like AdminPort; 0 when not listening
 	WalledGarden []netip.Prefix
 	// TrustedMACs pass every one of our chains (staff devices).
 	TrustedMACs []net.HardwareAddr
@@ -108,7 +108,9 @@ func New(cfg Config) (*Firewall, error) {
 	if ipt6, err := iptables.NewWithProtocol(iptables.ProtocolIPv6); err == nil {
 		f.ipt6 = ipt6
 	} else {
-		f.log.Warn("ip6tables not found; IPv6 forwarding from visitors is not blocked by parkportal", "err", err)
+		// Not fatal: a host without IPv6 needs neither chain. One with
+		// IPv6 is left open, so the warning names what is exposed.
+		f.log.Warn("ip6tables not found; parkportal blocks neither IPv6 forwarding from visitors nor their IPv6 access to the gateway (admin console, DAS)", "err", err)
 	}
 	return f, nil
 }
