@@ -408,6 +408,29 @@ func TestRADIUS(t *testing.T) {
 		fr.waitRecord(s3.ID, "Stop", 20*time.Second)
 	})
 
+	t.Run("kill -9 with a visitor online: the restart sends no Accounting-On, the session goes on", func(t *testing.T) {
+		fr.t = t
+		defer func() { fr.t = p.t }()
+		q := *p
+		q.t = t
+		p.login(v4, "55100006")
+		s := q.sessionOf(v4)
+		fr.waitRecord(s.ID, "Start", 20*time.Second)
+		d.cmd.Process.Kill() // no planned-restart mark is left behind
+		d.cmd.Wait()
+		d = p.start(cfg, "--keep-firewall") // lives on for the next subtests
+		if !online(v4) {
+			t.Fatal("the visitor is offline after the restart")
+		}
+		if r := lab.PostForm(v4.NS, portalURL+"logout", map[string]string{"lang": "en"}); r.Code != 200 {
+			t.Fatalf("logout: %d", r.Code)
+		}
+		fr.waitRecord(s.ID, "Stop", 20*time.Second)
+		if n := len(fr.records(s.ID, "Start")); n != 1 {
+			t.Errorf("session %s: %d Start records across the crash, want 1:\n%s", s.ID, n, fr.summary())
+		}
+	})
+
 	t.Run("FreeRADIUS down, daemon restarted: the Stop waits in the queue and arrives", func(t *testing.T) {
 		fr.t = t
 		defer func() { fr.t = p.t }()
@@ -457,7 +480,7 @@ func TestRADIUS(t *testing.T) {
 	// Bug found here (see the commit message): startNAS in
 	// cmd/parkportal/nas.go queues Accounting-On although NewAccounting
 	// already did, so every cold start sends two.
-	t.Run("one Accounting-On per cold start, none after a planned restart", func(t *testing.T) {
+	t.Run("one Accounting-On per cold start, none after a planned restart or a crash", func(t *testing.T) {
 		ons, offs := 0, 0
 		for _, r := range fr.detail() {
 			switch r.Get("Acct-Status-Type") {
@@ -468,7 +491,7 @@ func TestRADIUS(t *testing.T) {
 			}
 		}
 		if ons != 1 || offs != 0 {
-			t.Errorf("Accounting-On %d, Accounting-Off %d for one cold start and one planned restart; want 1 and 0:\n%s", ons, offs, fr.summary())
+			t.Errorf("Accounting-On %d, Accounting-Off %d for one cold start, a planned restart and a crash; want 1 and 0:\n%s", ons, offs, fr.summary())
 		}
 	})
 }

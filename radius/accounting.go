@@ -85,9 +85,10 @@ type AccountingConfig struct {
 	// at commit.
 	DB *bbolt.DB
 	// MaxQueue bounds the queue (default 10000 records, a day of interim
-	// updates for a busy park). When full, the oldest record is dropped
-	// and counted (Dropped): the newest state of a session is worth more
-	// than its oldest, and a Stop carries the session's totals anyway.
+	// updates for a busy park). When full, the oldest Interim-Update is
+	// dropped and counted (Dropped): a later interim or the Stop carries
+	// the session's totals anyway, while a Start or Stop is the session's
+	// record itself. Only a queue of nothing but those loses its oldest.
 	MaxQueue int
 	// RetryMin and RetryMax bound the sender's exponential backoff
 	// between delivery attempts once the Client gave up (1s and 5m).
@@ -95,6 +96,11 @@ type AccountingConfig struct {
 	Logger             *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Continuing says the caller restores sessions from an earlier run
+	// (after a crash, a reboot, any stop): they go on, so no
+	// Accounting-On is sent, since servers take it to mean this NAS has
+	// no sessions and close every one still open for it.
+	Continuing bool
 }
 
 // Accounting reports sessions to the RADIUS accounting servers (RFC 2866).
@@ -176,12 +182,12 @@ func NewAccounting(cfg AccountingConfig) (*Accounting, error) {
 	if err != nil {
 		return nil, fmt.Errorf("radius accounting: opening queue: %w", err)
 	}
-	if !a.resumed {
+	if !a.resumed && !cfg.Continuing {
 		if err := a.enqueueNAS(statusOn); err != nil {
 			return nil, err
 		}
 	}
-	a.log.Info("accounting started", "queued", a.QueueLen(), "resumed_after_restart", a.resumed)
+	a.log.Info("accounting started", "queued", a.QueueLen(), "resumed_after_restart", a.resumed, "sessions_continue", cfg.Continuing)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go a.run(ctx)
@@ -195,6 +201,39 @@ func (a *Accounting) Resumed() bool { return a.resumed }
 
 // QueueLen is the number of records not yet acknowledged by a server.
 func (a *Accounting) QueueLen() int { return int(a.length.Load()) }
+
+// oldestExpendable returns the key of the record to drop from a full
+// queue: the oldest Interim-Update, else the oldest record. Walking the
+// queue costs a scan of at most MaxQueue small records, and only when the
+// server has been away long enough to fill it.
+func oldestExpendable(q *bbolt.Bucket) []byte {
+	c := q.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) > 9 && recordStatus(v[9:]) == statusInterim {
+			return append([]byte(nil), k...)
+		}
+	}
+	if k, _ := c.First(); k != nil {
+		return append([]byte(nil), k...)
+	}
+	return nil
+}
+
+// recordStatus reads Acct-Status-Type from a queued record's attributes
+// (0 when absent or malformed).
+func recordStatus(attrs []byte) uint32 {
+	for len(attrs) >= 2 {
+		t, l := attrs[0], int(attrs[1])
+		if l < 2 || l > len(attrs) {
+			return 0
+		}
+		if rad.Type(t) == attrAcctStatusType && l == 6 {
+			return binary.BigEndian.Uint32(attrs[2:6])
+		}
+		attrs = attrs[l:]
+	}
+	return 0
+}
 
 // Dropped is how many records were discarded because the queue was full,
 // since the database was created.
@@ -361,13 +400,14 @@ func (a *Accounting) enqueue(attrs rad.Attributes, now time.Time) error {
 	defer a.mu.Unlock()
 	err = a.cfg.DB.Update(func(tx *bbolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
-		n := a.length.Load()
-		c := q.Cursor()
-		for k, _ := c.First(); k != nil && n >= int64(a.cfg.MaxQueue); k, _ = c.First() {
-			if err := c.Delete(); err != nil {
+		for n := a.length.Load(); n >= int64(a.cfg.MaxQueue); n-- {
+			k := oldestExpendable(q)
+			if k == nil {
+				break
+			}
+			if err := q.Delete(k); err != nil {
 				return err
 			}
-			n--
 			delta--
 			droppedNow++
 		}

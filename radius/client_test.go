@@ -7,11 +7,13 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	rad "layeh.com/radius"
 )
 
@@ -303,6 +305,74 @@ func TestAccountingOnOffAcrossRestarts(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("status types %v, want %v", got, want)
 		}
+	}
+}
+
+// TestAccountingContinuingSessions: a start that restores sessions (after
+// a crash, when no planned-restart mark was left) sends no Accounting-On,
+// which would make the server close sessions that go on.
+func TestAccountingContinuingSessions(t *testing.T) {
+	srv, statuses := acctRecorder(t)
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	a, err := NewAccounting(AccountingConfig{
+		Client: fastClient(t, srv.addr()), NAS: testNAS, DB: db, Continuing: true,
+		RetryMin: 100 * time.Millisecond, RetryMax: 300 * time.Millisecond, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := a.QueueLen(); n != 0 {
+		t.Errorf("QueueLen = %d after a start with sessions to restore, want 0 (no Accounting-On)", n)
+	}
+	if err := a.Start(testSession); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Close(ctx, CloseOptions{Restarting: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(); len(got) != 1 || got[0] != statusStart {
+		t.Errorf("status types %v, want only the Start", got)
+	}
+}
+
+// TestAccountingQueueDropsInterimsFirst: a full queue gives up the oldest
+// Interim-Update, never a Start or Stop while an interim is left: those
+// are the session's record, the interims only a progress report that the
+// next one (or the Stop) repeats.
+func TestAccountingQueueDropsInterimsFirst(t *testing.T) {
+	dead := "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	a, err := NewAccounting(AccountingConfig{
+		Client: fastClient(t, dead), NAS: testNAS, DB: db, MaxQueue: 4, Continuing: true,
+		RetryMin: time.Hour, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSession
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(a.Start(s))
+	for range 6 {
+		must(a.Interim(s))
+	}
+	must(a.Stop(s, TerminateUserRequest))
+	var got []uint32
+	db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketQueue).ForEach(func(_, v []byte) error {
+			got = append(got, recordStatus(v[9:]))
+			return nil
+		})
+	})
+	want := []uint32{statusStart, statusInterim, statusInterim, statusStop}
+	if !slices.Equal(got, want) || a.Dropped() != 4 {
+		t.Errorf("queue %v (dropped %d), want %v (dropped 4)", got, a.Dropped(), want)
 	}
 }
 

@@ -85,13 +85,20 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 			if err != nil {
 				return nil, fmt.Errorf("radius accounting client: %w", err)
 			}
-			n.acct, err = radius.NewAccounting(radius.AccountingConfig{Client: c, NAS: info, DB: st.DB(), Logger: log})
+			// Sessions outlive the daemon: after any stop, crash or reboot
+			// the active ones in the store are restored and go on, so the
+			// server must keep them open. NewAccounting sends
+			// Accounting-On only when there are none to restore.
+			active, err := st.ActiveSessions()
+			if err != nil {
+				return nil, fmt.Errorf("radius accounting: reading active sessions: %w", err)
+			}
+			n.acct, err = radius.NewAccounting(radius.AccountingConfig{
+				Client: c, NAS: info, DB: st.DB(), Logger: log, Continuing: len(active) > 0,
+			})
 			if err != nil {
 				return nil, fmt.Errorf("radius accounting: %w", err)
 			}
-			// NewAccounting queues Accounting-On itself after a cold start
-			// (and not after a planned restart, when the server still
-			// holds our sessions).
 			mgr.AddObserver(n)
 		}
 		if rc.Authorization {
@@ -283,20 +290,21 @@ func (n *nas) runInterim(ctx context.Context) {
 	}
 }
 
-// close stops the NAS. A planned restart (the firewall state kept) sends
-// no Accounting-Off: the sessions live on.
-func (n *nas) close(restarting bool) {
+// close stops the NAS and sends no Accounting-Off, whether or not the
+// firewall state was kept (keptFirewall): either way the sessions stay
+// active in the store and the next start restores them, so telling the
+// server they ended would be false, and the Start of a restored session
+// is not sent again. Sessions that really end, also while the daemon is
+// down (their expiry passes), get their Stop from the next sweep.
+func (n *nas) close(keptFirewall bool) {
 	if n.das != nil {
 		n.das.Close()
 	}
 	if n.acct != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if !restarting {
-			n.acct.Off()
-		}
-		if err := n.acct.Close(ctx, radius.CloseOptions{Restarting: restarting}); err != nil {
-			n.log.Error("closing accounting", "err", err)
+		if err := n.acct.Close(ctx, radius.CloseOptions{Restarting: true}); err != nil {
+			n.log.Error("closing accounting", "err", err, "firewall_kept", keptFirewall)
 		}
 	}
 }
