@@ -96,8 +96,9 @@ type Radius struct {
 	// Secret (or the file SecretFile) is shared with the servers.
 	Secret, SecretFile string
 	// NASIdentifier defaults to the site id, NASIP to gateway_ip;
-	// CalledStationID is sent as Called-Station-Id (e.g. the LAN MAC and
-	// ":SSID", as CoovaChilli does).
+	// CalledStationID is sent as Called-Station-Id: empty means the LAN
+	// interface's MAC (AA-BB-CC-DD-EE-FF), ":SSID" that MAC and the SSID,
+	// as CoovaChilli does; anything else is sent as it is.
 	NASIdentifier   string
 	NASIP           netip.Addr
 	CalledStationID string

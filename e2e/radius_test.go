@@ -203,6 +203,8 @@ func TestRADIUS(t *testing.T) {
 			"NAS-IP-Address":     lab.GatewayLAN.String(),
 			"Acct-Session-Id":    s1.ID,
 			"Class":              "0x6532652d706c616e", // "e2e-plan", echoed from Access-Accept
+			// The gateway's LAN MAC, by default (called_station_id unset).
+			"Called-Station-Id": gatewayLANMAC(t, p),
 		}
 		for name, w := range want {
 			if got := start.Get(name); got != w {
@@ -502,4 +504,14 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// gatewayLANMAC is the gateway's LAN interface MAC as AA-BB-CC-DD-EE-FF.
+func gatewayLANMAC(t *testing.T, p *testPark) string {
+	t.Helper()
+	out, err := p.gw("cat", "/sys/class/net/"+lab.LANIface+"/address")
+	if err != nil {
+		t.Fatalf("reading the gateway's LAN MAC: %v: %s", err, out)
+	}
+	return macDashes(strings.TrimSpace(out))
 }

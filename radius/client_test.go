@@ -491,3 +491,19 @@ func TestSilentServerPastDeadline(t *testing.T) {
 		t.Errorf("cancelled: err = %v, want context.Canceled only", err)
 	}
 }
+
+func TestCalledStationID(t *testing.T) {
+	mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x53, 0x01}
+	for _, tc := range []struct{ configured, want string }{
+		{"", "02-00-5E-00-53-01"},
+		{":ParkWiFi", "02-00-5E-00-53-01:ParkWiFi"},
+		{"AA-BB-CC-DD-EE-FF:Other", "AA-BB-CC-DD-EE-FF:Other"},
+	} {
+		if got := CalledStationID(mac, tc.configured); got != tc.want {
+			t.Errorf("CalledStationID(%q) = %q, want %q", tc.configured, got, tc.want)
+		}
+	}
+	if got := CalledStationID(nil, ":ParkWiFi"); got != "" {
+		t.Errorf("without a MAC: %q, want none", got)
+	}
+}

@@ -196,6 +196,21 @@ func encodeSigned(p *rad.Packet) ([]byte, error) {
 
 // formatMAC renders a MAC the way RFC 3580 §3.21 recommends for
 // Calling-Station-Id: upper-case hex pairs separated by dashes.
+// CalledStationID is the Called-Station-Id a gateway sends, as
+// CoovaChilli does: its LAN MAC as AA-BB-CC-DD-EE-FF, followed by
+// configured when that starts with ':' (":ParkWiFi" names the SSID). Any
+// other non-empty configured value is sent as it is. Without a MAC the
+// attribute is left out ("").
+func CalledStationID(gateway net.HardwareAddr, configured string) string {
+	if configured != "" && !strings.HasPrefix(configured, ":") {
+		return configured
+	}
+	if len(gateway) == 0 {
+		return ""
+	}
+	return formatMAC(gateway) + configured
+}
+
 func formatMAC(mac net.HardwareAddr) string {
 	var sb strings.Builder
 	for i, c := range mac {

@@ -58,7 +58,11 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 	if !ip.IsValid() {
 		ip = cfg.GatewayIP
 	}
-	info := radius.NAS{Identifier: id, IP: ip, CalledStationID: rc.CalledStationID}
+	var lanMAC net.HardwareAddr
+	if ifc, err := net.InterfaceByName(cfg.LANIface); err == nil {
+		lanMAC = ifc.HardwareAddr
+	}
+	info := radius.NAS{Identifier: id, IP: ip, CalledStationID: radius.CalledStationID(lanMAC, rc.CalledStationID)}
 	n.info = info
 
 	if rc.Secret != "" || rc.SecretFile != "" || os.Getenv("PARKPORTAL_RADIUS_SECRET") != "" {
