@@ -157,6 +157,10 @@ type Decision struct {
 	Allowed    bool
 	Reason     Reason
 	RetryAfter time.Duration
+	// Reserved is the time ReserveSMS recorded an allowed SMS under
+	// (zero otherwise). It names that one reservation, so ReleaseSMS can
+	// give back exactly it and not a concurrent request's.
+	Reserved time.Time
 }
 
 // Bucket names. All ours start with limits_; the layout version lives in
@@ -235,9 +239,11 @@ func deviceKey(mac string) string { return strings.ToLower(strings.TrimSpace(mac
 // two concurrent requests cannot both take the last slot. An empty mac
 // (a client we only know by IP) skips the per-device limit.
 //
-// Call it before sending, and do not give the slot back if sending fails:
-// a failed send may still have cost money, and an attacker must not be
-// able to retry for free.
+// Call it before sending. If the send fails, give the slot back with
+// ReleaseSMS only when no message can have gone out (see there); a send
+// that may have reached the provider stays counted, because it may have
+// cost money and reached a phone, and an attacker must not be able to
+// retry for free.
 func (l *Limiter) ReserveSMS(phone, mac string) (Decision, error) {
 	if phone == "" {
 		return Decision{}, errors.New("reserving SMS: empty phone number")
@@ -275,7 +281,7 @@ func (l *Limiter) ReserveSMS(phone, mac string) (Decision, error) {
 			return nil
 		}
 
-		d = Decision{Allowed: true}
+		d = Decision{Allowed: true, Reserved: now}
 		if err := nb.Put([]byte(phone), encodeTimes(keepLast(append(numTimes, now), max(l.cfg.SMSPerNumber, 1)))); err != nil {
 			return err
 		}
@@ -293,6 +299,72 @@ func (l *Limiter) ReserveSMS(phone, mac string) (Decision, error) {
 		return Decision{}, fmt.Errorf("reserving SMS: %w", err)
 	}
 	return d, nil
+}
+
+// ReleaseSMS gives back the slot an allowed ReserveSMS took for phone and
+// mac; reserved is that decision's Reserved. It removes that one send
+// from the number's and the device's records (so neither the caps nor
+// the resend gap count it) and takes it off the day's budget, in one
+// transaction, persisted like the reservation.
+//
+// Call it only when the message certainly did not go out: the request
+// never reached the provider, or the provider refused it. A visitor whose
+// SMS failed for a reason of ours or the provider's would otherwise be
+// told "we just sent a code, wait" for a code that never came, and lose
+// a third of their hourly allowance per outage.
+//
+// Releasing twice, or a reservation already pruned, changes nothing:
+// only a send still on record comes off the day's count.
+func (l *Limiter) ReleaseSMS(phone, mac string, reserved time.Time) error {
+	if phone == "" || reserved.IsZero() {
+		return nil
+	}
+	mac = deviceKey(mac)
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		found, err := removeTime(tx.Bucket(bucketSMSNumber), []byte(phone), reserved)
+		if err != nil {
+			return err
+		}
+		if mac != "" {
+			devFound, err := removeTime(tx.Bucket(bucketSMSDevice), []byte(mac), reserved)
+			if err != nil {
+				return err
+			}
+			found = found || devFound
+		}
+		if !found {
+			return nil
+		}
+		day := tx.Bucket(bucketSMSDay)
+		dayKey := []byte(reserved.In(l.cfg.Location).Format(time.DateOnly))
+		if used := getUint(day.Get(dayKey)); used > 0 {
+			return day.Put(dayKey, binary.BigEndian.AppendUint64(nil, used-1))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("releasing SMS: %w", err)
+	}
+	return nil
+}
+
+// removeTime deletes one record of exactly t from the send times stored
+// under key, reporting whether it was there. Other times are kept as
+// stored; pruning is the sweep's job.
+func removeTime(b *bolt.Bucket, key []byte, t time.Time) (bool, error) {
+	v := b.Get(key)
+	want := uint64(t.UnixNano())
+	for i := 0; i+8 <= len(v); i += 8 {
+		if binary.BigEndian.Uint64(v[i:]) != want {
+			continue
+		}
+		rest := append(slices.Clone(v[:i]), v[i+8:]...)
+		if len(rest) == 0 {
+			return true, b.Delete(key)
+		}
+		return true, b.Put(key, rest)
+	}
+	return false, nil
 }
 
 // windowFull reports whether times (sorted, all inside the window) already

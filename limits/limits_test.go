@@ -64,6 +64,9 @@ func runSteps(t *testing.T, l *Limiter, c *fake.Clock, steps []step) {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		want := Decision{Allowed: s.allowed, Reason: s.reason, RetryAfter: s.retryAfter}
+		if s.allowed {
+			want.Reserved = c.Now()
+		}
 		if d != want {
 			t.Errorf("step %d (%s, %s): got %+v, want %+v", i, s.phone, s.mac, d, want)
 		}
@@ -193,6 +196,93 @@ func TestReserveSMSConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := allowed.Load(); n != 3 {
 		t.Errorf("%d concurrent reservations allowed, want 3", n)
+	}
+}
+
+// TestReleaseSMS: a send that never went out gives its slot back, for
+// the number, the device, the resend gap and the day's budget, and the
+// release is as durable as the reservation.
+func TestReleaseSMS(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "park.db")
+	c := newClock()
+	cfg := Config{Location: qatar}
+	db := openDB(t, path)
+	l, err := Open(db, cfg, c.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(what, phone, mac string) Decision {
+		t.Helper()
+		d, err := l.ReserveSMS(phone, mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Allowed || !d.Reserved.Equal(c.Now()) {
+			t.Fatalf("%s: %+v, want allowed and reserved now", what, d)
+		}
+		return d
+	}
+	release := func(phone, mac string, d Decision) {
+		t.Helper()
+		if err := l.ReleaseSMS(phone, mac, d.Reserved); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Five failed sends in a row, each retried at once: none is held
+	// against the visitor, neither by the resend gap nor by the caps.
+	for i := range 5 {
+		d := reserve(fmt.Sprintf("failed send %d", i), num1, mac1)
+		release(num1, mac1, d)
+		c.Advance(5 * time.Second)
+	}
+	if used, _ := l.SMSUsedToday(); used != 0 {
+		t.Errorf("after five released sends SMSUsedToday = %d, want 0", used)
+	}
+	reserve("first real send", num1, mac1)
+
+	// Releasing one reservation leaves the others alone: mac1 asks for
+	// num2 a minute later; giving that back keeps num1's send on mac1's
+	// record, and releasing it again changes nothing.
+	c.Advance(time.Minute)
+	other := reserve("other number", num2, mac1)
+	release(num2, mac1, other)
+	release(num2, mac1, other)
+	if used, _ := l.SMSUsedToday(); used != 1 {
+		t.Errorf("SMSUsedToday = %d, want 1 (the first real send)", used)
+	}
+	if n := storedTimes(t, db, bucketSMSDevice, mac1); n != 1 {
+		t.Errorf("mac1 has %d sends on record, want 1", n)
+	}
+	if n := storedTimes(t, db, bucketSMSNumber, num2); n != 0 {
+		t.Errorf("num2 has %d sends on record, want 0", n)
+	}
+	// A zero reservation (a refused decision) is no reservation.
+	if err := l.ReleaseSMS(num1, mac1, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	reserve("second real send", num1, mac2)
+
+	// Survives a restart: the released sends stay released.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, path)
+	defer db.Close()
+	if l, err = Open(db, cfg, c.Now); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := l.SMSUsedToday(); used != 2 {
+		t.Errorf("after restart SMSUsedToday = %d, want 2", used)
+	}
+	// num1 has had two real sends; a third is allowed once the gap has
+	// passed, a fourth is refused by the cap.
+	c.Advance(time.Minute)
+	reserve("third real send", num1, mac1)
+	c.Advance(time.Minute)
+	if d, _ := l.ReserveSMS(num1, mac1); d.Allowed || d.Reason != PerNumber {
+		t.Errorf("fourth real send within the hour: %+v, want PerNumber", d)
 	}
 }
 
@@ -372,6 +462,17 @@ func TestClockJumpBack(t *testing.T) {
 	if w, _ := l.PINWait(num1, mac1); w != 0 {
 		t.Errorf("after the clock stepped back: PINWait %v", w)
 	}
+}
+
+// storedTimes returns how many send times bucket holds under key.
+func storedTimes(t *testing.T, db *bolt.DB, bucket []byte, key string) int {
+	t.Helper()
+	n := 0
+	db.View(func(tx *bolt.Tx) error {
+		n = len(tx.Bucket(bucket).Get([]byte(key))) / 8
+		return nil
+	})
+	return n
 }
 
 func bucketKeys(t *testing.T, db *bolt.DB, name []byte) int {

@@ -22,6 +22,20 @@ import (
 	"github.com/parkwifi/parkportal/store"
 )
 
+// The reason labels the portal passes, created at zero so that an alert
+// on a rate sees 0 rather than "no data". They are the portal's problem
+// codes and limits.Reason names; the portal's tests check that every
+// reason it passes is listed here.
+var (
+	// SMSRefusedReasons: a number the site does not take, or an SMS cap.
+	SMSRefusedReasons = []string{"malformed-number", "number-not-allowed", "per-number", "per-device", "site-budget", "resend-gap"}
+	// SMSFailedReasons: the provider did not take the message, for now
+	// or for good.
+	SMSFailedReasons = []string{"sms-unavailable", "sms-undeliverable"}
+	// PINRefusedReasons: a PIN try refused before it was checked.
+	PINRefusedReasons = []string{"pin-backoff"}
+)
+
 // SampleEvery is the dashboard's chart resolution; 288 samples are 24 h.
 const (
 	SampleEvery = 5 * time.Minute
@@ -71,6 +85,7 @@ type Metrics struct {
 
 	logins     prometheus.Counter
 	pinFail    *prometheus.CounterVec
+	pinRefused *prometheus.CounterVec
 	smsSent    prometheus.Counter
 	smsFailed  *prometheus.CounterVec
 	smsRefused *prometheus.CounterVec
@@ -106,17 +121,27 @@ func New(site string, online func() int, now func() time.Time) *Metrics {
 	m.pinFail = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_pin_failures_total", Help: "PIN entries that did not log in, by outcome (wrong, exhausted, expired, none).", ConstLabels: constLabels}, []string{"outcome"})
 	m.smsSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "parkportal_sms_sent_total", Help: "PIN messages accepted by the SMS provider.", ConstLabels: constLabels})
 	m.smsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_sms_failed_total", Help: "PIN messages the provider did not take, by error class.", ConstLabels: constLabels}, []string{"reason"})
-	m.smsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_sms_refused_total", Help: "PIN messages parkportal refused to send, by reason (number_cap, device_cap, daily_budget, prefix).", ConstLabels: constLabels}, []string{"reason"})
+	m.pinRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_pin_refused_total", Help: "PIN entries refused before they were checked, by reason (pin-backoff: too many wrong PINs from this number or device).", ConstLabels: constLabels}, []string{"reason"})
+	m.smsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_sms_refused_total", Help: "PIN messages parkportal refused to send, by reason (malformed-number, number-not-allowed, per-number, per-device, site-budget, resend-gap).", ConstLabels: constLabels}, []string{"reason"})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "parkportal_firewall_repairs_total", Help: "Kernel state repaired by resync (chains, set entries, classes).", ConstLabels: constLabels})
 	m.radiusQ = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_queue_length", Help: "RADIUS accounting records waiting to be delivered.", ConstLabels: constLabels})
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_visitor_bytes_total", Help: "Bytes carried for visitors, by direction.", ConstLabels: constLabels}, []string{"direction"})
 	onlineGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parkportal_visitors_online", Help: "Visitors with an active session.", ConstLabels: constLabels}, func() float64 { return float64(m.online()) })
-	m.reg.MustRegister(m.logins, m.pinFail, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.bytes, onlineGauge,
+	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.bytes, onlineGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the labelled series visible at zero, so dashboards and alerts
 	// do not see "no data" before the first event.
 	for _, o := range []string{"wrong", "exhausted", "expired", "none"} {
 		m.pinFail.WithLabelValues(o)
+	}
+	for _, r := range PINRefusedReasons {
+		m.pinRefused.WithLabelValues(r)
+	}
+	for _, r := range SMSRefusedReasons {
+		m.smsRefused.WithLabelValues(r)
+	}
+	for _, r := range SMSFailedReasons {
+		m.smsFailed.WithLabelValues(r)
 	}
 	for _, d := range []string{"down", "up"} {
 		m.bytes.WithLabelValues(d)
@@ -168,6 +193,13 @@ func (m *Metrics) PINAccepted() { m.count(func() { m.today.PINOK++ }) }
 func (m *Metrics) PINFailed(outcome string) {
 	m.pinFail.WithLabelValues(outcome).Inc()
 	m.count(func() { m.today.PINFailed++ })
+}
+
+// PINRefused counts a PIN try refused before it was checked, by reason
+// (pin-backoff). It is not a PIN failure: nothing was checked, so it
+// stays out of the dashboard's success rate.
+func (m *Metrics) PINRefused(reason string) {
+	m.pinRefused.WithLabelValues(reason).Inc()
 }
 
 // SMSSent counts a PIN message the provider accepted.

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,6 +120,7 @@ type fakeLimits struct {
 	sms, pin limits.Decision // returned when not Allowed-zero
 	err      error
 	resets   int
+	released int
 }
 
 func (l *fakeLimits) decide(d limits.Decision) (limits.Decision, error) {
@@ -134,6 +137,13 @@ func (l *fakeLimits) ReserveSMS(phone, mac string) (limits.Decision, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.decide(l.sms)
+}
+
+func (l *fakeLimits) ReleaseSMS(phone, mac string, reserved time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.released++
+	return nil
 }
 
 func (l *fakeLimits) TryPIN(phone, mac string) (limits.Decision, error) {
@@ -153,6 +163,32 @@ func (l *fakeLimits) set(fn func(*fakeLimits)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fn(l)
+}
+
+// fakeEvents records the login flow's events as "kind reason" lines.
+type fakeEvents struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (e *fakeEvents) add(kind, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, strings.TrimSpace(kind+" "+reason))
+}
+
+func (e *fakeEvents) SMSSent()                 { e.add("sms-sent", "") }
+func (e *fakeEvents) SMSFailed(reason string)  { e.add("sms-failed", reason) }
+func (e *fakeEvents) SMSRefused(reason string) { e.add("sms-refused", reason) }
+func (e *fakeEvents) PINAccepted()             { e.add("pin-accepted", "") }
+func (e *fakeEvents) PINFailed(outcome string) { e.add("pin-failed", outcome) }
+func (e *fakeEvents) PINRefused(reason string) { e.add("pin-refused", reason) }
+
+// events returns the events so far.
+func (e *fakeEvents) events() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.got)
 }
 
 // fakeAuth answers Authorize with grant and err.
@@ -213,6 +249,7 @@ type park struct {
 	neigh *fakeNeigh
 	sms   *fakeSMS
 	lim   *fakeLimits
+	ev    *fakeEvents
 	clock *fake.Clock
 	log   *syncBuffer
 }
@@ -237,6 +274,7 @@ func newParkWith(tb testing.TB, auth Authorizer, edit func(*Options), visitors .
 		neigh: &fakeNeigh{macs: map[netip.Addr]net.HardwareAddr{}, inUse: map[string]bool{}},
 		sms:   &fakeSMS{},
 		lim:   &fakeLimits{},
+		ev:    &fakeEvents{},
 		clock: fake.NewClock(time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)),
 		log:   &syncBuffer{},
 	}
@@ -270,7 +308,7 @@ func newParkWith(tb testing.TB, auth Authorizer, edit func(*Options), visitors .
 			PINTTL: 5 * time.Minute, PINMaxTries: 5, PrivacyURL: "http://198.51.100.1:2050/static/privacy.html",
 		},
 		Addr:     netip.MustParseAddrPort(portalHost),
-		Sessions: p.mgr, Store: st, SMS: p.sms, Neigh: p.neigh, Limits: p.lim, Auth: auth,
+		Sessions: p.mgr, Store: st, SMS: p.sms, Neigh: p.neigh, Limits: p.lim, Auth: auth, Events: p.ev,
 		PINKey: bytes.Repeat([]byte{7}, 32),
 		Rand:   rand.NewChaCha8(seed),
 		Now:    p.clock.Now,

@@ -2,7 +2,9 @@ package portal
 
 import (
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,11 +23,13 @@ const (
 type texts struct {
 	Lang, Dir, OtherLang, OtherName                string
 	Title, Welcome, Intro                          string
+	Free, FreeAt                                   string
+	Kbit, Mbit, Gbit, Speed                        string
 	PhoneLabel, PhoneHint, SendPIN                 string
 	PrivacyTitle, Privacy, PrivacyMore             string
 	PINTitle, PINSentTo, PINLabel, PINHint, Verify string
 	Resend, ChangeNumber                           string
-	AcceptTerms, TermsLink                         string
+	AcceptTerms, TermsLink, TermsTitle, Back       string
 	ConnectedTitle, Connected, TimeLeft, Logout    string
 	LoggedOut, Start                               string
 	Hours, Minutes                                 string
@@ -35,14 +39,16 @@ type texts struct {
 var textsByLang = map[string]*texts{
 	langAR: {
 		Lang: "ar", Dir: "rtl", OtherLang: "en", OtherName: "English",
-		Title: "إنترنت الحدائق", Welcome: "أهلاً بك في", Intro: "إنترنت مجاني بسرعة 8 ميغابت في الثانية. أدخل رقم هاتفك الجوال لتصلك رسالة برمز الدخول.",
+		Title: "إنترنت الحدائق", Welcome: "أهلاً بك في", Intro: "أدخل رقم هاتفك الجوال لتصلك رسالة برمز الدخول.",
+		Free: "إنترنت مجاني.", FreeAt: "إنترنت مجاني بسرعة %s.",
+		Kbit: "كيلوبت في الثانية", Mbit: "ميغابت في الثانية", Gbit: "غيغابت في الثانية", Speed: "السرعة",
 		PhoneLabel: "رقم الجوال", PhoneHint: "مثال: 33123456", SendPIN: "أرسل رمز الدخول",
 		PrivacyTitle: "خصوصيتك",
 		Privacy:      "نحفظ رقم هاتفك وعنوان جهازك وأوقات اتصالك لتشغيل الخدمة وأمنها وفق قانون حماية البيانات الشخصية، ولا نشاركها لأغراض تجارية. بمتابعتك توافق على ذلك.",
 		PrivacyMore:  "سياسة الخصوصية الكاملة",
 		PINTitle:     "أدخل رمز الدخول", PINSentTo: "أرسلنا رمزاً من 6 أرقام إلى", PINLabel: "رمز الدخول", PINHint: "6 أرقام",
 		Verify: "اتصل", Resend: "أرسل رمزاً جديداً", ChangeNumber: "تغيير الرقم",
-		AcceptTerms: "أوافق على شروط الاستخدام", TermsLink: "اقرأ الشروط",
+		AcceptTerms: "أوافق على شروط الاستخدام", TermsLink: "اقرأ الشروط", TermsTitle: "شروط الاستخدام", Back: "العودة إلى صفحة الدخول",
 		ConnectedTitle: "أنت متصل", Connected: "تم الاتصال بالإنترنت. استمتع بوقتك في الحديقة.", TimeLeft: "الوقت المتبقي",
 		Logout: "تسجيل الخروج", LoggedOut: "تم تسجيل خروجك.", Start: "البداية",
 		Hours: "ساعة", Minutes: "دقيقة",
@@ -50,14 +56,16 @@ var textsByLang = map[string]*texts{
 	},
 	langEN: {
 		Lang: "en", Dir: "ltr", OtherLang: "ar", OtherName: "العربية",
-		Title: "Park Wi-Fi", Welcome: "Welcome to", Intro: "Free Internet at 8 Mbit/s. Enter your mobile number and we will text you a login code.",
+		Title: "Park Wi-Fi", Welcome: "Welcome to", Intro: "Enter your mobile number and we will text you a login code.",
+		Free: "Free Internet.", FreeAt: "Free Internet at %s.",
+		Kbit: "kbit/s", Mbit: "Mbit/s", Gbit: "Gbit/s", Speed: "Speed",
 		PhoneLabel: "Mobile number", PhoneHint: "e.g. 33123456", SendPIN: "Send login code",
 		PrivacyTitle: "Your privacy",
 		Privacy:      "We keep your phone number, your device's address and your connection times to run and secure this service, as the personal data protection law requires, and never share them for marketing. By continuing you agree to this.",
 		PrivacyMore:  "Full privacy notice",
 		PINTitle:     "Enter your login code", PINSentTo: "We sent a 6-digit code to", PINLabel: "Login code", PINHint: "6 digits",
 		Verify: "Connect", Resend: "Send a new code", ChangeNumber: "Change number",
-		AcceptTerms: "I accept the terms of use", TermsLink: "Read the terms",
+		AcceptTerms: "I accept the terms of use", TermsLink: "Read the terms", TermsTitle: "Terms of use", Back: "Back to sign-in",
 		ConnectedTitle: "You are online", Connected: "You are connected to the Internet. Enjoy the park.", TimeLeft: "Time left",
 		Logout: "Log out", LoggedOut: "You have logged out.", Start: "Start",
 		Hours: "h", Minutes: "min",
@@ -187,4 +195,21 @@ func limited(d limits.Decision) *problem {
 		p.EN = "Please try again in " + en + "."
 	}
 	return p
+}
+
+// formatRate renders a rate in bit/s the way the visitor's page words it:
+// "8 Mbit/s", "8 ميغابت في الثانية". Digits stay Latin in both languages,
+// as everywhere else on the pages (PIN hint, data used, time left), and
+// a fraction keeps one decimal ("1.5 Mbit/s"). Units are decimal, as in
+// the rates staff set ("8mbit" is 8,000,000 bit/s).
+func formatRate(bps uint64, t *texts) string {
+	unit, div := t.Kbit, 1e3
+	switch {
+	case bps >= 1e9:
+		unit, div = t.Gbit, 1e9
+	case bps >= 1e6:
+		unit, div = t.Mbit, 1e6
+	}
+	n := strconv.FormatFloat(math.Round(float64(bps)/div*10)/10, 'f', -1, 64)
+	return n + " " + unit
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,9 +43,11 @@ type Neighbors interface {
 }
 
 // Limiter guards SMS sending and PIN guessing; *limits.Limiter
-// implements it.
+// implements it. ReleaseSMS gives back a reservation (the allowed
+// decision's Reserved) whose message certainly did not go out.
 type Limiter interface {
 	ReserveSMS(phone, mac string) (limits.Decision, error)
+	ReleaseSMS(phone, mac string, reserved time.Time) error
 	TryPIN(phone, mac string) (limits.Decision, error)
 	ResetPIN(phone, mac string) error
 }
@@ -75,9 +78,17 @@ type Site struct {
 	// venue-info-url (RFC 8908); optional.
 	VenueURL string
 	// RequireTerms makes visitors tick "I accept the terms of use"
-	// (linked to TermsURL) before a PIN is sent.
+	// before a PIN is sent. The box links to TermsURL when set, else to
+	// our own terms page (/terms) showing TermsAR or TermsEN, the text
+	// staff wrote; with neither, the link is left out.
 	RequireTerms bool
 	TermsURL     string
+	// TermsAR and TermsEN are the terms of use as plain text (blank
+	// lines separate paragraphs); html/template escapes them.
+	TermsAR, TermsEN string
+	// RateDown is the site's download rate for a visitor in bit/s, as
+	// staff last set it; the splash page states it (0: no figure).
+	RateDown uint64
 	// RetentionDays is how long session records (phone numbers) are
 	// kept; the privacy notice says so.
 	RetentionDays int
@@ -146,7 +157,7 @@ func New(o Options) (*Server, error) {
 	if o.TLSHost != "" {
 		s.hosts[o.TLSHost] = true
 	}
-	for _, name := range []string{"splash", "pin", "status"} {
+	for _, name := range []string{"splash", "pin", "status", "terms"} {
 		t, err := template.ParseFS(webFS, "web/layout.html", "web/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s page: %w", name, err)
@@ -164,8 +175,9 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /pin", s.handlePIN)
 	mux.HandleFunc("POST /cancel", s.handleCancel)
 	mux.HandleFunc("POST /logout", s.handleLogout)
+	mux.HandleFunc("GET /terms", s.handleTerms)
 	mux.Handle("GET /static/", static.Handler("/static/", assets, "public, max-age=3600"))
-	mux.HandleFunc("/", s.redirectToPortal)
+	mux.HandleFunc("/", s.handleOther)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, pickLang(r), "splash", errCrossOrigin)
@@ -211,13 +223,19 @@ func (s *Server) SetLimits(l Limiter) {
 // SetEvents sets who hears the login flow's events.
 func (s *Server) SetEvents(e Events) { s.events = e }
 
-// Events hears what happens in the login flow, for metrics.
+// Events hears what happens in the login flow, for metrics. The reasons
+// passed are stable names: SMSFailed gets a problem code
+// (sms-unavailable, sms-undeliverable); SMSRefused a problem code
+// (malformed-number, number-not-allowed) or a limits.Reason (per-number,
+// per-device, site-budget, resend-gap); PINRefused a limits.Reason
+// (pin-backoff), for a PIN try refused before it was checked.
 type Events interface {
 	SMSSent()
 	SMSFailed(reason string)
 	SMSRefused(reason string)
 	PINAccepted()
 	PINFailed(outcome string)
+	PINRefused(reason string)
 }
 
 type noEvents struct{}
@@ -227,6 +245,7 @@ func (noEvents) SMSFailed(string)  {}
 func (noEvents) SMSRefused(string) {}
 func (noEvents) PINAccepted()      {}
 func (noEvents) PINFailed(string)  {}
+func (noEvents) PINRefused(string) {}
 
 // PortalURL is the address of the splash page: HTTPS when the site has a
 // certificate, so phones show a padlock and RFC 8908 clients accept it.
@@ -269,34 +288,78 @@ func (s *Server) redirectToPortal(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.PortalURL(), http.StatusFound)
 }
 
+// handleOther answers any other path on our own host with the splash
+// page's address. A valid ?lang= is honoured on the way: pages served
+// in reply to a form (POST /pin, /sms, /logout) used to carry a relative
+// switch link, so a page a visitor kept open may still ask for
+// /pin?lang=en; they get the language they asked for. The Location is
+// one of a fixed few, never built from the request.
+func (s *Server) handleOther(w http.ResponseWriter, r *http.Request) {
+	if q := r.URL.Query().Get("lang"); q == langAR || q == langEN {
+		setLangCookie(w, q)
+		http.Redirect(w, r, s.PortalURL()+"?lang="+q, http.StatusFound)
+		return
+	}
+	s.redirectToPortal(w, r)
+}
+
 // view is the data every page template gets.
 type view struct {
-	T            *texts
-	SiteName     string
-	PrivacyURL   string
+	T          *texts
+	SiteName   string
+	PrivacyURL string
+	// SwitchURL is the language switch's link: an absolute path with
+	// ?lang=, since a page may be the answer to a form post (/pin,
+	// /sms, /logout) and a relative "?lang=" would point at that form's
+	// address.
+	SwitchURL    string
 	RequireTerms bool
-	TermsURL     string
-	Problem      *problem
-	Notice       string
-	Phone        string // as shown to the visitor
-	PhoneE164    string
-	Remaining    string
-	SecondsLeft  int
+	// TermsHref is where "read the terms" goes: TermsURL, else our
+	// terms page when staff wrote terms, else "" (no link).
+	TermsHref string
+	// Offer is the splash page's opening line, with the site's rate.
+	Offer       string
+	Problem     *problem
+	Notice      string
+	Phone       string // as shown to the visitor
+	PhoneE164   string
+	Remaining   string
+	SecondsLeft int
 	// DataUsed is the session's traffic so far; RetentionNote says how
 	// long session records are kept (Qatar's data protection law asks
 	// for notice of it).
 	DataUsed      string
 	RetentionNote string
+	// Speed is the session's own download rate (a RADIUS plan or staff
+	// may have set it apart from the site's), "" when unknown.
+	Speed string
+	// Terms are the paragraphs of the terms page; TermsLang and
+	// TermsDir are set when they are in the other language (staff
+	// wrote only that one).
+	Terms               []string
+	TermsLang, TermsDir string
 }
 
 func (s *Server) newView(lang string) *view {
-	v := &view{T: textsByLang[lang], SiteName: s.site().NameAR, PrivacyURL: s.site().PrivacyURL,
-		RequireTerms: s.site().RequireTerms, TermsURL: s.site().TermsURL}
-	if d := s.site().RetentionDays; d > 0 {
+	site := s.site()
+	v := &view{T: textsByLang[lang], SiteName: site.NameAR, PrivacyURL: site.PrivacyURL,
+		RequireTerms: site.RequireTerms}
+	v.SwitchURL = "/?lang=" + v.T.OtherLang
+	switch {
+	case site.TermsURL != "":
+		v.TermsHref = site.TermsURL
+	case strings.TrimSpace(site.TermsAR+site.TermsEN) != "":
+		v.TermsHref = "/terms?lang=" + v.T.Lang
+	}
+	v.Offer = v.T.Free
+	if site.RateDown > 0 {
+		v.Offer = fmt.Sprintf(v.T.FreeAt, formatRate(site.RateDown, v.T))
+	}
+	if d := site.RetentionDays; d > 0 {
 		v.RetentionNote = fmt.Sprintf(v.T.Retention, d)
 	}
 	if lang == langEN {
-		v.SiteName = s.site().NameEN
+		v.SiteName = site.NameEN
 	}
 	return v
 }
@@ -331,9 +394,15 @@ func (s *Server) language(w http.ResponseWriter, r *http.Request) string {
 		lang = f
 	}
 	if q := r.URL.Query().Get("lang"); q == langAR || q == langEN {
-		http.SetCookie(w, &http.Cookie{Name: "lang", Value: q, Path: "/", MaxAge: 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		setLangCookie(w, q)
 	}
 	return lang
+}
+
+// setLangCookie remembers an explicit language choice (lang is langAR or
+// langEN) for a day, on every path of the portal.
+func setLangCookie(w http.ResponseWriter, lang string) {
+	http.SetCookie(w, &http.Cookie{Name: "lang", Value: lang, Path: "/", MaxAge: 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 // device identifies the requesting device by its source address and the
@@ -421,6 +490,9 @@ func (s *Server) renderStatus(w http.ResponseWriter, lang string, sess *store.Se
 	v.Remaining = formatRemaining(left, v.T)
 	s.o.Sessions.Fill(sess)
 	v.DataUsed = formatBytes(sess.BytesDown + sess.BytesUp)
+	if sess.RateDown > 0 {
+		v.Speed = formatRate(sess.RateDown, v.T)
+	}
 	s.render(w, http.StatusOK, "status", v)
 }
 
@@ -476,7 +548,8 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		s.render(w, p.Status, "splash", v)
 		return
 	}
-	d, err := s.limits().ReserveSMS(e164, mac.String())
+	lim := s.limits()
+	d, err := lim.ReserveSMS(e164, mac.String())
 	if err != nil {
 		s.o.Logger.Error("checking SMS limits", "err", err)
 		s.fail(w, lang, "splash", errInternal)
@@ -491,11 +564,31 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		s.render(w, v.Problem.Status, "splash", v)
 		return
 	}
+	// From here on, every way out on which no message went out gives
+	// the slot back: the visitor did not get a code and must be able to
+	// ask again at once, without it counting against their allowance.
+	release := func() {
+		if err := lim.ReleaseSMS(e164, mac.String(), d.Reserved); err != nil {
+			s.o.Logger.Error("giving back an unused SMS allowance", "to", maskPhone(e164), "err", err)
+		}
+	}
 	code, err := pin.Generate(s.o.Rand)
 	if err != nil {
 		s.o.Logger.Error("generating PIN", "err", err)
+		release()
 		s.fail(w, lang, "splash", errInternal)
 		return
+	}
+	// A resend replaces the earlier PIN, but only once the new one is
+	// on its way: keep the earlier one to put back if sending fails, so
+	// a visitor who taps "resend" during an outage can still use the
+	// code already on their phone (with the tries it has left).
+	prev, err := s.o.Store.Pending(mac.String())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.o.Logger.Error("reading pending PIN", "mac", mac.String(), "err", err)
+		}
+		prev = nil
 	}
 	now := s.o.Now()
 	pending := &store.Pending{
@@ -504,9 +597,9 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		Created: now, Expires: now.Add(s.site().PINTTL),
 	}
 	// Stored before sending: a PIN the visitor receives always exists.
-	// A resend replaces the earlier PIN.
 	if err := s.o.Store.PutPending(pending); err != nil {
 		s.o.Logger.Error("storing pending PIN", "mac", mac.String(), "err", err)
+		release()
 		s.fail(w, lang, "splash", errInternal)
 		return
 	}
@@ -514,7 +607,19 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	body := s.smsText(lang, code)
 	if err := s.o.SMS.Send(ctx, sms.Message{To: e164, Body: body}); err != nil {
-		s.o.Store.DeletePending(mac.String())
+		if prev != nil {
+			s.restorePending(prev)
+		} else if err := s.o.Store.DeletePending(mac.String()); err != nil {
+			s.o.Logger.Error("deleting unsent PIN", "mac", mac.String(), "err", err)
+		}
+		// Only a message that certainly did not go out is given back
+		// (sms.NotSent: breaker open, no connection, provider refused).
+		// A timeout after the request was written may still deliver it
+		// and cost money, so it stays counted: otherwise whoever can
+		// slow the provider down gets SMS past the caps for free.
+		if sms.NotSent(err) {
+			release()
+		}
 		p := errSMSTemporary
 		var se *sms.Error
 		if errors.As(err, &se) && se.Kind == sms.Permanent {
@@ -573,6 +678,7 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !d.Allowed {
+		s.events.PINRefused(d.Reason.String())
 		s.o.Logger.Warn("PIN try refused by back-off", "mac", mac.String(), "to", maskPhone(pending.Phone), "retry_after", d.RetryAfter.Round(time.Second))
 		s.renderPIN(w, http.StatusTooManyRequests, lang, pending.Phone, limited(d))
 		return
@@ -638,11 +744,58 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 
 // restorePending puts back a PIN that was accepted when the login could
 // not be completed, so "nothing was changed, try again" is true: the
-// same PIN works on the next try, until it expires.
+// same PIN works on the next try, until it expires. It also puts back
+// the earlier PIN when a resend could not be sent.
 func (s *Server) restorePending(p *store.Pending) {
 	if err := s.o.Store.PutPending(p); err != nil {
 		s.o.Logger.Error("restoring pending PIN", "mac", p.MAC, "err", err)
 	}
+}
+
+// handleTerms shows the terms of use staff wrote, in the visitor's
+// language, or in the other one when only that was written. html/template
+// escapes the text; blank lines make paragraphs.
+func (s *Server) handleTerms(w http.ResponseWriter, r *http.Request) {
+	lang := s.language(w, r)
+	site := s.site()
+	text, other := site.TermsAR, site.TermsEN
+	if lang == langEN {
+		text, other = site.TermsEN, site.TermsAR
+	}
+	v := s.newView(lang)
+	v.SwitchURL = "/terms?lang=" + v.T.OtherLang
+	if strings.TrimSpace(text) == "" {
+		if strings.TrimSpace(other) == "" {
+			s.redirectToPortal(w, r)
+			return
+		}
+		o := textsByLang[v.T.OtherLang]
+		text, v.TermsLang, v.TermsDir = other, o.Lang, o.Dir
+	}
+	v.Terms = paragraphs(text)
+	s.render(w, http.StatusOK, "terms", v)
+}
+
+// paragraphs splits plain text at blank lines, dropping empty ones.
+func paragraphs(text string) []string {
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	var out []string
+	var cur []string
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.Join(cur, "\n"))
+			cur = nil
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			flush()
+			continue
+		}
+		cur = append(cur, line)
+	}
+	flush()
+	return out
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {

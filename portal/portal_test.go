@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -212,7 +213,7 @@ func TestSplashLanguages(t *testing.T) {
 	if lang, dir := pageLang(t, w); lang != "ar" || dir != "rtl" {
 		t.Errorf("default page lang=%s dir=%s, want ar rtl", lang, dir)
 	}
-	if !strings.Contains(w.Body.String(), "حديقة المختبر") || !strings.Contains(w.Body.String(), `href="?lang=en"`) {
+	if !strings.Contains(w.Body.String(), "حديقة المختبر") || !strings.Contains(w.Body.String(), `href="/?lang=en"`) {
 		t.Errorf("Arabic splash lacks the Arabic park name or the English link")
 	}
 
@@ -709,6 +710,9 @@ func TestPINBackoff(t *testing.T) {
 		l.pin = limits.Decision{Reason: limits.PINBackoff, RetryAfter: 5 * time.Minute}
 	})
 	expect(t, "back-off", p.enterPIN(t, v, pin), http.StatusTooManyRequests, "limit-pin-backoff")
+	if ev := p.ev.events(); !slices.Contains(ev, "pin-refused pin-backoff") {
+		t.Errorf("a try refused by the back-off is not counted; events %q", ev)
+	}
 	if pend, err := p.st.Pending(v.mac.String()); err != nil || pend.Tries != 0 {
 		t.Errorf("a refused try touched the PIN: %+v, %v", pend, err)
 	}

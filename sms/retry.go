@@ -2,10 +2,16 @@ package sms
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/twilio/twilio-go/client"
 )
 
 // Defaults for Retrying and Breaker. A visitor stares at the portal while
@@ -62,9 +68,21 @@ func (r *Retrying) Send(ctx context.Context, m Message) error {
 	defer cancel()
 
 	wait := backoff
+	// maybeSent records that some try may have put the message on its
+	// way, so a later try that certainly sent nothing does not make the
+	// whole Send look unsent (see NotSent).
+	maybeSent := false
 	for try := 1; ; try++ {
 		err := r.Sender.Send(ctx, m)
-		if err == nil || IsPermanent(err) {
+		if err == nil {
+			return nil
+		}
+		if !NotSent(err) {
+			maybeSent = true
+		} else if maybeSent {
+			err = &earlierTryMayHaveSent{err}
+		}
+		if IsPermanent(err) {
 			return err
 		}
 		if try >= attempts {
@@ -80,6 +98,89 @@ func (r *Retrying) Send(ctx context.Context, m Message) error {
 		}
 		wait *= 2
 	}
+}
+
+// earlierTryMayHaveSent wraps the failure of a try that sent nothing when an
+// earlier try of the same Send may have delivered the message.
+type earlierTryMayHaveSent struct{ err error }
+
+func (e *earlierTryMayHaveSent) Error() string {
+	return e.err.Error() + " (an earlier attempt may have been delivered)"
+}
+
+func (e *earlierTryMayHaveSent) Unwrap() error { return e.err }
+
+// NotSent reports whether a failed Send certainly put no message on its
+// way, so whoever counted it against a visitor's allowance (the portal,
+// through package limits) may give the slot back. It is false for nil.
+//
+// It is true only when
+//   - the circuit breaker refused the call (ErrCircuitOpen), or
+//   - the request never left: the connection could not be made (dial or
+//     DNS failure) or the provider's certificate was refused before
+//     anything was written, or
+//   - the provider answered that it did not take the message: an HTTP
+//     4xx (a bad number, a blocked region, our account, 429 rate
+//     limiting), 501 or 503 (unavailable, so nothing was processed),
+//     carried as a Twilio API error or as a gateway's "http-NNN" code.
+//
+// Everything else counts as possibly sent, on purpose: a timeout or a
+// reset after the request was written, a 500, 502 or 504 (a proxy or
+// the provider failing after it may have queued the message), a
+// message Twilio created and then failed (30xxx), or a gateway that
+// said 2xx with an unexpected body. Any of those may still reach the
+// phone and cost money; handing the slot back would let someone who can
+// slow the network or the provider get SMS past the caps for free. With
+// Retrying, one such try makes the whole Send possibly sent.
+func NotSent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var earlier *earlierTryMayHaveSent
+	if errors.As(err, &earlier) {
+		return false
+	}
+	if errors.Is(err, ErrCircuitOpen) {
+		return true
+	}
+	var re *client.TwilioRestError
+	if errors.As(err, &re) {
+		return refusedStatus(re.Status)
+	}
+	var rv1 *client.RestErrorV1
+	if errors.As(err, &rv1) {
+		return refusedStatus(rv1.HttpStatusCode)
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		if code, ok := strings.CutPrefix(se.Code, "http-"); ok {
+			status, cerr := strconv.Atoi(code)
+			return cerr == nil && refusedStatus(status)
+		}
+	}
+	return neverLeft(err)
+}
+
+// refusedStatus reports whether an HTTP error status says the server did
+// not process the request. 408 is the server giving up on receiving it.
+func refusedStatus(status int) bool {
+	return status >= 400 && status < 500 || status == 501 || status == 503
+}
+
+// neverLeft reports whether a transport error happened before the
+// request could be written: no connection, no address, or a TLS
+// certificate we refused (the handshake precedes the request).
+func neverLeft(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 // sleepCtx waits d or until ctx is done.

@@ -3,7 +3,13 @@ package sms
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,4 +229,146 @@ func TestRetryingBreakerRace(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestNotSent drives the real senders against fakes and checks which
+// failures count as "nothing went out" (the portal then gives the
+// visitor's SMS allowance back) and which may have delivered.
+func TestNotSent(t *testing.T) {
+	ctx := context.Background()
+	msg := Message{To: "+97433123456", Body: testPIN}
+	gateway := func(t *testing.T, status int, answer string, cfg HTTPGatewayConfig) error {
+		srv, _ := fakeGateway(t, status, answer)
+		cfg.URL, cfg.BodyTemplate = srv.URL, "to={to}&text={body}"
+		gw, err := NewHTTPGateway(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gw.Send(ctx, msg)
+	}
+	twilio := func(t *testing.T, code, status int) error {
+		tw, _ := fakeTwilio(t, TwilioConfig{From: "+15005550006"}, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"code": %d, "message": "x", "status": %d}`, code, status)
+		})
+		return tw.Send(ctx, msg)
+	}
+	closedPort := func(t *testing.T) *url.URL {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		u, _ := url.Parse(srv.URL)
+		srv.Close()
+		return u
+	}
+	tests := []struct {
+		name string
+		send func(t *testing.T) error
+		want bool
+	}{
+		{"gateway 400", func(t *testing.T) error { return gateway(t, 400, "", HTTPGatewayConfig{}) }, true},
+		{"gateway 429", func(t *testing.T) error { return gateway(t, 429, "", HTTPGatewayConfig{}) }, true},
+		{"gateway 503", func(t *testing.T) error { return gateway(t, 503, "", HTTPGatewayConfig{}) }, true},
+		{"gateway 500", func(t *testing.T) error { return gateway(t, 500, "", HTTPGatewayConfig{}) }, false},
+		{"gateway 502", func(t *testing.T) error { return gateway(t, 502, "", HTTPGatewayConfig{}) }, false},
+		{"gateway 504", func(t *testing.T) error { return gateway(t, 504, "", HTTPGatewayConfig{}) }, false},
+		{"gateway 2xx without marker", func(t *testing.T) error {
+			return gateway(t, 200, "queued?", HTTPGatewayConfig{SuccessContains: "OK"})
+		}, false},
+		{"gateway 302", func(t *testing.T) error { return gateway(t, 302, "", HTTPGatewayConfig{}) }, false},
+		{"gateway unreachable", func(t *testing.T) error {
+			gw, err := NewHTTPGateway(HTTPGatewayConfig{URL: closedPort(t).String(), BodyTemplate: "to={to}"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return gw.Send(ctx, msg)
+		}, true},
+		{"gateway timeout", func(t *testing.T) error {
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}))
+			t.Cleanup(srv.Close)
+			defer close(release)
+			gw, err := NewHTTPGateway(HTTPGatewayConfig{URL: srv.URL, BodyTemplate: "to={to}", Timeout: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return gw.Send(ctx, msg)
+		}, false},
+		{"twilio 21211 invalid number", func(t *testing.T) error { return twilio(t, 21211, 400) }, true},
+		{"twilio 20429 too many requests", func(t *testing.T) error { return twilio(t, 20429, 429) }, true},
+		{"twilio 20503 unavailable", func(t *testing.T) error { return twilio(t, 20503, 503) }, true},
+		{"twilio 20500 internal error", func(t *testing.T) error { return twilio(t, 20500, 500) }, false},
+		{"twilio created then failed", func(t *testing.T) error {
+			tw, _ := fakeTwilio(t, TwilioConfig{From: "+15005550006"}, func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusCreated)
+				s := strings.Replace(twilioCreated("+97433123456", "+15005550006", ""), `"error_code":null`, `"error_code":30007`, 1)
+				io.WriteString(w, strings.Replace(s, `"status":"queued"`, `"status":"failed"`, 1))
+			})
+			return tw.Send(ctx, msg)
+		}, false},
+		{"twilio unreachable", func(t *testing.T) error {
+			tw, err := NewTwilio(TwilioConfig{AccountSID: testSID, AuthToken: testToken, From: "+15005550006",
+				Transport: &rewriteHost{target: closedPort(t), base: http.DefaultTransport}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tw.Send(ctx, msg)
+		}, true},
+		{"unclassified", func(*testing.T) error { return errors.New("connection reset") }, false},
+		{"success", func(*testing.T) error { return nil }, false},
+		{"breaker open", func(*testing.T) error {
+			b := &Breaker{Sender: &scripted{errs: []error{errTemp}}, Failures: 1}
+			b.Send(ctx, msg)
+			return b.Send(ctx, msg)
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.send(t)
+			if got := NotSent(err); got != tt.want {
+				t.Errorf("NotSent(%v) = %v, want %v", err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRetryingNotSent: a Send whose tries all sent nothing is NotSent;
+// one try that may have delivered makes the whole Send possibly sent,
+// whatever the later tries say.
+func TestRetryingNotSent(t *testing.T) {
+	refused := &Error{Kind: Temporary, Code: "http-503", Provider: "http"}
+	timeout := &Error{Kind: Temporary, Provider: "http", Err: context.DeadlineExceeded}
+	rejected := &Error{Kind: Permanent, Code: "http-400", Provider: "http"}
+	for _, tt := range []struct {
+		name string
+		errs []error
+		want bool
+	}{
+		{"all refused", []error{refused, refused, refused}, true},
+		{"refused then permanent refusal", []error{refused, rejected}, true},
+		{"timeout then refused", []error{timeout, refused, refused}, false},
+		{"refused then timeout then refused", []error{refused, timeout, refused}, false},
+		{"timeout then permanent refusal", []error{timeout, rejected}, false},
+		{"circuit open", []error{ErrCircuitOpen, ErrCircuitOpen, ErrCircuitOpen}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &scripted{errs: tt.errs}
+			r := &Retrying{Sender: s, Sleep: func(context.Context, time.Duration) error { return nil }}
+			err := r.Send(context.Background(), Message{})
+			if err == nil {
+				t.Fatal("Send succeeded")
+			}
+			if got := NotSent(err); got != tt.want {
+				t.Errorf("NotSent(%v) = %v, want %v", err, got, tt.want)
+			}
+			// The wrapping keeps the last try's error, and so its kind.
+			if last := tt.errs[len(tt.errs)-1]; !errors.Is(err, last) || IsPermanent(err) != IsPermanent(last) {
+				t.Errorf("Send = %v, want it to wrap %v", err, last)
+			}
+		})
+	}
 }

@@ -13,14 +13,17 @@ import (
 )
 
 // applySite puts the stored site policy into effect: the portal's texts
-// and rules, the SMS caps, the walled garden and the uplink capacity.
-// (Session timeouts and rates are applied by startAdmin.)
+// (terms included) and rules, the SMS caps, the walled garden and the
+// uplink capacity. (Session timeouts and rates are applied to sessions
+// by startAdmin; the portal gets the download rate only to state it on
+// the splash page.)
 func applySite(s settings.Site, cfg *config.Config, st *store.Store, srv *portal.Server, fw *firewall.Firewall, log *slog.Logger) {
 	srv.SetSite(portal.Site{
 		ID: s.ID, NameAR: s.NameAR, NameEN: s.NameEN,
 		PhoneRegion: s.PhoneRegion, AllowedPrefixes: s.AllowedPrefixes,
 		PINTTL: s.PINTTL.D(), PINMaxTries: s.PINMaxTries, PrivacyURL: s.PrivacyURL,
 		VenueURL: s.VenueURL, RequireTerms: s.RequireTerms, TermsURL: s.TermsURL,
+		TermsAR: s.TermsAR, TermsEN: s.TermsEN, RateDown: uint64(s.RateDown),
 		SMSTemplates: s.SMSTemplates, RetentionDays: int(cfg.Retention / (24 * time.Hour)),
 	})
 	site := cfg.Site
