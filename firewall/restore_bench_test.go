@@ -38,44 +38,10 @@ func BenchmarkRestore(b *testing.B) {
 			kernel = "intact"
 		}
 		b.Run(fmt.Sprintf("sessions=%d/kernel=%s", n, kernel), func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer orig.Close()
-			name := fmt.Sprintf("ppfwb%d", os.Getpid()%100000)
-			ns, err := netns.NewNamed(name)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() {
-				netns.Set(orig)
-				ns.Close()
-				netns.DeleteNamed(name)
-			}()
-			lan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}
-			if err := netlink.LinkAdd(lan); err != nil {
-				b.Fatal(err)
-			}
-			netlink.LinkSetUp(lan)
-			prefix := netip.MustParsePrefix("198.51.0.0/16")
-			f, err := New(Config{
-				LANIface: "lan0", LANPrefix: prefix, GatewayIP: netip.MustParseAddr("198.51.0.1"),
-				PortalPort: 2050, AdminPort: 2052, Shaping: true, IFBName: "pp-ifb0",
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			f := benchFirewall(b)
 			want := make([]Client, 0, n)
 			for i := 0; i < n; i++ {
-				off := uint32(2 + i)
-				want = append(want, Client{
-					IP:       netip.AddrFrom4([4]byte{198, 51, byte(off >> 8), byte(off)}),
-					MAC:      net.HardwareAddr{0x02, 0, 0x5e, 0x10, byte(off >> 8), byte(off)},
-					RateDown: 8_000_000, RateUp: 8_000_000,
-				})
+				want = append(want, benchClient(2+i))
 			}
 			var took []time.Duration
 			if tc.intact {
@@ -109,5 +75,110 @@ func BenchmarkRestore(b *testing.B) {
 			sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 			b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "ms/restore-p50")
 		})
+	}
+}
+
+// benchFirewall returns a Firewall with shaping for 198.51.0.0/16 on a
+// veth "lan0" in a private network namespace, which the benchmark's
+// thread stays in until the namespace is removed at cleanup.
+func benchFirewall(b *testing.B) *Firewall {
+	b.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := fmt.Sprintf("ppfwb%d", os.Getpid()%100000)
+	ns, err := netns.NewNamed(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		netns.Set(orig)
+		orig.Close()
+		ns.Close()
+		netns.DeleteNamed(name)
+		runtime.UnlockOSThread()
+	})
+	lan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}
+	if err := netlink.LinkAdd(lan); err != nil {
+		b.Fatal(err)
+	}
+	netlink.LinkSetUp(lan)
+	f, err := New(Config{
+		LANIface: "lan0", LANPrefix: netip.MustParsePrefix("198.51.0.0/16"), GatewayIP: netip.MustParseAddr("198.51.0.1"),
+		PortalPort: 2050, AdminPort: 2052, Shaping: true, IFBName: "pp-ifb0",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Teardown() })
+	return f
+}
+
+// benchClient is the visitor at offset off in 198.51.0.0/16, at 8 Mbit/s.
+func benchClient(off int) Client {
+	return Client{
+		IP:       netip.AddrFrom4([4]byte{198, 51, byte(off >> 8), byte(off)}),
+		MAC:      net.HardwareAddr{0x02, 0, 0x5e, 0x10, byte(off >> 8), byte(off)},
+		RateDown: 8_000_000, RateUp: 8_000_000,
+	}
+}
+
+// BenchmarkAllow measures what issue 3 calls authorising one more
+// visitor, all of it: the allowlist entry (one ipset netlink message)
+// and both shaping classes, queues and filters, with N visitors already
+// installed. "prepared" is the daemon's normal path (the device's DHCP
+// lease made its classes, outside the timed section); "new" a device
+// that was never prepared. Same namespace set-up as BenchmarkRestore.
+//
+//	go test -run '^$' -bench Allow -benchtime 200x ./firewall/
+func BenchmarkAllow(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: builds a network namespace")
+	}
+	for _, mode := range []string{"prepared", "new"} {
+		for _, n := range []int{0, 1000, 5000} {
+			b.Run(fmt.Sprintf("%s/installed=%d", mode, n), func(b *testing.B) {
+				f := benchFirewall(b)
+				if _, err := f.Ensure(); err != nil {
+					b.Fatal(err)
+				}
+				want := make([]Client, 0, n)
+				for i := 0; i < n; i++ {
+					want = append(want, benchClient(2+i))
+				}
+				if _, err := f.Sync(want); err != nil {
+					b.Fatal(err)
+				}
+				var took []time.Duration
+				i := 0
+				for b.Loop() {
+					c := benchClient(0xc800 + i%10_000) // 198.51.200.0 on, apart from the installed
+					i++
+					if mode == "prepared" {
+						b.StopTimer()
+						if err := f.Prepare(c.IP, c.RateDown, c.RateUp); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					start := time.Now()
+					err := f.Allow(c)
+					took = append(took, time.Since(start))
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					if err := f.Deny(c); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+				b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+			})
+		}
 	}
 }
