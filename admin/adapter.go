@@ -16,22 +16,27 @@ type SessionsAdapter struct {
 	Store   *store.Store
 }
 
-// List returns active sessions matching q in phone, MAC or IP, oldest
-// first. Phone matching ignores spaces and a leading "+" or "00", so
-// staff can type a number the way a visitor reads it out.
+// List returns active sessions matching q (see Matches), oldest first.
 func (a SessionsAdapter) List(q string) ([]*store.Session, error) {
 	return a.Store.Sessions(func(s *store.Session) bool {
 		return s.State == store.Active && Matches(s, q)
 	})
 }
 
-// Matches reports whether session s matches the search q.
+// Matches reports whether session s matches the search q: a part of its
+// MAC, IP, device name (DHCP hostname) or vendor class, ignoring case,
+// its ID, or a part of its phone number. Phone matching ignores spaces,
+// dashes and a leading "+" or "00", so staff can type a number the way a
+// visitor reads it out.
 func Matches(s *store.Session, q string) bool {
 	q = strings.ToLower(strings.TrimSpace(q))
 	if q == "" {
 		return true
 	}
 	if strings.Contains(strings.ToLower(s.MAC.String()), q) || strings.Contains(s.IP.String(), q) || s.ID == q {
+		return true
+	}
+	if strings.Contains(strings.ToLower(s.Hostname), q) || strings.Contains(strings.ToLower(s.Vendor), q) {
 		return true
 	}
 	digits := func(x string) string {

@@ -70,11 +70,16 @@ func writeErr(w http.ResponseWriter, err error) {
 	var fe settings.FieldErrors
 	switch {
 	case errors.As(err, &fe):
-		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid settings", Fields: fe})
+		// English for scripts; the console shows the same errors in the
+		// page's language.
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid settings", Fields: fe.English()})
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrNoUser):
 		writeJSONError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrUserTaken), errors.Is(err, ErrLastAdmin):
 		writeJSONError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrBusy):
+		w.Header().Set("Retry-After", "2")
+		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 	}
@@ -113,10 +118,15 @@ func decodeStrict(b []byte, v any) error {
 
 // SessionView is a session as the API and the console show it.
 type SessionView struct {
-	ID         string    `json:"id"`
-	Phone      string    `json:"phone"`
-	MAC        string    `json:"mac"`
-	IP         string    `json:"ip"`
+	ID    string `json:"id"`
+	Phone string `json:"phone"`
+	MAC   string `json:"mac"`
+	IP    string `json:"ip"`
+	// Hostname and Vendor are what the device told the gateway's DHCP
+	// server (options 12 and 60), "" when it said nothing: the visitor
+	// chose them, so they identify a device for staff but prove nothing.
+	Hostname   string    `json:"hostname"`
+	Vendor     string    `json:"vendor"`
 	Lang       string    `json:"lang"`
 	Start      time.Time `json:"start"`
 	Expires    time.Time `json:"expires"`
@@ -137,6 +147,7 @@ func viewOf(x *store.Session, now time.Time) SessionView {
 	}
 	return SessionView{
 		ID: x.ID, Phone: x.Phone, MAC: x.MAC.String(), IP: x.IP.String(), Lang: x.Lang,
+		Hostname: x.Hostname, Vendor: x.Vendor,
 		Start: x.Start, Expires: x.Expires, LastActive: x.LastActive, SecondsLeft: left,
 		RateDown: x.RateDown, RateUp: x.RateUp, BytesDown: x.BytesDown, BytesUp: x.BytesUp,
 		State: string(x.State),

@@ -181,3 +181,35 @@ func TestLocalHandlerIsRoot(t *testing.T) {
 		t.Fatalf("console on the local socket: %d", rec.code)
 	}
 }
+
+// TestSessionDeviceNames: the API and the console show the device name
+// and vendor class the visitor's device gave DHCP, escaped and isolated
+// for direction, and the search finds them.
+func TestSessionDeviceNames(t *testing.T) {
+	e := newEnv(t)
+	resp := e.api(Viewer, "GET", "/api/v1/sessions?q=iphone", "")
+	var list []SessionView
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list) != 1 || list[0].ID != "s1" || list[0].Hostname != "Amals-iPhone" || list[0].Vendor != "MSFT 5.0" {
+		t.Fatalf("sessions?q=iphone = %+v", list)
+	}
+	resp = e.api(Viewer, "GET", "/api/v1/sessions?q=s3", "")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"hostname": ""`) || !strings.Contains(string(b), `"vendor": ""`) {
+		t.Fatalf("a session without a device name lacks the fields:\n%s", b)
+	}
+	v := e.login("viewer")
+	page := v.get("/sessions?q=" + url.QueryEscape("سارة"))
+	if !strings.Contains(page, `<bdi dir="auto" class="devname">هاتف &lt;b&gt;سارة&lt;/b&gt;</bdi>`) || strings.Contains(page, "<b>سارة") {
+		t.Fatalf("device name not shown escaped in its own direction:\n%s", page)
+	}
+	if strings.Contains(page, `id="s-s1"`) {
+		t.Fatal("the search for a device name matched another session")
+	}
+	page = v.get("/sessions?q=msft")
+	if !strings.Contains(page, `<bdi dir="auto" class="devname">Amals-iPhone</bdi>`) || !strings.Contains(page, `<bdi dir="auto" class="small">MSFT 5.0</bdi>`) {
+		t.Fatalf("device name and vendor not shown:\n%s", page)
+	}
+}

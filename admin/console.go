@@ -29,12 +29,18 @@ func init() {
 		"bytes":    humanBytes,
 		"bps":      humanRate,
 		"left":     func(sec int64) string { return settings.Duration(time.Duration(sec) * time.Second).String() },
-		"when":     func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
 		"percent":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
 		"lines":    func(l []string) string { return strings.Join(l, "\n") },
 		"hasError": func(fe settings.FieldErrors, k string) bool { _, ok := fe[k]; return ok },
-		"list":     func(v ...string) []string { return v },
-		"dict":     dict,
+		// fieldError is field k's error in lang, "" when it has none.
+		"fieldError": func(lang string, fe settings.FieldErrors, k string) string {
+			if e, ok := fe[k]; ok {
+				return e.In(lang)
+			}
+			return ""
+		},
+		"list": func(v ...string) []string { return v },
+		"dict": dict,
 	}
 	for _, name := range []string{"login", "dashboard", "sessions", "settings", "accounts", "audit", "error"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
@@ -85,6 +91,7 @@ func humanBytes(n uint64) string {
 
 // page is what every template gets.
 type page struct {
+	loc       *time.Location
 	Lang, Dir string
 	User      *User
 	CSRF      string
@@ -96,6 +103,9 @@ type page struct {
 
 // T translates key into the page's language.
 func (p *page) T(key string) string { return tr(p.Lang, key) }
+
+// When formats t for the page, in the site's time zone.
+func (p *page) When(t time.Time) string { return t.In(p.loc).Format("2006-01-02 15:04") }
 
 // Can reports whether the page's user has role.
 func (p *page) Can(role string) bool { return p.User != nil && p.User.Role.Allows(Role(role)) }
@@ -124,8 +134,8 @@ func langOf(w http.ResponseWriter, r *http.Request) string {
 	return "ar"
 }
 
-func newPage(w http.ResponseWriter, r *http.Request) *page {
-	p := &page{Lang: langOf(w, r), Dir: "ltr", Path: r.URL.Path}
+func (s *Server) newPage(w http.ResponseWriter, r *http.Request) *page {
+	p := &page{loc: s.o.Location, Lang: langOf(w, r), Dir: "ltr", Path: r.URL.Path}
 	if p.Lang == "ar" {
 		p.Dir = "rtl"
 	}
@@ -152,7 +162,7 @@ type consoleHandler func(http.ResponseWriter, *http.Request, *page)
 // check every request passes).
 func (s *Server) console(need Role, h consoleHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := newPage(w, r)
+		p := s.newPage(w, r)
 		_, cs := s.consoleSessionOf(r)
 		if cs == nil {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -206,43 +216,66 @@ type loginData struct {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	p := newPage(w, r)
+	p := s.newPage(w, r)
 	n, _ := s.o.Users.Count()
 	p.Data = loginData{NoAccounts: n == 0}
 	s.render(w, http.StatusOK, "login", p)
 }
 
 func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
-	p := newPage(w, r)
+	p := s.newPage(w, r)
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	pw := r.PostFormValue("password")
 	p.Data = loginData{Name: name}
-	src, ukey := sourceKey(r), "user:"+name
-	if ok, _ := s.limitSource.Allowed(src); !ok {
+	// Names are at most 32 bytes (CheckName); a longer one exists for no
+	// account, and cutting it keeps the limiter's keys small under a
+	// spray of long names.
+	src, ukey := sourceKey(r), "user:"+name[:min(len(name), 64)]
+	// Try counts the attempt as failed before the password is hashed, so
+	// concurrent guesses cannot all pass the limit before one is counted.
+	if ok, _, _ := s.limitSource.Try(src); !ok {
 		p.Error = p.T("login.limited")
 		s.render(w, http.StatusTooManyRequests, "login", p)
 		return
 	}
-	if ok, _ := s.limitUser.Allowed(ukey); !ok {
+	if ok, _, _ := s.limitUser.Try(ukey); !ok {
+		s.limitSource.Undo(src)
 		p.Error = p.T("login.limited")
 		s.render(w, http.StatusTooManyRequests, "login", p)
 		return
 	}
-	usr, err := s.o.Users.Authenticate(name, pw)
-	if err != nil {
-		if errors.Is(err, ErrBadLogin) {
-			s.limitSource.Fail(src)
-			s.limitUser.Fail(ukey)
-			s.log.Warn("console login failed", "account", name, "source", r.RemoteAddr)
-		} else {
-			s.log.Error("console login", "err", err)
-		}
+	usr, err := s.o.Users.Authenticate(r.Context(), name, pw)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrBadLogin):
+		// Counted by Try above.
+		s.log.Warn("console login failed", "account", name, "source", r.RemoteAddr)
+		p.Error = p.T("login.bad")
+		s.render(w, http.StatusUnauthorized, "login", p)
+		return
+	case errors.Is(err, ErrBusy):
+		// Not the visitor's failure: give the attempt back.
+		s.limitSource.Undo(src)
+		s.limitUser.Undo(ukey)
+		s.log.Warn("console login refused: password hashing busy", "source", r.RemoteAddr)
+		w.Header().Set("Retry-After", "2")
+		p.Error = p.T("login.busy")
+		s.render(w, http.StatusServiceUnavailable, "login", p)
+		return
+	default:
+		s.limitSource.Undo(src)
+		s.limitUser.Undo(ukey)
+		s.log.Error("console login", "err", err)
 		p.Error = p.T("login.bad")
 		s.render(w, http.StatusUnauthorized, "login", p)
 		return
 	}
+	// A correct password clears the account's record and its source's:
+	// one person's typos must not leave the next person on the same
+	// loopback or tunnel with fewer tries.
 	s.limitUser.Succeed(ukey)
+	s.limitSource.Succeed(src)
 	if old, _ := s.consoleSessionOf(r); old != "" {
 		s.endConsoleSession(old)
 	}
@@ -432,23 +465,32 @@ func siteFromForm(r *http.Request, base settings.Site) (settings.Site, settingsF
 	st := base.Clone()
 	f := settingsForm{V: map[string]string{}, Bools: map[string]bool{}, Errors: settings.FieldErrors{}}
 	get := func(k string) string { v := r.PostFormValue(k); f.V[k] = v; return strings.TrimSpace(v) }
+	// The parsers' errors are settings.FieldErrors, shown in the page's
+	// language like the validation's.
+	bad := func(k string, err error) {
+		var e settings.FieldError
+		if !errors.As(err, &e) {
+			e = settings.FieldError{Code: err.Error()}
+		}
+		f.Errors[k] = e
+	}
 	dur := func(k string, dst *settings.Duration) {
 		if d, err := settings.ParseDuration(get(k)); err != nil {
-			f.Errors[k] = err.Error()
+			bad(k, err)
 		} else {
 			*dst = d
 		}
 	}
 	rate := func(k string, dst *settings.Rate) {
 		if v, err := settings.ParseRate(get(k)); err != nil {
-			f.Errors[k] = err.Error()
+			bad(k, err)
 		} else {
 			*dst = v
 		}
 	}
 	num := func(k string, dst *int) {
-		if n, err := strconv.Atoi(get(k)); err != nil {
-			f.Errors[k] = "want a whole number"
+		if n, err := settings.ParseCount(get(k)); err != nil {
+			bad(k, err)
 		} else {
 			*dst = n
 		}
@@ -498,7 +540,7 @@ func (s *Server) settingsPost(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 		f.Errors = fe
 	} else {
-		for k, v := range next.Validate() {
+		for k, v := range s.o.Settings.Check(next) {
 			if _, dup := f.Errors[k]; !dup {
 				f.Errors[k] = v
 			}

@@ -1,13 +1,19 @@
 package admin
 
 import (
+	"encoding/json"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parkwifi/parkportal/settings"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -148,12 +154,21 @@ func TestLoginRateLimit(t *testing.T) {
 		t.Fatalf("right password after 5 failures: %d, want 429", c)
 	}
 	// Other accounts from the same source still work until the source's
-	// own limit (10) is reached.
+	// own limit (10) is reached; a successful login clears the source's
+	// count, so the next person on the same loopback starts afresh.
 	if c := try("viewer", testPassword); c != http.StatusSeeOther {
 		t.Fatalf("other account: %d", c)
 	}
-	for i := 0; i < 5; i++ {
-		try("nobody", "wrong password!")
+	for i := 0; i < 9; i++ {
+		if c := try(fmt.Sprintf("nobody%d", i), "wrong password!"); c != http.StatusUnauthorized {
+			t.Fatalf("unknown account %d: %d", i, c)
+		}
+	}
+	if c := try("viewer", testPassword); c != http.StatusSeeOther {
+		t.Fatalf("after 9 failures since a success: %d, want a login (the success cleared the source)", c)
+	}
+	for i := 0; i < 10; i++ {
+		try(fmt.Sprintf("nobody%d", i), "wrong password!")
 	}
 	if c := try("viewer", testPassword); c != http.StatusTooManyRequests {
 		t.Fatalf("after 10 failures from one source: %d, want 429", c)
@@ -212,7 +227,7 @@ func TestConsoleEscapesAndSettingsForm(t *testing.T) {
 	}
 	form.Set("rate_down", "fast")
 	form.Set("allowed_prefixes", "9743")
-	resp := a.post("/settings", form, nil)
+	resp := a.post("/settings?lang=en", form, nil)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "want a rate like 8mbit") || !strings.Contains(string(b), "want &#43; and digits like &#43;9743") {
@@ -233,5 +248,137 @@ func TestConsoleEscapesAndSettingsForm(t *testing.T) {
 	}
 	if !strings.Contains(a.get("/?lang=en"), "Visitors online") || !strings.Contains(a.get("/?lang=ar"), `dir="rtl"`) {
 		t.Fatal("language switch")
+	}
+}
+
+// fieldErrorOf returns the text of the error shown under field id in a
+// settings page, "" for none.
+func fieldErrorOf(page, id string) string {
+	i := strings.Index(page, `id="f-`+id+`"`)
+	if i < 0 {
+		return ""
+	}
+	rest := page[i:]
+	end := strings.Index(rest, "</label>")
+	if end < 0 {
+		return ""
+	}
+	m := regexp.MustCompile(`<span class="field-error"[^>]*>([^<]*)</span>`).FindStringSubmatch(rest[:end])
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// TestSettingsErrorsInArabic: the Arabic console shows each field's
+// error in Arabic, in the page's direction, values isolated; the English
+// console and the API in English.
+func TestSettingsErrorsInArabic(t *testing.T) {
+	e := newEnv(t)
+	a := e.login("admin")
+	form := validSettingsForm()
+	form.Set("rate_down", "fast")
+	form.Set("walled_garden", "example.org")
+	form.Set("pin_max_tries", "many")
+	resp := a.post("/settings?lang=ar", form, nil)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("bad form: %s", resp.Status)
+	}
+	for id, want := range map[string]string{
+		"rate_down":     "المطلوب سرعة مثل 8mbit أو 512kbit، والمُدخل \u2068\"fast\"\u2069",
+		"walled_garden": "المطلوب عناوين IPv4 أو نطاقات مثل 203.0.113.0/28، والمُدخل \u2068\"example.org\"\u2069",
+		"pin_max_tries": "المطلوب عدد صحيح",
+	} {
+		if got := fieldErrorOf(page, id); got != want {
+			t.Errorf("%s: Arabic console shows %q, want %q", id, got, want)
+		}
+	}
+	if strings.Contains(page, `class="field-error" dir="ltr"`) {
+		t.Error("field errors are forced left-to-right in the Arabic console")
+	}
+	resp = a.post("/settings?lang=en", form, nil)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := fieldErrorOf(string(b), "rate_down"); got != `want a rate like 8mbit or 512kbit, got "fast"` {
+		t.Errorf("English console: %q", got)
+	}
+	r := e.api(Admin, "PATCH", "/api/v1/site", `{"walled_garden":["example.org"]}`)
+	var ae apiError
+	json.NewDecoder(r.Body).Decode(&ae)
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnprocessableEntity || ae.Fields["walled_garden"] != `want IPv4 addresses or prefixes like 203.0.113.0/28, got "example.org"` {
+		t.Errorf("API: %s %+v", r.Status, ae)
+	}
+	// The dashboard's uplink tile has no English left in Arabic.
+	s := e.settings.Get()
+	s.UplinkDown, s.UplinkUp = 100_000_000, 20_000_000
+	if _, err := e.settings.Update("test", s); err != nil {
+		t.Fatal(err)
+	}
+	dash := a.get("/?lang=ar")
+	if !strings.Contains(dash, "</bdi> من <bdi") || strings.Contains(dash, " of ") {
+		t.Errorf("Arabic dashboard's uplink tile:\n%s", dash)
+	}
+}
+
+// TestRADIUSWithoutSecretRefused: with no RADIUS secret in the config
+// file, turning RADIUS on in the console or the API is refused on the
+// field, before it is saved, audited or applied.
+func TestRADIUSWithoutSecretRefused(t *testing.T) {
+	e := newEnv(t)
+	e.settings.AddCheck(settings.RequireRADIUSSecret(false))
+	applied := 0
+	e.settings.OnChange(func(settings.Site) { applied++ })
+	a := e.login("admin")
+	form := validSettingsForm()
+	form.Set("radius.enabled", "on")
+	form.Set("radius.servers", "192.0.2.5:1812")
+	for _, lang := range []string{"en", "ar"} {
+		resp := a.post("/settings?lang="+lang, form, nil)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		msg := fieldErrorOf(string(b), "radius.enabled")
+		want := "the config file has no shared secret"
+		if lang == "ar" {
+			want = "ملف الإعداد لا يحتوي على السر المشترك"
+		}
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(msg, want) {
+			t.Fatalf("%s: enabling RADIUS without a secret: %s, field error %q", lang, resp.Status, msg)
+		}
+	}
+	r := e.api(Admin, "PATCH", "/api/v1/site", `{"radius":{"enabled":true,"servers":["192.0.2.5:1812"]}}`)
+	var ae apiError
+	json.NewDecoder(r.Body).Decode(&ae)
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(ae.Fields["radius.enabled"], "secret_file") {
+		t.Fatalf("API: %s %+v", r.Status, ae)
+	}
+	recs, _ := e.settings.Audit(10, 0)
+	if e.settings.Get().RADIUS.Enabled || applied != 0 || len(recs) != 0 {
+		t.Fatalf("refused change kept: enabled %v, applied %d, audit %v", e.settings.Get().RADIUS.Enabled, applied, recs)
+	}
+}
+
+// TestConsoleTimesInSiteZone: the console shows times in the site's
+// zone, not the process's (UTC on OpenWrt).
+func TestConsoleTimesInSiteZone(t *testing.T) {
+	e := newEnv(t)
+	zone := time.FixedZone("site", 3*3600+30*60) // unlike any test machine's
+	srv, err := New(Options{Users: e.users, Settings: e.settings, Sessions: e.sessions, Now: e.clock.Now,
+		Location: zone, Logger: e.srv.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ts = httptest.NewServer(srv)
+	defer e.ts.Close()
+	if err := e.settings.Record("amal", "rate_down", `"8mbit"`, `"6mbit"`); err != nil {
+		t.Fatal(err)
+	}
+	want := e.clock.Now().In(zone).Format("2006-01-02 15:04")
+	if page := e.login("admin").get("/audit"); !strings.Contains(page, want) {
+		t.Fatalf("audit page lacks %s (the site's time):\n%s", want, page)
 	}
 }

@@ -51,6 +51,9 @@ func newFakeSessions(now time.Time) *fakeSessions {
 	add("s1", "+97433123456", "02:00:00:00:00:01", "198.51.100.11")
 	add("s2", "+97455123456", "02:00:00:00:00:02", "198.51.100.12")
 	add("s3", "+97466<script>", "02:00:00:00:00:03", "198.51.100.13")
+	// Device names come from the visitor's DHCP request: any text.
+	f.sessions["s1"].Hostname, f.sessions["s1"].Vendor = "Amals-iPhone", "MSFT 5.0"
+	f.sessions["s2"].Hostname = "هاتف <b>سارة</b>"
 	return f
 }
 

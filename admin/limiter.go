@@ -5,10 +5,16 @@ import (
 	"time"
 )
 
-// loginLimiter slows password guessing: each source address and each
-// account name may fail at most max times per window; further attempts
+// loginLimiter slows password guessing: each key (a source address, an
+// account name) may fail at most max times per window; further attempts
 // are refused until the window that began with the first failure ends.
-// A successful login clears the account's and the source's record.
+//
+// Try counts an attempt as a failure before the password is checked, in
+// the same critical section as the check of the limit: concurrent
+// attempts cannot all pass the check before any of them has failed (a
+// burst of 100 parallel guesses gets max through, not 100). A success
+// then clears the key (Succeed); an attempt that could not be judged
+// (the server was busy) gives its count back (Undo).
 //
 // It is in memory: a restart clears it, which an attacker cannot cause
 // from the network.
@@ -25,57 +31,90 @@ type failRecord struct {
 	start time.Time
 }
 
-// maxTracked bounds the limiter's memory under a spray of sources.
+// maxTracked bounds the limiter's memory under a spray of sources or
+// names.
 const maxTracked = 10000
 
 func newLoginLimiter(max int, window time.Duration, now func() time.Time) *loginLimiter {
 	return &loginLimiter{now: now, max: max, window: window, fails: map[string]*failRecord{}}
 }
 
-// Allowed reports whether every key may try now, and if not, how long
-// until it may.
-func (l *loginLimiter) Allowed(keys ...string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
+// liveLocked returns key's record if its window is still open,
+// forgetting an expired one.
+func (l *loginLimiter) liveLocked(key string, now time.Time) *failRecord {
+	r := l.fails[key]
+	if r != nil && !now.Before(r.start.Add(l.window)) {
+		delete(l.fails, key)
+		return nil
+	}
+	return r
+}
+
+// allowedLocked reports whether every key may try now, and if not, how
+// long until it may.
+func (l *loginLimiter) allowedLocked(now time.Time, keys []string) (bool, time.Duration) {
 	var wait time.Duration
 	for _, k := range keys {
-		r := l.fails[k]
+		r := l.liveLocked(k, now)
 		if r == nil {
 			continue
 		}
-		if end := r.start.Add(l.window); !now.Before(end) {
-			delete(l.fails, k)
-			continue
-		} else if r.n >= l.max && end.Sub(now) > wait {
+		if end := r.start.Add(l.window); r.n >= l.max && end.Sub(now) > wait {
 			wait = end.Sub(now)
 		}
 	}
 	return wait == 0, wait
 }
 
-// Fail records a failed attempt for every key.
-func (l *loginLimiter) Fail(keys ...string) {
+// Try reports whether every key may make an attempt now and, if so,
+// counts the attempt as a failure for each of them; a refused attempt
+// counts nothing. n is the highest count among keys afterwards (1: the
+// first failure in a window).
+func (l *loginLimiter) Try(keys ...string) (ok bool, wait time.Duration, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	if ok, wait := l.allowedLocked(now, keys); !ok {
+		return false, wait, l.max
+	}
+	return true, 0, l.failLocked(now, keys)
+}
+
+// failLocked counts a failure for every key and returns the highest
+// count.
+func (l *loginLimiter) failLocked(now time.Time, keys []string) int {
 	if len(l.fails) >= maxTracked {
-		for k, r := range l.fails {
-			if !now.Before(r.start.Add(l.window)) {
-				delete(l.fails, k)
-			}
+		for k := range l.fails {
+			l.liveLocked(k, now)
 		}
 	}
+	most := 0
 	for _, k := range keys {
-		r := l.fails[k]
-		if r == nil || !now.Before(r.start.Add(l.window)) {
+		r := l.liveLocked(k, now)
+		if r == nil {
 			if len(l.fails) >= maxTracked {
-				continue // full of live records: the per-user key still counts
+				continue // full of live records: the other keys still count
 			}
 			r = &failRecord{start: now}
 			l.fails[k] = r
 		}
 		r.n++
+		most = max(most, r.n)
+	}
+	return most
+}
+
+// Undo gives back one attempt counted by Try, for an attempt that was
+// never judged.
+func (l *loginLimiter) Undo(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if r := l.fails[k]; r != nil {
+			if r.n--; r.n <= 0 {
+				delete(l.fails, k)
+			}
+		}
 	}
 }
 

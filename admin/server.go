@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,6 +56,9 @@ type Options struct {
 	OpenMetrics bool
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Location is the site's time zone, in which the console shows
+	// times; nil means the process's (which on OpenWrt is UTC).
+	Location *time.Location
 	// SessionTTL is how long a console login lasts without use.
 	SessionTTL time.Duration
 }
@@ -67,8 +71,12 @@ type Server struct {
 	handler http.Handler
 	local   http.Handler
 
+	// Failed console passwords are limited per source and per account;
+	// failed API tokens apart from them, per token (see bearer), so a
+	// script with a revoked token cannot lock staff out.
 	limitSource *loginLimiter
 	limitUser   *loginLimiter
+	limitToken  *loginLimiter
 
 	mu       sync.Mutex
 	sessions map[string]*consoleSession // by cookie value
@@ -95,15 +103,22 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Location == nil {
+		o.Location = time.Local
+	}
 	if o.SessionTTL == 0 {
 		o.SessionTTL = 8 * time.Hour
 	}
 	s := &Server{
 		o: o, log: o.Logger, now: o.Now,
-		// Ten failures per source and five per account per 15 minutes:
-		// enough for staff who mistype, far too few to guess a password.
+		// Ten failed passwords per source and five per account per 15
+		// minutes: enough for staff who mistype, far too few to guess a
+		// password. The per-account limit is what protects an account
+		// when every staff member shares one source (loopback, an SSH
+		// tunnel); the per-source one slows a spray across names.
 		limitSource: newLoginLimiter(10, 15*time.Minute, o.Now),
 		limitUser:   newLoginLimiter(5, 15*time.Minute, o.Now),
+		limitToken:  newLoginLimiter(10, 15*time.Minute, o.Now),
 		sessions:    map[string]*consoleSession{},
 	}
 	mux := http.NewServeMux()
@@ -151,6 +166,17 @@ const LocalRoot = "local-root"
 type authed func(http.ResponseWriter, *http.Request, *User)
 
 // bearer authenticates an API request by its token and checks the role.
+//
+// A valid token is always accepted, whatever failed before it from the
+// same source: staff behind loopback or an SSH tunnel all share one
+// source address, and a forgotten job still sending a revoked token must
+// not lock them out. Guessing is not the threat this limit meets: a
+// token is 256 random bits, so even unlimited requests would never hit
+// one. Failed tokens are limited per token (by its SHA-256), which turns
+// a stale client's stream of 401s into 429s with Retry-After, a signal
+// to back off, and keeps the warning log to one line per stale token per
+// window; a person mistyping a different token still gets a plain 401.
+// They never count against the console's password limits.
 func (s *Server) bearer(need Role, h authed) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -159,17 +185,16 @@ func (s *Server) bearer(need Role, h authed) http.Handler {
 			writeJSONError(w, http.StatusUnauthorized, "missing bearer token")
 			return
 		}
-		src := sourceKey(r)
-		if ok, wait := s.limitSource.Allowed(src); !ok {
-			w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-			writeJSONError(w, http.StatusTooManyRequests, "too many failed attempts; try again later")
+		tok = strings.TrimSpace(tok)
+		usr, err := s.o.Users.ByToken(tok)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrBadLogin):
+			s.tokenFailed(w, r, tok)
 			return
-		}
-		usr, err := s.o.Users.ByToken(strings.TrimSpace(tok))
-		if err != nil {
-			s.limitSource.Fail(src)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="parkportal", error="invalid_token"`)
-			writeJSONError(w, http.StatusUnauthorized, "invalid token")
+		default:
+			s.log.Error("checking an API token", "err", err)
+			writeJSONError(w, http.StatusInternalServerError, "checking the token failed")
 			return
 		}
 		if !usr.Role.Allows(need) {
@@ -178,6 +203,25 @@ func (s *Server) bearer(need Role, h authed) http.Handler {
 		}
 		h(w, r, usr)
 	})
+}
+
+// tokenFailed answers a request whose token is unknown or revoked: 401,
+// or 429 once that token has failed too often (see bearer).
+func (s *Server) tokenFailed(w http.ResponseWriter, r *http.Request, tok string) {
+	key := fmt.Sprintf("tok:%x", tokenKey(tok)[:16])
+	ok, wait, n := s.limitToken.Try(key)
+	if !ok {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		writeJSONError(w, http.StatusTooManyRequests, "this token keeps failing: it is unknown or was revoked; stop using it (try again later)")
+		return
+	}
+	if n == 1 {
+		// Once per token per window; never the token itself. The path and
+		// client name help staff find the forgotten job.
+		s.log.Warn("API request with an unknown or revoked token", "source", r.RemoteAddr, "path", r.URL.Path, "client", r.UserAgent())
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="parkportal", error="invalid_token"`)
+	writeJSONError(w, http.StatusUnauthorized, "invalid token")
 }
 
 // sourceKey is the rate limiter's key for the client's address. Proxies

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -86,6 +88,9 @@ var (
 	ErrUserTaken = errors.New("an account with that name exists")
 	ErrLastAdmin = errors.New("the last admin account cannot be removed or demoted")
 	ErrBadLogin  = errors.New("wrong name or password")
+	// ErrBusy: every password-hashing slot stayed taken while the caller
+	// waited (see withHashSlot). Nothing was checked or changed.
+	ErrBusy = errors.New("busy checking other passwords; try again in a moment")
 )
 
 // Users keeps accounts and API tokens in bbolt.
@@ -156,7 +161,7 @@ func HashPassword(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("generating salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := idKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -188,18 +193,82 @@ func VerifyPassword(hash, pw string) bool {
 	if err != nil || len(want) == 0 || len(want) > 64 {
 		return false
 	}
-	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	got := idKey([]byte(pw), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
+// idKey is argon2.IDKey; tests replace it to watch how many hashes run
+// at once.
+var idKey = argon2.IDKey
+
+// maxHashes is how many argon2id computations may run at once in the
+// process. Each holds argonMemory (19 MiB) for its duration; on a router
+// with 64 MB, unbounded concurrent logins (for accounts that exist or
+// not: both are hashed) would exhaust memory. Two keep a second staff
+// member from waiting behind the first.
+const maxHashes = 2
+
+var (
+	hashSlots   = make(chan struct{}, maxHashes)
+	hashWaiting atomic.Int32 // callers waiting for a slot (for tests)
+	// hashWait is how long a caller waits for a slot before ErrBusy: a
+	// hash takes up to about a second on a router's CPU, so a few
+	// seconds absorb a burst of staff logins, while a flood is turned
+	// away instead of queueing without bound. A variable for tests.
+	hashWait = 5 * time.Second
+)
+
+// withHashSlot runs fn, which hashes a password, once a hashing slot is
+// free; it returns ErrBusy if none frees within hashWait or before ctx
+// ends.
+func withHashSlot(ctx context.Context, fn func()) error {
+	select {
+	case hashSlots <- struct{}{}:
+	default:
+		hashWaiting.Add(1)
+		t := time.NewTimer(hashWait)
+		select {
+		case hashSlots <- struct{}{}:
+		case <-t.C:
+			hashWaiting.Add(-1)
+			return ErrBusy
+		case <-ctx.Done():
+			t.Stop()
+			hashWaiting.Add(-1)
+			return ErrBusy
+		}
+		t.Stop()
+		hashWaiting.Add(-1)
+	}
+	defer func() { <-hashSlots }()
+	fn()
+	return nil
+}
+
 // dummyHash is verified against when the account does not exist, so a
-// login takes as long for an unknown name as for a wrong password.
-// It is made on first use: argon2id takes 19 MiB, which every process
-// (`parkportal version` included) would otherwise pay at start.
+// login takes as long for an unknown name as for a wrong password: the
+// same argon2id cost as a new account's hash, run in a hashing slot
+// like any other. Its key is random bytes, not a hash of anything:
+// verifying costs the same, no password matches it, and making it costs
+// no hashing (a hash made on first use would make the first unknown
+// name slower than any known one; made at start, it would cost every
+// process, `parkportal version` included, 19 MiB).
 var dummyHash = sync.OnceValue(func() string {
-	h, _ := HashPassword("parkportal-no-such-account")
-	return h
+	salt, key := make([]byte, 16), make([]byte, argonKeyLen)
+	rand.Read(salt)
+	rand.Read(key)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
 })
+
+// hashPassword is HashPassword in a hashing slot.
+func hashPassword(ctx context.Context, pw string) (hash string, err error) {
+	if serr := withHashSlot(ctx, func() { hash, err = HashPassword(pw) }); serr != nil {
+		return "", serr
+	}
+	return hash, err
+}
 
 // Add creates an account.
 func (u *Users) Add(name string, role Role, password string) error {
@@ -212,7 +281,7 @@ func (u *Users) Add(name string, role Role, password string) error {
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
-	hash, err := HashPassword(password)
+	hash, err := hashPassword(context.Background(), password)
 	if err != nil {
 		return err
 	}
@@ -288,22 +357,31 @@ func (u *Users) Count() (int, error) {
 }
 
 // Authenticate checks a name and password; it returns ErrBadLogin for
-// both an unknown name and a wrong password, taking the same time.
-func (u *Users) Authenticate(name, password string) (*User, error) {
+// both an unknown name and a wrong password, taking the same time (an
+// unknown name is checked against dummyHash, in a hashing slot like a
+// known one). It returns ErrBusy, having checked nothing, when no
+// hashing slot frees in time or ctx ends first.
+func (u *Users) Authenticate(ctx context.Context, name, password string) (*User, error) {
 	var usr *User
 	err := u.db.View(func(tx *bolt.Tx) error {
 		var err error
 		usr, err = getUser(tx.Bucket(bucketUsers), name)
 		return err
 	})
-	if errors.Is(err, ErrNoUser) {
-		VerifyPassword(dummyHash(), password)
-		return nil, ErrBadLogin
+	hash := ""
+	switch {
+	case errors.Is(err, ErrNoUser):
+		hash, usr = dummyHash(), nil
+	case err != nil:
+		return nil, err
+	default:
+		hash = usr.Hash
 	}
-	if err != nil {
+	ok := false
+	if err := withHashSlot(ctx, func() { ok = VerifyPassword(hash, password) }); err != nil {
 		return nil, err
 	}
-	if !VerifyPassword(usr.Hash, password) {
+	if !ok || usr == nil {
 		return nil, ErrBadLogin
 	}
 	usr.Hash = ""
@@ -315,7 +393,7 @@ func (u *Users) SetPassword(name, password string) error {
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
-	hash, err := HashPassword(password)
+	hash, err := hashPassword(context.Background(), password)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type Manager struct {
 	mu        sync.Mutex // serialises updates and listener calls
 	cur       Site
 	listeners []func(Site)
+	checks    []func(Site) FieldErrors
 }
 
 // Open loads the site policy from db, seeding it with defaults on first
@@ -99,15 +100,62 @@ func (m *Manager) OnChange(fn func(Site)) {
 	m.listeners = append(m.listeners, fn)
 }
 
-// Update validates next, stores it, records every changed field in the
-// audit log under actor, and calls the listeners. A validation failure
-// returns FieldErrors and changes nothing. The site ID cannot change.
+// AddCheck adds a check that Update (and Check) run after Validate, for
+// what a policy needs beyond itself: the gateway's config file, which
+// this package does not read. A policy the daemon could store but not
+// apply must be refused before it is saved, audited and shown as in
+// force. fn returns nil or an error per field, like Validate.
+func (m *Manager) AddCheck(fn func(Site) FieldErrors) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.checks = append(m.checks, fn)
+}
+
+// Check returns what Update would refuse in next: Validate's errors and
+// the added checks', or nil.
+func (m *Manager) Check(next Site) FieldErrors {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.checkLocked(next)
+}
+
+func (m *Manager) checkLocked(next Site) FieldErrors {
+	fe := next.Validate()
+	for _, check := range m.checks {
+		for k, e := range check(next) {
+			if fe == nil {
+				fe = FieldErrors{}
+			}
+			if !fe.has(k) {
+				fe[k] = e
+			}
+		}
+	}
+	return fe
+}
+
+// RequireRADIUSSecret returns a check for AddCheck: when the config file
+// names no RADIUS shared secret (hasSecret false), RADIUS authorisation
+// cannot work, so turning it on is refused on the radius.enabled field.
+func RequireRADIUSSecret(hasSecret bool) func(Site) FieldErrors {
+	return func(s Site) FieldErrors {
+		if s.RADIUS.Enabled && !hasSecret {
+			return FieldErrors{"radius.enabled": fieldError("radius_no_secret")}
+		}
+		return nil
+	}
+}
+
+// Update validates next (Validate and the added checks), stores it,
+// records every changed field in the audit log under actor, and calls
+// the listeners. A validation failure returns FieldErrors and changes
+// nothing. The site ID cannot change.
 func (m *Manager) Update(actor string, next Site) (Site, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	next = next.Clone()
 	next.ID = m.cur.ID
-	if fe := next.Validate(); fe != nil {
+	if fe := m.checkLocked(next); fe != nil {
 		return m.cur.Clone(), fe
 	}
 	changes, err := diff(m.cur, next)

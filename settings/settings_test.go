@@ -2,7 +2,9 @@ package settings
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,7 +66,7 @@ func TestValidatePerField(t *testing.T) {
 		s := defaults()
 		tt.edit(&s)
 		fe := s.Validate()
-		if fe[tt.field] == "" {
+		if !fe.has(tt.field) {
 			t.Errorf("%s: want an error, got %v", tt.field, fe)
 		}
 		if len(fe) != 1 {
@@ -110,7 +112,7 @@ func TestUpdateAuditListeners(t *testing.T) {
 	bad.RateUp = 0
 	_, err = m.Update("alice", bad)
 	var fe FieldErrors
-	if !errors.As(err, &fe) || fe["rate_up"] == "" {
+	if !errors.As(err, &fe) || !fe.has("rate_up") {
 		t.Fatalf("invalid update: err = %v", err)
 	}
 	if len(heard) != 1 || m.Get().RateUp == 0 {
@@ -196,5 +198,83 @@ func TestDecodeStrictAndPatch(t *testing.T) {
 	}
 	if _, err := Patch(defaults(), []byte(`{"nope":1}`)); !errors.Is(err, ErrUnknownField) {
 		t.Fatalf("unknown patch field: err = %v", err)
+	}
+}
+
+// TestRADIUSSecretCheck: with no shared secret in the config file,
+// turning RADIUS on is refused on its field before anything is stored,
+// audited or announced; with one, it is saved.
+func TestRADIUSSecretCheck(t *testing.T) {
+	for _, hasSecret := range []bool{false, true} {
+		m, err := Open(openDB(t), defaults(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.AddCheck(RequireRADIUSSecret(hasSecret))
+		heard := 0
+		m.OnChange(func(Site) { heard++ })
+		next := m.Get()
+		next.RADIUS = RADIUS{Enabled: true, Servers: []string{"192.0.2.5:1812"}, FailPolicy: "closed"}
+		if fe := m.Check(next); hasSecret != (fe == nil) {
+			t.Errorf("secret %v: Check = %v", hasSecret, fe)
+		}
+		_, err = m.Update("alice", next)
+		recs, _ := m.Audit(10, 0)
+		if hasSecret {
+			if err != nil || !m.Get().RADIUS.Enabled || heard != 1 {
+				t.Errorf("with a secret: err %v, enabled %v, heard %d", err, m.Get().RADIUS.Enabled, heard)
+			}
+			continue
+		}
+		var fe FieldErrors
+		if !errors.As(err, &fe) || len(fe) != 1 || fe["radius.enabled"].Code != "radius_no_secret" {
+			t.Fatalf("without a secret: err = %v", err)
+		}
+		if !strings.Contains(err.Error(), "secret_file") {
+			t.Errorf("the message does not say what to do: %v", err)
+		}
+		if m.Get().RADIUS.Enabled || heard != 0 || len(recs) != 0 {
+			t.Errorf("a refused change was applied: enabled %v, heard %d, audit %v", m.Get().RADIUS.Enabled, heard, recs)
+		}
+		// Other changes still save while RADIUS stays off.
+		next.RADIUS.Enabled = false
+		if _, err := m.Update("alice", next); err != nil {
+			t.Errorf("RADIUS off: %v", err)
+		}
+	}
+}
+
+// TestFieldErrorLanguages: every message has both languages, takes
+// exactly its parameters, and the API's JSON stays English text.
+func TestFieldErrorLanguages(t *testing.T) {
+	for code, m := range fieldMessages {
+		if m[0] == "" || m[1] == "" {
+			t.Errorf("%s: missing a language: %q", code, m)
+		}
+		for _, text := range m {
+			for i := 1; i <= 3; i++ {
+				if strings.Contains(m[0], fmt.Sprintf("{%d}", i)) != strings.Contains(text, fmt.Sprintf("{%d}", i)) {
+					t.Errorf("%s: {%d} in one language only", code, i)
+				}
+			}
+		}
+	}
+	s := defaults()
+	s.RateDown = 1000
+	s.WalledGarden = []string{"example.org"}
+	fe := s.Validate()
+	if got := fe["rate_down"].In("en"); got != "at least 64kbit (a page would not load below that)" {
+		t.Errorf("English: %q", got)
+	}
+	ar := fe["walled_garden"].In("ar")
+	if !strings.Contains(ar, "المطلوب عناوين") || !strings.Contains(ar, "\u2068\"example.org\"\u2069") {
+		t.Errorf("Arabic: %q", ar)
+	}
+	b, err := json.Marshal(fe)
+	if err != nil || !strings.Contains(string(b), `"walled_garden":"want IPv4 addresses or prefixes like 203.0.113.0/28, got \"example.org\""`) {
+		t.Errorf("JSON: %s %v", b, err)
+	}
+	if _, err := ParseRate("fast"); err == nil || err.Error() != `want a rate like 8mbit or 512kbit, got "fast"` {
+		t.Errorf("ParseRate error: %v", err)
 	}
 }

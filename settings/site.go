@@ -9,11 +9,10 @@
 package settings
 
 import (
-	"fmt"
 	"net/netip"
 	"net/url"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -162,24 +161,6 @@ func (s Site) WalledGardenPrefixes() []netip.Prefix {
 	return out
 }
 
-// FieldErrors maps a field's JSON name to what is wrong with it, so a
-// form can show each message next to its field.
-type FieldErrors map[string]string
-
-// Error lists every field's problem in a stable order.
-func (fe FieldErrors) Error() string {
-	keys := make([]string, 0, len(fe))
-	for k := range fe {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+fe[k])
-	}
-	return "invalid site settings: " + strings.Join(parts, "; ")
-}
-
 // Limits on free text, so a profile cannot bloat the store or a page.
 const (
 	maxName     = 64
@@ -195,55 +176,55 @@ func (s Site) Validate() FieldErrors {
 	name := func(field, v string) {
 		switch {
 		case strings.TrimSpace(v) == "":
-			fe[field] = "required: the park needs a name in Arabic and in English"
+			fe[field] = fieldError("name_required")
 		case utf8.RuneCountInString(v) > maxName:
-			fe[field] = fmt.Sprintf("at most %d characters", maxName)
+			fe[field] = fieldError("max_chars", strconv.Itoa(maxName))
 		case !utf8.ValidString(v) || strings.ContainsAny(v, "\r\n\t"):
-			fe[field] = "one line of text"
+			fe[field] = fieldError("one_line")
 		}
 	}
 	name("name_ar", s.NameAR)
 	name("name_en", s.NameEN)
 	dur := func(field string, d Duration, min, max time.Duration) {
 		if d.D() < min || d.D() > max {
-			fe[field] = fmt.Sprintf("want a duration from %s to %s, got %s", Duration(min), Duration(max), d)
+			fe[field] = fieldError("duration_range", Duration(min).String(), Duration(max).String(), d.String())
 		}
 	}
 	dur("session_timeout", s.SessionTimeout, time.Minute, 7*24*time.Hour)
 	dur("idle_timeout", s.IdleTimeout, time.Minute, 24*time.Hour)
 	dur("pin_ttl", s.PINTTL, 30*time.Second, time.Hour)
-	if _, bad := fe["idle_timeout"]; !bad && fe["session_timeout"] == "" && s.IdleTimeout > s.SessionTimeout {
-		fe["idle_timeout"] = "must not be longer than the session timeout"
+	if !fe.has("idle_timeout") && !fe.has("session_timeout") && s.IdleTimeout > s.SessionTimeout {
+		fe["idle_timeout"] = fieldError("idle_over_session")
 	}
 	if s.PINMaxTries < 1 || s.PINMaxTries > 10 {
-		fe["pin_max_tries"] = fmt.Sprintf("want a whole number from 1 to 10, got %d", s.PINMaxTries)
+		fe["pin_max_tries"] = fieldError("number_range", "1", "10", strconv.Itoa(s.PINMaxTries))
 	}
 	rate := func(field string, r Rate, allowZero bool) {
 		switch {
 		case r == 0 && !allowZero:
-			fe[field] = "required: a rate like 8mbit"
+			fe[field] = fieldError("rate_required")
 		case r != 0 && r < 64_000:
-			fe[field] = "at least 64kbit (a page would not load below that)"
+			fe[field] = fieldError("rate_min")
 		case r > 100_000_000_000:
-			fe[field] = "at most 100gbit"
+			fe[field] = fieldError("rate_max")
 		}
 	}
 	rate("rate_down", s.RateDown, false)
 	rate("rate_up", s.RateUp, false)
 	rate("uplink_down", s.UplinkDown, true)
 	rate("uplink_up", s.UplinkUp, true)
-	if _, bad := fe["rate_down"]; !bad && s.UplinkDown != 0 && s.RateDown > s.UplinkDown {
-		fe["rate_down"] = fmt.Sprintf("higher than the uplink (%s)", s.UplinkDown)
+	if !fe.has("rate_down") && s.UplinkDown != 0 && s.RateDown > s.UplinkDown {
+		fe["rate_down"] = fieldError("rate_over_uplink", s.UplinkDown.String())
 	}
-	if _, bad := fe["rate_up"]; !bad && s.UplinkUp != 0 && s.RateUp > s.UplinkUp {
-		fe["rate_up"] = fmt.Sprintf("higher than the uplink (%s)", s.UplinkUp)
+	if !fe.has("rate_up") && s.UplinkUp != 0 && s.RateUp > s.UplinkUp {
+		fe["rate_up"] = fieldError("rate_over_uplink", s.UplinkUp.String())
 	}
 	if len(s.WalledGarden) > maxList {
-		fe["walled_garden"] = fmt.Sprintf("at most %d entries", maxList)
+		fe["walled_garden"] = fieldError("max_entries", strconv.Itoa(maxList))
 	} else {
 		for _, g := range s.WalledGarden {
 			if _, err := config.ParsePrefixOrAddr(g); err != nil {
-				fe["walled_garden"] = fmt.Sprintf("want IPv4 addresses or prefixes like 203.0.113.0/28, got %q", g)
+				fe["walled_garden"] = fieldError("walled_garden_entry", strconv.Quote(g))
 				break
 			}
 		}
@@ -253,80 +234,82 @@ func (s Site) Validate() FieldErrors {
 		t := s.SMSTemplates[lang]
 		switch {
 		case strings.TrimSpace(t) == "":
-			fe[field] = "required"
+			fe[field] = fieldError("required")
 		case !strings.Contains(t, "{pin}"):
-			fe[field] = "must contain {pin}"
+			fe[field] = fieldError("template_pin")
 		case utf8.RuneCountInString(t) > maxTemplate:
-			fe[field] = fmt.Sprintf("at most %d characters (about two SMS)", maxTemplate)
+			fe[field] = fieldError("template_max", strconv.Itoa(maxTemplate))
 		}
 	}
 	for lang := range s.SMSTemplates {
 		if lang != "ar" && lang != "en" {
-			fe["sms_templates"] = fmt.Sprintf("only ar and en, got %q", lang)
+			fe["sms_templates"] = fieldError("template_langs", strconv.Quote(lang))
 		}
 	}
 	if len(s.PhoneRegion) != 2 || strings.ToUpper(s.PhoneRegion) != s.PhoneRegion || !isLetters(s.PhoneRegion) {
-		fe["phone_region"] = fmt.Sprintf("want a two-letter region like QA, got %q", s.PhoneRegion)
+		fe["phone_region"] = fieldError("phone_region", strconv.Quote(s.PhoneRegion))
 	}
 	switch {
 	case len(s.AllowedPrefixes) == 0:
-		fe["allowed_prefixes"] = "at least one prefix like +9743 (otherwise no SMS can be sent)"
+		fe["allowed_prefixes"] = fieldError("prefixes_required")
 	case len(s.AllowedPrefixes) > maxList:
-		fe["allowed_prefixes"] = fmt.Sprintf("at most %d entries", maxList)
+		fe["allowed_prefixes"] = fieldError("max_entries", strconv.Itoa(maxList))
 	default:
 		for _, p := range s.AllowedPrefixes {
 			if !config.IsE164Prefix(p) {
-				fe["allowed_prefixes"] = fmt.Sprintf("want + and digits like +9743, got %q", p)
+				fe["allowed_prefixes"] = fieldError("prefix_entry", strconv.Quote(p))
 				break
 			}
 		}
 	}
 	count := func(field string, n, min, max int) {
 		if n < min || n > max {
-			fe[field] = fmt.Sprintf("want a whole number from %d to %d, got %d", min, max, n)
+			fe[field] = fieldError("number_range", strconv.Itoa(min), strconv.Itoa(max), strconv.Itoa(n))
 		}
 	}
 	count("sms_per_number_hour", s.SMSPerNumberHour, 1, 100)
 	count("sms_per_device_hour", s.SMSPerDeviceHour, 1, 100)
 	count("sms_daily_budget", s.SMSDailyBudget, 0, 1_000_000)
 	if utf8.RuneCountInString(s.TermsAR) > maxTerms {
-		fe["terms_ar"] = fmt.Sprintf("at most %d characters", maxTerms)
+		fe["terms_ar"] = fieldError("max_chars", strconv.Itoa(maxTerms))
 	}
 	if utf8.RuneCountInString(s.TermsEN) > maxTerms {
-		fe["terms_en"] = fmt.Sprintf("at most %d characters", maxTerms)
+		fe["terms_en"] = fieldError("max_chars", strconv.Itoa(maxTerms))
 	}
 	if s.PrivacyURL != "" {
 		u, err := url.Parse(s.PrivacyURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(s.PrivacyURL) > 2048 {
-			fe["privacy_url"] = "want an http(s) URL like https://example.org/privacy, or nothing"
+			fe["privacy_url"] = fieldError("privacy_url")
 		}
 	}
 	if s.RequireTerms && strings.TrimSpace(s.TermsAR) == "" && strings.TrimSpace(s.TermsEN) == "" && s.PrivacyURL == "" {
-		fe["require_terms"] = "visitors cannot accept terms that are empty: write the terms or give a privacy URL"
+		fe["require_terms"] = fieldError("terms_empty")
 	}
 	switch s.RADIUS.FailPolicy {
 	case "open", "closed":
 	default:
-		fe["radius.fail_policy"] = fmt.Sprintf("want open or closed, got %q", s.RADIUS.FailPolicy)
+		fe["radius.fail_policy"] = fieldError("fail_policy", strconv.Quote(s.RADIUS.FailPolicy))
 	}
 	if len(s.RADIUS.Servers) > 8 {
-		fe["radius.servers"] = "at most 8 servers"
+		fe["radius.servers"] = fieldError("radius_servers_max")
 	} else {
 		for _, srv := range s.RADIUS.Servers {
 			if _, err := netip.ParseAddrPort(srv); err != nil {
-				fe["radius.servers"] = fmt.Sprintf("want address:port like 192.0.2.5:1812, got %q", srv)
+				fe["radius.servers"] = fieldError("radius_server_entry", strconv.Quote(srv))
 				break
 			}
 		}
 	}
 	if s.RADIUS.Enabled && len(s.RADIUS.Servers) == 0 {
-		fe["radius.servers"] = "RADIUS is enabled: give at least one server"
+		fe["radius.servers"] = fieldError("radius_no_servers")
 	}
 	if len(fe) == 0 {
 		return nil
 	}
 	return fe
 }
+
+func (fe FieldErrors) has(field string) bool { _, ok := fe[field]; return ok }
 
 func isLetters(s string) bool {
 	for _, r := range s {

@@ -3,6 +3,7 @@ package settings
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,13 +52,24 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseDuration reads a duration as the console form and the CLI take it.
+// ParseDuration reads a duration as the console form and the CLI take
+// it; its error is a FieldError, for the console to show per field.
 func ParseDuration(s string) (Duration, error) {
 	v, err := config.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		return 0, fmt.Errorf("want a duration like 20m or 4h, got %q", s)
+		return 0, fieldError("duration_syntax", strconv.Quote(s))
 	}
 	return Duration(v), nil
+}
+
+// ParseCount reads a whole number from a form; its error is a
+// FieldError.
+func ParseCount(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fieldError("whole_number")
+	}
+	return n, nil
 }
 
 // Rate is a bit rate in bit/s that reads and writes tc-style in JSON
@@ -89,11 +101,12 @@ func (r *Rate) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseRate reads a rate as the console form and the CLI take it.
+// ParseRate reads a rate as the console form and the CLI take it; its
+// error is a FieldError, for the console to show per field.
 func ParseRate(s string) (Rate, error) {
 	v, err := config.ParseRate(s)
 	if err != nil {
-		return 0, fmt.Errorf("want a rate like 8mbit or 512kbit, got %q", s)
+		return 0, fieldError("rate_syntax", strconv.Quote(s))
 	}
 	return Rate(v), nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/firewall"
 	"github.com/parkwifi/parkportal/metrics"
+	"github.com/parkwifi/parkportal/netlimit"
 	"github.com/parkwifi/parkportal/session"
 	"github.com/parkwifi/parkportal/settings"
 	"github.com/parkwifi/parkportal/store"
@@ -41,6 +42,46 @@ type AdminRuntime struct {
 	Settings *settings.Manager
 	Metrics  *metrics.Metrics
 	Server   *admin.Server
+	// Listener is the console's TCP listener, capped per source.
+	Listener *netlimit.Listener
+}
+
+// adminConnsPerSource caps the console's concurrent connections per
+// source address, as the portal's listener does per device: a client
+// holding many slow connections costs a goroutine and buffers each until
+// the timeouts fire. Every staff member on loopback or an SSH tunnel is
+// one source, so the cap leaves room for several browsers (about six
+// connections each) and a Prometheus scraper.
+const adminConnsPerSource = 32
+
+// siteClock returns now in the park's time zone. The dashboard's "today"
+// and the SMS budget left start at midnight of now().Location(); the
+// SMS limiter counts the budget per day in the same zone, so both must
+// use it. On OpenWrt Go sees UTC (there is no zoneinfo for time.Local),
+// which would put the dashboard's day three hours out of step in Qatar.
+func siteClock(tz *time.Location, now func() time.Time) func() time.Time {
+	if tz == nil {
+		return now
+	}
+	return func() time.Time { return now().In(tz) }
+}
+
+// radiusSecretConfigured reports whether the config file (or the
+// environment, as startNAS reads it) gives a RADIUS shared secret;
+// without one the console must not turn RADIUS authorisation on.
+func radiusSecretConfigured(rc config.Radius) bool {
+	return rc.Secret != "" || rc.SecretFile != "" || os.Getenv("PARKPORTAL_RADIUS_SECRET") != ""
+}
+
+// openSettings opens the site settings with the checks that depend on
+// the config file.
+func openSettings(cfg *config.Config, st *store.Store, seed settings.Site) (*settings.Manager, error) {
+	set, err := settings.Open(st.DB(), seed, nil)
+	if err != nil {
+		return nil, err
+	}
+	set.AddCheck(settings.RequireRADIUSSecret(radiusSecretConfigured(cfg.Radius)))
+	return set, nil
 }
 
 // startAdmin opens the site settings (seeded from the config file on
@@ -54,7 +95,7 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 		radiusSeed.Servers = []string{}
 	}
 	seed.RADIUS = radiusSeed
-	set, err := settings.Open(st.DB(), seed, nil)
+	set, err := openSettings(cfg, st, seed)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +110,7 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 		}
 		return len(a)
 	}
-	m := metrics.New(cfg.Site.ID, online, nil)
+	m := metrics.New(cfg.Site.ID, online, siteClock(cfg.Timezone, time.Now))
 	if err := m.Keep(st.DB(), log); err != nil {
 		// The charts start empty; nothing else depends on them.
 		log.Warn("dashboard history not loaded", "err", err)
@@ -88,15 +129,16 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 	})
 	srv, err := admin.New(admin.Options{
 		Users: users, Settings: set, Sessions: admin.SessionsAdapter{Manager: mgr, Store: st},
-		Stats: m, Metrics: m.Handler(), Logger: log,
+		Stats: m, Metrics: m.Handler(), Logger: log, Location: cfg.Timezone,
 	})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.AdminListen)
+	plainLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the admin console on %s: %w", cfg.AdminListen, err)
 	}
+	ln := netlimit.Listen(plainLn, adminConnsPerSource, log)
 	sock := adminSocketPath(cfg)
 	os.Remove(sock) // a stale socket from a crash; we hold the database lock
 	old := unix.Umask(0o177)
@@ -122,7 +164,7 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 		log.Warn("no admin account yet: create one with `parkportal admin add-user --role admin NAME`")
 	}
 	log.Info("admin console listening", "addr", ln.Addr().String(), "socket", sock)
-	return &AdminRuntime{Settings: set, Metrics: m, Server: srv}, nil
+	return &AdminRuntime{Settings: set, Metrics: m, Server: srv, Listener: ln}, nil
 }
 
 // apiClient talks to the admin API: over the running daemon's socket, or
@@ -163,7 +205,7 @@ func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(the daemon's admin socket %s does not answer either; is parkportal serve starting or stuck?)", err, sock)
 	}
-	set, err := settings.Open(st.DB(), settings.FromConfig(cfg.Site), nil)
+	set, err := openSettings(cfg, st, settings.FromConfig(cfg.Site))
 	if err != nil {
 		st.Close()
 		return nil, err

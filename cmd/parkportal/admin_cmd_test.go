@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +16,8 @@ import (
 	"time"
 
 	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/internal/fake"
+	"github.com/parkwifi/parkportal/metrics"
 	"github.com/parkwifi/parkportal/session"
 	"github.com/parkwifi/parkportal/settings"
 	"github.com/parkwifi/parkportal/store"
@@ -122,4 +129,141 @@ func TestCLIThroughDaemon(t *testing.T) {
 	}
 	cancel()
 	time.Sleep(50 * time.Millisecond)
+}
+
+// startTestAdmin runs startAdmin on cfg until the test ends.
+func startTestAdmin(t *testing.T, cfg *config.Config) *AdminRuntime {
+	t.Helper()
+	st, err := store.Open(cfg.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	mgr := session.NewManager(session.Options{Store: st, Gate: storeOnlyGate{}, Site: cfg.Site.ID, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	rt, err := startAdmin(ctx, cfg, st, mgr, settings.RADIUS{FailPolicy: "closed"}, log)
+	if err != nil {
+		cancel()
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		// Serve shuts down on ctx; the listener's close makes it return.
+		rt.Listener.Close()
+		st.Close()
+	})
+	return rt
+}
+
+// TestAdminListenerCapsPerSource: the console's listener holds at most
+// adminConnsPerSource connections from one address; one more is refused
+// at once while those stay open, and they are still served.
+func TestAdminListenerCapsPerSource(t *testing.T) {
+	_, cfg := labConfig(t)
+	rt := startTestAdmin(t, cfg)
+	addr := rt.Listener.Addr().String()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	get := func(c net.Conn) (*http.Response, error) {
+		if _, err := io.WriteString(c, "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		return http.ReadResponse(bufio.NewReader(c), nil)
+	}
+	for i := range adminConnsPerSource + 1 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			if i < adminConnsPerSource {
+				t.Fatal(err)
+			}
+			break // refused so fast that connect saw the reset
+		}
+		conns = append(conns, c)
+		if i == adminConnsPerSource {
+			// Accept takes connections in order, so this one comes after
+			// the others are held: it must be reset, not served.
+			if resp, err := get(c); err == nil {
+				resp.Body.Close()
+				t.Fatalf("connection %d from one source was served (%s), want it refused", i+1, resp.Status)
+			}
+		}
+	}
+	for rt.Listener.Refused() == 0 { // the reset is seen before it is counted
+		time.Sleep(time.Millisecond)
+	}
+	if n := rt.Listener.Open(netip.MustParseAddr("127.0.0.1")); n != adminConnsPerSource {
+		t.Fatalf("%d connections open from 127.0.0.1, want %d", n, adminConnsPerSource)
+	}
+	resp, err := get(conns[0])
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a connection under the cap: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// TestDashboardDayIsTheSiteDay: the dashboard's "today" (and so the SMS
+// budget left) ends at midnight in the site's time zone, as the SMS
+// limiter's day does, whatever zone the process runs in.
+func TestDashboardDayIsTheSiteDay(t *testing.T) {
+	qatar, err := time.LoadLocation("Asia/Qatar") // UTC+3, no daylight saving
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := fake.NewClock(time.Date(2026, 3, 1, 20, 59, 0, 0, time.UTC)) // 23:59 in Qatar
+	m := metrics.New("park", nil, siteClock(qatar, clk.Now))
+	m.SMSSent()
+	clk.Advance(2 * time.Minute) // 21:01 UTC: still 1 March in UTC, 2 March in Qatar
+	if got := m.Snapshot().Today.SMSSent; got != 0 {
+		t.Fatalf("after midnight in Qatar the day's SMS count is %d, want 0 (a new day)", got)
+	}
+
+	// And startAdmin wires it: the daemon's metrics tell time in the
+	// config's zone, not the process's.
+	_, cfg := labConfig(t)
+	cfg.Timezone = qatar
+	if time.Local.String() == qatar.String() {
+		cfg.Timezone = time.FixedZone("UTC-5", -5*3600)
+	}
+	rt := startTestAdmin(t, cfg)
+	if loc := rt.Metrics.Snapshot().Time.Location(); loc != cfg.Timezone {
+		t.Fatalf("the dashboard's clock is in %v, want the site's %v", loc, cfg.Timezone)
+	}
+}
+
+// TestRADIUSNeedsSecret: with no RADIUS secret in the config file, the
+// daemon's settings and the offline CLI refuse turning RADIUS on; with
+// one, it is saved.
+func TestRADIUSNeedsSecret(t *testing.T) {
+	t.Setenv("PARKPORTAL_RADIUS_SECRET", "")
+	on := settings.RADIUS{Enabled: true, Servers: []string{"192.0.2.5:1812"}, FailPolicy: "closed"}
+
+	path, cfg := labConfig(t)
+	_, err := runCmd(t, "", cmdSite, "set", "--config", path, "radius.enabled=true", "radius.servers=192.0.2.5:1812")
+	if err == nil || !strings.Contains(err.Error(), "radius.enabled") || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("offline site set radius.enabled=true without a secret: %v", err)
+	}
+	rt := startTestAdmin(t, cfg)
+	next := rt.Settings.Get()
+	next.RADIUS = on
+	var fe settings.FieldErrors
+	if _, err := rt.Settings.Update("test", next); !errors.As(err, &fe) || fe["radius.enabled"].Code == "" {
+		t.Fatalf("daemon: enabling RADIUS without a secret: %v", err)
+	}
+	if rt.Settings.Get().RADIUS.Enabled {
+		t.Fatal("saved anyway")
+	}
+
+	_, cfg2 := labConfig(t)
+	cfg2.Radius.SecretFile = "/etc/parkportal/radius.secret"
+	rt2 := startTestAdmin(t, cfg2)
+	next = rt2.Settings.Get()
+	next.RADIUS = on
+	if _, err := rt2.Settings.Update("test", next); err != nil {
+		t.Fatalf("with secret_file: %v", err)
+	}
 }
