@@ -70,8 +70,12 @@ func siteClock(tz *time.Location, now func() time.Time) func() time.Time {
 // environment, as startNAS reads it) gives a RADIUS shared secret;
 // without one the console must not turn RADIUS authorisation on.
 func radiusSecretConfigured(rc config.Radius) bool {
-	return rc.Secret != "" || rc.SecretFile != "" || os.Getenv("PARKPORTAL_RADIUS_SECRET") != ""
+	return rc.Secret != "" || rc.SecretFile != "" || os.Getenv(radiusSecretEnv) != ""
 }
+
+// radiusSecretEnv names the environment variable that may hold the
+// RADIUS shared secret instead of the config file.
+const radiusSecretEnv = "PARKPORTAL_RADIUS_SECRET"
 
 // openSettings opens the site settings with the checks that depend on
 // the config file.

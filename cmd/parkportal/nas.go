@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -65,8 +64,8 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 	info := radius.NAS{Identifier: id, IP: ip, CalledStationID: radius.CalledStationID(lanMAC, rc.CalledStationID)}
 	n.info = info
 
-	if rc.Secret != "" || rc.SecretFile != "" || os.Getenv("PARKPORTAL_RADIUS_SECRET") != "" {
-		secret, err := sms.LoadSecret(rc.Secret, rc.SecretFile, "PARKPORTAL_RADIUS_SECRET")
+	if radiusSecretConfigured(rc) {
+		secret, err := sms.LoadSecret(rc.Secret, rc.SecretFile, radiusSecretEnv)
 		if err != nil {
 			return nil, fmt.Errorf("radius.secret: %w", err)
 		}
