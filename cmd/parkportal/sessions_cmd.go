@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/parkwifi/parkportal/admin"
 	"github.com/parkwifi/parkportal/config"
@@ -45,9 +48,9 @@ func cmdSessions(args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPHONE\tMAC\tIP\tLEFT\tRATE DOWN/UP\tBYTES DOWN/UP")
+		fmt.Fprintln(tw, "ID\tPHONE\tMAC\tIP\tDEVICE\tLEFT\tRATE DOWN/UP\tBYTES DOWN/UP")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%s\t%d/%d\n", s.ID, s.Phone, s.MAC, s.IP,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%d/%d\n", s.ID, s.Phone, s.MAC, s.IP, terminalSafe(s.Hostname, 24),
 				settings.Duration(time.Duration(s.SecondsLeft)*time.Second), config.FormatRate(s.RateDown), config.FormatRate(s.RateUp), s.BytesDown, s.BytesUp)
 		}
 		return tw.Flush()
@@ -71,3 +74,30 @@ func cmdSessions(args []string) error {
 // defaultSiteForCheck is the site that command-line patches are checked
 // against for field names and types (values are validated by the daemon).
 func defaultSiteForCheck() config.Site { return config.Defaults().Site }
+
+// terminalSafe prepares a device-supplied name (the DHCP hostname, which
+// any visitor sets) for a staff terminal: control characters, which
+// could carry escape sequences, become '?', tabs and spaces that would
+// break the columns become '_', and it is cut to max runes; "-" if empty.
+func terminalSafe(s string, max int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == max {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case unicode.IsSpace(r):
+			r = '_'
+		case unicode.IsControl(r) || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r):
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
