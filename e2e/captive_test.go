@@ -125,6 +125,58 @@ func TestSpoofedIPGetsNothing(t *testing.T) {
 	}
 }
 
+// TestAddressCopierCannotEndVisitorSession: a device that copies an online
+// visitor's address, and has won the gateway's neighbour entry for it (so
+// the portal takes its requests for its own), cannot log in with its own
+// number: that login would end the visitor's session and take the
+// visitor offline. The visitor keeps its session and its allowlist entry,
+// and once the copier is gone it is online without logging in again.
+func TestAddressCopierCannotEndVisitorSession(t *testing.T) {
+	p := newPark(t, 2)
+	d := p.start(p.config(nil))
+	v1, v2 := p.Visitors[0], p.Visitors[1]
+	p.login(v1, "33123456")
+	// v2 takes v1's address while v1 stays online. The neighbour entry is
+	// pinned to v2, as if v2 had answered the gateway's ARP last, so the
+	// portal's view of the address cannot flap back to v1 mid-test.
+	must(t, lab.Cmd(v2.NS, "ip", "addr", "flush", "dev", "eth0").Run())
+	must(t, lab.Cmd(v2.NS, "ip", "addr", "add", v1.IP.String()+"/24", "dev", "eth0").Run())
+	must(t, lab.Cmd(v2.NS, "ip", "route", "replace", "default", "via", lab.GatewayLAN.String()).Run())
+	must(t, lab.Cmd(p.Gateway, "ip", "neigh", "replace", v1.IP.String(), "lladdr", v2.MAC, "dev", lab.LANIface, "nud", "permanent").Run())
+
+	r, err := lab.Login(v2.NS, lab.CookieJar(v2.NS), portalURL, p.outbox(), "33999999")
+	if err == nil {
+		t.Fatalf("the device copying the visitor's address logged in with its own number (%d)", r.Code)
+	}
+	if !strings.Contains(d.output(), "login refused") {
+		t.Errorf("the copier's login failed (%v), but not for the address being in use", err)
+	}
+	out, err := p.gw("ipset", "list", "pp-allow")
+	if err != nil {
+		t.Fatalf("listing set: %v: %s", err, out)
+	}
+	set := strings.ToLower(out)
+	if !strings.Contains(set, strings.ToLower(v1.IP.String()+","+v1.MAC)) {
+		t.Errorf("the visitor's allowlist entry is gone after the copier's login:\n%s", out)
+	}
+	if strings.Contains(set, strings.ToLower(v2.MAC)) {
+		t.Errorf("the copier is in the allowlist:\n%s", out)
+	}
+
+	// The copier leaves; the gateway learns the address from v1 again.
+	must(t, lab.Cmd(v2.NS, "ip", "link", "set", "eth0", "down").Run())
+	must(t, lab.Cmd(p.Gateway, "ip", "neigh", "del", v1.IP.String(), "dev", lab.LANIface).Run())
+	back := false
+	for i := 0; i < 10 && !back; i++ { // bounded: 10 × (≤ 2 s + 200 ms)
+		if back = online(v1); !back {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !back {
+		t.Error("the visitor is not online after the copier left")
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

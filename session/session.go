@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +39,21 @@ type Preparer interface {
 	Prepare(ip netip.Addr, down, up uint64) error
 }
 
+// Neighbors tells whether a device is still on the LAN at an address;
+// *firewall.Firewall implements it from the kernel's neighbour table.
+type Neighbors interface {
+	// InUse reports whether ip may still be mac's; when it cannot tell,
+	// it says yes.
+	InUse(ip netip.Addr, mac net.HardwareAddr) bool
+}
+
+// ErrAddressInUse is Activate's refusal of a login from an address that
+// another device's active session holds while that device is still on
+// the LAN at it: the new device copied the visitor's address, and letting
+// it log in would end the visitor's session. The visitor should try
+// again once the address is free (or after renewing its DHCP lease).
+var ErrAddressInUse = errors.New("the address belongs to another device's active session and that device is still on the network")
+
 // Policy is the part of the site's settings sessions need.
 type Policy struct {
 	SessionTimeout   time.Duration
@@ -60,6 +76,8 @@ type Manager struct {
 	now   func() time.Time
 	log   *slog.Logger
 	site  string
+	lan   netip.Prefix
+	neigh Neighbors
 
 	mu        sync.Mutex // serialises lifecycle changes
 	policy    Policy
@@ -89,6 +107,15 @@ type Options struct {
 	Policy Policy
 	Now    func() time.Time // nil means time.Now
 	Logger *slog.Logger
+	// LANPrefix is the visitors' address range, the one the gate's
+	// allowlist covers (lan_cidr). When set, sessions whose address the
+	// kernel cannot take (outside it, after lan_cidr changed) are ended
+	// as store.ReasonUnrestorable by Restore and Resync.
+	LANPrefix netip.Prefix
+	// Neighbors, when set, lets Activate refuse a login that would take
+	// the address of another device's session while that device is still
+	// there (see ErrAddressInUse).
+	Neighbors Neighbors
 	// OnRepair hears how many pieces of kernel state a resync repaired;
 	// OnTraffic the bytes visitors moved since the last sweep. Both are
 	// for metrics and may be nil.
@@ -105,7 +132,7 @@ func NewManager(o Options) *Manager {
 		o.Logger = slog.Default()
 	}
 	return &Manager{
-		store: o.Store, gate: o.Gate, now: o.Now, log: o.Logger, site: o.Site,
+		store: o.Store, gate: o.Gate, now: o.Now, log: o.Logger, site: o.Site, lan: o.LANPrefix.Masked(), neigh: o.Neighbors,
 		policy: o.Policy, activity: map[netip.Addr]uint64{}, live: map[string]*traffic{}, devices: map[string]DeviceInfo{},
 		resync:   make(chan struct{}, 1),
 		onRepair: o.OnRepair, onTraffic: o.OnTraffic,
@@ -212,9 +239,18 @@ type Grant struct {
 // told "connected" is online and stays online across a daemon crash. If
 // the kernel refuses, the session is ended again and an error returned:
 // nothing is left half-applied.
+//
+// A login ends the device's earlier session, and any other device's
+// session at the same address (the address was handed on). But when that
+// other device is still there, the login is refused with ErrAddressInUse:
+// otherwise a device that copies a visitor's address could log in with
+// its own number and knock the visitor offline.
 func (m *Manager) Activate(l Login) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.checkAddressFreeLocked(l); err != nil {
+		return nil, err
+	}
 	now := m.now()
 	p := m.policy
 	s := &store.Session{
@@ -275,6 +311,62 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 	return s, nil
 }
 
+// checkAddressFreeLocked refuses a login from l.IP while another device's
+// active session holds that address and that device is still in use. Two
+// signs say it is, and either suffices:
+//
+//   - the neighbour table still has that device at the address, as the
+//     portal asks before it moves a session off an address;
+//   - the session is not idle: it started, or the allowlist's counters
+//     (which only that device's own address-and-MAC pair moves) saw its
+//     traffic, within its idle timeout (LastActive, kept by the sweep).
+//
+// The second is needed because the first is weak exactly here: the
+// portal identified the new device by the neighbour table's entry for
+// the address, so at the moment of its login that entry usually names
+// the new device, not the visitor (the e2e test shows it). A device that
+// got the address from the DHCP server after the visitor left passes
+// both, as long as leases outlast the idle timeout (OpenWrt's default
+// lease is 12 h): the server does not hand an address on before the lease
+// expires. A session of the same device (same MAC, at another address)
+// is not checked: the device has evidently moved, and its old address
+// can linger in the neighbour table long after.
+func (m *Manager) checkAddressFreeLocked(l Login) error {
+	if m.neigh == nil {
+		return nil
+	}
+	old, err := m.store.ActiveByIP(l.IP)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking who holds %s: %w", l.IP, err)
+	}
+	if old.MAC.String() == l.MAC.String() {
+		return nil
+	}
+	hold := old.IdleTimeout
+	if hold <= 0 {
+		hold = defaultAddressHold
+	}
+	var sign string
+	switch {
+	case m.neigh.InUse(old.IP, old.MAC):
+		sign = "neighbour table"
+	case m.now().Sub(old.LastActive) < hold:
+		sign = "recent traffic"
+	default:
+		return nil
+	}
+	m.log.Warn("login refused: another device's active session holds the address and that device is still in use",
+		"ip", l.IP, "mac", l.MAC.String(), "session", old.ID, "session_mac", old.MAC.String(), "sign", sign)
+	return fmt.Errorf("activating %s at %s (held by session %s, %s): %w", l.MAC, l.IP, old.ID, sign, ErrAddressInUse)
+}
+
+// defaultAddressHold is how long after its last traffic a session without
+// an idle timeout keeps its address from another device's login.
+const defaultAddressHold = 5 * time.Minute
+
 // End ends session id for reason and removes it from the kernel.
 func (m *Manager) End(id string, reason store.EndReason) (*store.Session, error) {
 	m.mu.Lock()
@@ -283,6 +375,12 @@ func (m *Manager) End(id string, reason store.EndReason) (*store.Session, error)
 }
 
 func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, error) {
+	return m.finishLocked(id, reason, true)
+}
+
+// finishLocked ends session id in the store and tells the observers;
+// with deny, it also takes the session out of the kernel.
+func (m *Manager) finishLocked(id string, reason store.EndReason, deny bool) (*store.Session, error) {
 	var wasActive bool
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		wasActive = x.State == store.Active
@@ -298,10 +396,12 @@ func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, 
 	if !wasActive {
 		return s, nil
 	}
-	if err := m.gate.Deny(clientOf(s)); err != nil {
-		// The store says ended; the next resync removes what is left.
-		m.log.Error("removing ended session from firewall", "session", id, "err", err)
-		m.requestResyncLocked()
+	if deny {
+		if err := m.gate.Deny(clientOf(s)); err != nil {
+			// The store says ended; the next resync removes what is left.
+			m.log.Error("removing ended session from firewall", "session", id, "err", err)
+			m.requestResyncLocked()
+		}
 	}
 	delete(m.activity, s.IP)
 	delete(m.live, id)
@@ -375,13 +475,31 @@ func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error
 	return ns, nil
 }
 
-// Restore makes the kernel match the store: it ensures our chains and
-// set, then loads every active session into them. Call it at start.
+// Restore makes the kernel match the store at start: it ensures our
+// chains, set and qdiscs, then loads every active session into them.
+//
+// Only a failure to build our kernel state (or to read the store) is
+// returned: without it no visitor can be served. One session the kernel
+// will not take must not keep the daemon from starting, since under procd
+// a failed start is a respawn loop in which no session ever expires.
+// Sessions the kernel cannot take back (see ReasonUnrestorable) are
+// ended, with a log line each; other failures to load sessions are logged
+// and left to the periodic resync to retry.
 func (m *Manager) Restore() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := m.syncLocked()
-	return err
+	if _, err := m.gate.Ensure(); err != nil {
+		return fmt.Errorf("ensuring firewall: %w", err)
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return fmt.Errorf("loading active sessions: %w", err)
+	}
+	if _, err := m.allowlistLocked(active); err != nil {
+		m.log.Error("some active sessions could not be restored into the kernel; the next resync retries them", "err", err)
+		m.requestResyncLocked()
+	}
+	return nil
 }
 
 // Resync compares kernel and store and repairs drift; it returns the
@@ -401,15 +519,63 @@ func (m *Manager) syncLocked() (int, error) {
 	if err != nil {
 		return r1, fmt.Errorf("loading active sessions: %w", err)
 	}
+	r2, err := m.allowlistLocked(active)
+	return r1 + r2, err
+}
+
+// allowlistLocked makes the gate's allowlist the active sessions, after
+// ending those the kernel cannot take.
+func (m *Manager) allowlistLocked(active []*store.Session) (int, error) {
 	want := make([]firewall.Client, 0, len(active))
 	for _, s := range active {
+		if why := m.unrestorable(s); why != "" {
+			// The gate never held it (its allowlist covers the LAN
+			// prefix only): end it without asking the gate to remove it.
+			if _, err := m.finishLocked(s.ID, store.ReasonUnrestorable, false); err != nil {
+				m.log.Error("ending a session the kernel cannot take", "session", s.ID, "err", err)
+			} else {
+				m.log.Warn("ended a session the kernel cannot take", "session", s.ID, "ip", s.IP, "mac", s.MAC.String(), "why", why)
+			}
+			continue
+		}
 		want = append(want, clientOf(s))
 	}
-	r2, err := m.gate.Sync(want)
+	n, err := m.gate.Sync(want)
 	if err != nil {
-		return r1 + r2, fmt.Errorf("syncing allowlist: %w", err)
+		return n, fmt.Errorf("syncing allowlist: %w", err)
 	}
-	return r1 + r2, nil
+	return n, nil
+}
+
+// unrestorable says why the kernel can never take s, or "" when it can:
+// the allowlist (a bitmap:ip,mac set over the LAN prefix) holds only
+// Ethernet addresses and IPv4 addresses inside the prefix, and the
+// shaper gives no class to the prefix's network or broadcast address.
+// These are what changes when lan_cidr does.
+func (m *Manager) unrestorable(s *store.Session) string {
+	if len(s.MAC) != 6 {
+		return "not an Ethernet MAC address"
+	}
+	p := m.lan
+	if !p.IsValid() {
+		return ""
+	}
+	ip := s.IP.Unmap()
+	if !p.Contains(ip) {
+		return "address outside the LAN " + p.String()
+	}
+	if p.Addr().Is4() && p.Bits() <= 30 && (ip == p.Addr() || ip == broadcast(p)) {
+		return "network or broadcast address of the LAN " + p.String()
+	}
+	return ""
+}
+
+// broadcast returns the last address of the IPv4 prefix p.
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
 }
 
 // RequestResync asks the Run loop for a resync soon; it never blocks.

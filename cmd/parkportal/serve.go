@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -188,6 +189,7 @@ func cmdServe(args []string) error {
 	var met *metrics.Metrics // set once the admin side is up
 	mgr := session.NewManager(session.Options{
 		Store: st, Gate: fw, Site: cfg.Site.ID, Logger: log,
+		LANPrefix: cfg.LANPrefix, Neighbors: fw,
 		OnRepair: func(n int) {
 			if met != nil {
 				met.FirewallRepairs(n)
@@ -209,6 +211,9 @@ func cmdServe(args []string) error {
 	}
 	warnBridgeNetfilter(cfg, log)
 	start := time.Now()
+	// Only failing to build our chains, set and qdiscs stops the start:
+	// sessions the kernel cannot take are ended (and logged) by Restore,
+	// since a failed start under procd is a respawn loop.
 	if err := mgr.Restore(); err != nil {
 		return fmt.Errorf("restoring sessions into the kernel: %w", err)
 	}
@@ -244,7 +249,13 @@ func cmdServe(args []string) error {
 	}
 	apply(adm.Settings.Get())
 	adm.Settings.OnChange(apply)
-	go func() {
+	// The background loops run until the stop, which waits for every one
+	// of them before it tears the firewall down: a resync or sweep still
+	// in flight would otherwise rebuild chains or set after Teardown (or
+	// queue accounting after RADIUS closed).
+	bg := newBackground(ctx)
+	defer bg.Stop() // on every return; a second Stop is a no-op
+	bg.Go(func(ctx context.Context) {
 		t := time.NewTicker(15 * time.Second)
 		defer t.Stop()
 		for {
@@ -255,19 +266,23 @@ func cmdServe(args []string) error {
 				met.SetRADIUSQueue(radiusNAS.queueLen())
 			}
 		}
-	}()
+	})
+	bg.Go(func(ctx context.Context) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-resync:
+				mgr.RequestResync()
+			}
+		}
+	})
+	bg.Go(func(ctx context.Context) { mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval) })
+	bg.Go(func(ctx context.Context) { purgeLoop(ctx, st, cfg.Retention, cfg.MaxSessions, log) })
+	bg.Go(radiusNAS.runInterim)
+	bg.Go(func(ctx context.Context) { watchDevices(ctx, cfg.LANIface, cfg.LANPrefix, mgr, log) })
 
 	httpSrv := newHTTPServer(srv)
-	go func() {
-		for range resync {
-			mgr.RequestResync()
-		}
-	}()
-	go mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval)
-	go purgeLoop(ctx, st, cfg.Retention, cfg.MaxSessions, log)
-	go radiusNAS.runInterim(ctx)
-	go watchDevices(ctx, cfg.LANIface, cfg.LANPrefix, mgr, log)
-
 	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	var tlsSrv *http.Server
@@ -291,6 +306,11 @@ func cmdServe(args []string) error {
 	if tlsSrv != nil {
 		tlsSrv.Shutdown(shutdownCtx)
 	}
+	// The loops end sessions (observers queue RADIUS Stops), count
+	// traffic for the dashboard and resync the kernel: all of it must be
+	// over before the counters are saved, RADIUS closes and the firewall
+	// goes.
+	bg.Stop()
 	if err := met.Save(); err != nil {
 		log.Warn("dashboard counters not saved", "err", err)
 	}
@@ -304,6 +324,33 @@ func cmdServe(args []string) error {
 	}
 	log.Info("firewall state removed")
 	return nil
+}
+
+// background runs the daemon's loops and lets the stop wait for them.
+type background struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// newBackground returns loops that stop when parent ends or on Stop,
+// whichever comes first (the portal server failing stops the daemon
+// without parent ending).
+func newBackground(parent context.Context) *background {
+	ctx, cancel := context.WithCancel(parent)
+	return &background{ctx: ctx, cancel: cancel}
+}
+
+// Go runs loop in its own goroutine; loop must return soon after its
+// context is done.
+func (b *background) Go(loop func(ctx context.Context)) {
+	b.wg.Go(func() { loop(b.ctx) })
+}
+
+// Stop tells the loops to stop and returns once every one has returned.
+func (b *background) Stop() {
+	b.cancel()
+	b.wg.Wait()
 }
 
 // newHTTPServer bounds everything a client controls: header size and
@@ -331,25 +378,22 @@ func cmdConfigCheck(args []string) error {
 	return nil
 }
 
+// cmdDBCheck checks the state file read-only, page check first: a
+// damaged file is reported with its path and what to do, never by a
+// panic, and checking it writes nothing that could make it worse.
 func cmdDBCheck(args []string) error {
 	cfg, err := loadConfig(flag.NewFlagSet("db check", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.DBPath)
+	sum, err := store.CheckFile(cfg.DBPath)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	if err := st.Check(); err != nil {
-		return fmt.Errorf("%s is damaged: %w\nmove it aside and restart parkportal to begin with an empty store", cfg.DBPath, err)
+	fmt.Printf("db ok: %s, schema %d, %d sessions (%d active)\n", cfg.DBPath, sum.Schema, sum.Sessions, sum.Active)
+	if sum.Schema < store.SchemaVersion {
+		fmt.Printf("the next start of parkportal serve migrates it to schema %d\n", store.SchemaVersion)
 	}
-	all, err := st.Sessions(nil)
-	if err != nil {
-		return err
-	}
-	active, _ := st.ActiveSessions()
-	fmt.Printf("db ok: %s, schema %d, %d sessions (%d active)\n", cfg.DBPath, store.SchemaVersion, len(all), len(active))
 	return nil
 }
 
