@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,6 +151,9 @@ func TestAddressCopierCannotEndVisitorSession(t *testing.T) {
 	}
 	if !strings.Contains(d.output(), "login refused") {
 		t.Errorf("the copier's login failed (%v), but not for the address being in use", err)
+	}
+	if r.Code != http.StatusConflict || !strings.Contains(r.Body, "address-in-use") {
+		t.Errorf("the copier was told %d, want 409 with the address-in-use problem:\n%s", r.Code, r.Body)
 	}
 	out, err := p.gw("ipset", "list", "pp-allow")
 	if err != nil {

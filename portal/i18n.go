@@ -120,6 +120,9 @@ var (
 	errAuthUnavailable = &problem{http.StatusServiceUnavailable, "auth-unavailable",
 		"تعذّر التحقق من رقمك الآن. حاول مرة أخرى بعد قليل.",
 		"We could not check your number just now. Please try again in a minute."}
+	errAddressInUse = &problem{http.StatusConflict, "address-in-use",
+		"عنوان جهازك على الشبكة يستخدمه جهاز آخر متصل. أعد الاتصال بشبكة الواي فاي ثم حاول مرة أخرى.",
+		"Your device's network address is in use by another connected device. Reconnect to the Wi-Fi, then try again."}
 	errCrossOrigin = &problem{http.StatusForbidden, "cross-origin",
 		"رُفض الطلب لأنه لم يأتِ من صفحة الحديقة. افتح صفحة الدخول وحاول مرة أخرى.",
 		"The request was refused because it did not come from the park's page. Open the sign-in page and try again."}

@@ -103,6 +103,7 @@ var problems = map[string]*problem{
 	"errTermsRequired":    errTermsRequired,
 	"errNumberBlocked":    errNumberBlocked,
 	"errAuthUnavailable":  errAuthUnavailable,
+	"errAddressInUse":     errAddressInUse,
 	"errInternal":         errInternal,
 	"errCrossOrigin":      errCrossOrigin,
 	"errBadRequest":       errBadRequest,

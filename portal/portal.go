@@ -733,6 +733,13 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess, err := s.o.Sessions.Activate(session.Login{MAC: mac, IP: ip, Phone: p.Phone, Lang: lang, Grant: grant})
+	if errors.Is(err, session.ErrAddressInUse) {
+		// The session manager logged who holds the address. Reconnecting
+		// gets this device an address of its own from the DHCP server.
+		s.restorePending(p)
+		s.renderPIN(w, errAddressInUse.Status, lang, p.Phone, errAddressInUse)
+		return
+	}
 	if err != nil {
 		s.o.Logger.Error("activating session", "mac", mac.String(), "ip", ip, "err", err)
 		s.restorePending(p)
