@@ -49,7 +49,7 @@ var targets = []target{
 }
 
 // Size limits for the stripped mipsel binary. mipselBudget is issue 9's
-// target (10 MB), which the binary misses: 19.94 MiB at the time of
+// target (10 MB), which the binary misses: 20.13 MiB at the time of
 // writing, and the floor of any Go portal with a TLS server, an HTTPS
 // client and html/template is already 9.31 MiB (deploy/openwrt/sizes.sh
 // measures it and what each dependency adds; README section 7 has the
