@@ -8,12 +8,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/vishvananda/netns"
 )
 
 // fakeTable is an in-memory ruleTable: chains keyed "table/chain", each
@@ -290,23 +287,7 @@ func TestChainsOnKernel(t *testing.T) {
 			t.Fatalf("%s not installed (apt-get install -y iptables)", tool)
 		}
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	name := fmt.Sprintf("ppfwt%d", os.Getpid()%100000)
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		netns.Set(orig)
-		ns.Close()
-		netns.DeleteNamed(name)
-	}()
+	enterPrivateNS(t, "ppfwt")
 	cfg := testConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	f, err := New(cfg)

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -78,28 +79,42 @@ func BenchmarkRestore(b *testing.B) {
 	}
 }
 
+// enterPrivateNS moves the calling goroutine, locked to its thread, into
+// a new network namespace named prefix+pid, and back out (deleting the
+// namespace) at the test's cleanup. Tools exec'd from that thread, such
+// as iptables, see the namespace too.
+func enterPrivateNS(tb testing.TB, prefix string) {
+	tb.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		tb.Fatal(err)
+	}
+	name := fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	ns, err := netns.NewNamed(name)
+	if err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		err := netns.Set(orig)
+		orig.Close()
+		ns.Close()
+		netns.DeleteNamed(name)
+		if err == nil {
+			runtime.UnlockOSThread() // else the thread dies with the goroutine
+		}
+	})
+}
+
 // benchFirewall returns a Firewall with shaping for 198.51.0.0/16 on a
 // veth "lan0" in a private network namespace, which the benchmark's
 // thread stays in until the namespace is removed at cleanup.
 func benchFirewall(b *testing.B) *Firewall {
 	b.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		b.Fatal(err)
-	}
-	name := fmt.Sprintf("ppfwb%d", os.Getpid()%100000)
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		netns.Set(orig)
-		orig.Close()
-		ns.Close()
-		netns.DeleteNamed(name)
-		runtime.UnlockOSThread()
-	})
+	enterPrivateNS(b, "ppfwb")
 	lan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}
 	if err := netlink.LinkAdd(lan); err != nil {
 		b.Fatal(err)
@@ -108,6 +123,7 @@ func benchFirewall(b *testing.B) *Firewall {
 	f, err := New(Config{
 		LANIface: "lan0", LANPrefix: netip.MustParsePrefix("198.51.0.0/16"), GatewayIP: netip.MustParseAddr("198.51.0.1"),
 		PortalPort: 2050, AdminPort: 2052, Shaping: true, IFBName: "pp-ifb0",
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		b.Fatal(err)
