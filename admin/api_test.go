@@ -155,7 +155,7 @@ func TestAPIActions(t *testing.T) {
 	resp = e.api(Viewer, "GET", "/metrics", "")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{`parkportal_visitors_online{site="park"} 2`, "parkportal_sms_sent_total", "parkportal_firewall_repairs_total", "parkportal_radius_queue_length", `parkportal_visitor_bytes_total{direction="down",site="park"} 1.048576e+06`} {
+	for _, m := range []string{`parkportal_visitors_online{site="park"} 2`, "parkportal_sms_sent_total", "parkportal_firewall_repairs_total", "parkportal_radius_queue_length", "parkportal_radius_dropped_records", `parkportal_visitor_bytes_total{direction="down",site="park"} 1.048576e+06`} {
 		if !strings.Contains(string(b), m) {
 			t.Errorf("metrics lack %s", m)
 		}

@@ -104,6 +104,11 @@ type Radius struct {
 	CalledStationID string
 	// InterimInterval is the default Acct-Interim-Interval.
 	InterimInterval time.Duration
+	// AcctQueueMax bounds the accounting records kept while no server
+	// answers (default 10,000: with 200 visitors and 5-minute interims,
+	// about four hours of interims before any is given up; Starts and
+	// Stops go last).
+	AcctQueueMax int
 	// FailOpen: when no server answers an Access-Request, let the visitor
 	// in with the site's defaults (true) or refuse (false).
 	FailOpen bool
@@ -185,7 +190,7 @@ func Defaults() *Config {
 		IFBName:           "pp-ifb0",
 		Shaping:           true,
 		ResyncInterval:    30 * time.Second,
-		Radius:            Radius{InterimInterval: 5 * time.Minute, FailOpen: true},
+		Radius:            Radius{InterimInterval: 5 * time.Minute, FailOpen: true, AcctQueueMax: 10_000},
 		Retention:         90 * 24 * time.Hour,
 		MaxSessions:       50_000,
 		Timezone:          mustLoadLocation("Asia/Qatar"),
@@ -472,6 +477,7 @@ func (rc *Radius) apply(s *Section) []error {
 	r.str("nas_identifier", &rc.NASIdentifier)
 	r.str("called_station_id", &rc.CalledStationID)
 	r.duration("interim_interval", &rc.InterimInterval, time.Minute, 24*time.Hour)
+	r.integer("acct_queue_max", &rc.AcctQueueMax, 100, 1_000_000)
 	r.str("das_listen", &rc.DASListen)
 	r.str("das_secret", &rc.DASSecret)
 	r.str("das_secret_file", &rc.DASSecretFile)

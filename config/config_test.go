@@ -71,6 +71,9 @@ config site 'corniche'
 config sms
 	option provider 'twilio'
 	option twilio_from '+15005550006'
+
+config radius
+	option acct_queue_max '50000'
 `
 	c, err := Parse(src)
 	if err != nil {
@@ -89,6 +92,7 @@ config sms
 	want.LogLevel = "debug"
 	want.SMS["provider"] = "twilio"
 	want.SMS["twilio_from"] = "+15005550006"
+	want.Radius.AcctQueueMax = 50_000
 	ws := &want.Site
 	ws.ID, ws.NameAR, ws.NameEN = "corniche", "الكورنيش", "Corniche"
 	ws.SessionTimeout, ws.IdleTimeout = 2*time.Hour, 15*time.Minute
@@ -211,6 +215,7 @@ func TestParseErrorsNameTheOption(t *testing.T) {
 		{"radius fail_policy", minimal + "config radius\n option fail_policy 'maybe'\n", []string{"radius.fail_policy", `"maybe"`}},
 		{"radius boolean", minimal + "config radius\n option accounting 'sure'\n", []string{"radius.accounting", `"sure"`}},
 		{"radius no server", minimal + "config radius\n option authorization '1'\n option secret 's'\n", []string{"radius.auth_server"}},
+		{"radius queue too small", minimal + "config radius\n option acct_queue_max '10'\n", []string{"radius.acct_queue_max"}},
 		{"radius no secret", minimal + "config radius\n option accounting '1'\n list acct_server '192.0.2.10:1813'\n", []string{"radius.secret"}},
 		{"unknown section", minimal + "config portal\n", []string{`line 5: unknown section type "portal"`}},
 		{"duplicate section", minimal + "config parkportal 'again'\n", []string{"line 5", "more than one `config parkportal` section"}},

@@ -91,6 +91,7 @@ type Metrics struct {
 	smsRefused *prometheus.CounterVec
 	repairs    prometheus.Counter
 	radiusQ    prometheus.Gauge
+	radiusDrop prometheus.Gauge
 	bytes      *prometheus.CounterVec
 
 	mu          sync.Mutex
@@ -125,9 +126,10 @@ func New(site string, online func() int, now func() time.Time) *Metrics {
 	m.smsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_sms_refused_total", Help: "PIN messages parkportal refused to send, by reason (malformed-number, number-not-allowed, per-number, per-device, site-budget, resend-gap).", ConstLabels: constLabels}, []string{"reason"})
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "parkportal_firewall_repairs_total", Help: "Kernel state repaired by resync (chains, set entries, classes).", ConstLabels: constLabels})
 	m.radiusQ = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_queue_length", Help: "RADIUS accounting records waiting to be delivered.", ConstLabels: constLabels})
+	m.radiusDrop = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_dropped_records", Help: "RADIUS accounting records a full queue gave up (oldest interim updates first), since the database was created.", ConstLabels: constLabels})
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_visitor_bytes_total", Help: "Bytes carried for visitors, by direction.", ConstLabels: constLabels}, []string{"direction"})
 	onlineGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parkportal_visitors_online", Help: "Visitors with an active session.", ConstLabels: constLabels}, func() float64 { return float64(m.online()) })
-	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.bytes, onlineGauge,
+	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.bytes, onlineGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the labelled series visible at zero, so dashboards and alerts
 	// do not see "no data" before the first event.
@@ -227,8 +229,12 @@ func (m *Metrics) FirewallRepairs(n int) {
 	}
 }
 
-// SetRADIUSQueue reports the accounting queue's length.
-func (m *Metrics) SetRADIUSQueue(n int) { m.radiusQ.Set(float64(n)) }
+// SetRADIUSQueue reports the accounting queue's length and how many
+// records a full queue gave up so far.
+func (m *Metrics) SetRADIUSQueue(n int, dropped uint64) {
+	m.radiusQ.Set(float64(n))
+	m.radiusDrop.Set(float64(dropped))
+}
 
 // AddBytes counts bytes carried for visitors since the last call.
 func (m *Metrics) AddBytes(down, up uint64) {

@@ -97,7 +97,7 @@ func startNAS(cfg *config.Config, st *store.Store, mgr *session.Manager, log *sl
 				return nil, fmt.Errorf("radius accounting: reading active sessions: %w", err)
 			}
 			n.acct, err = radius.NewAccounting(radius.AccountingConfig{
-				Client: c, NAS: info, DB: st.DB(), Logger: log, Continuing: len(active) > 0,
+				Client: c, NAS: info, DB: st.DB(), Logger: log, Continuing: len(active) > 0, MaxQueue: rc.AcctQueueMax,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("radius accounting: %w", err)
@@ -318,6 +318,15 @@ func (n *nas) queueLen() int {
 		return 0
 	}
 	return n.acct.QueueLen()
+}
+
+// dropped is how many accounting records a full queue gave up since the
+// database was created, for metrics.
+func (n *nas) dropped() uint64 {
+	if n.acct == nil {
+		return 0
+	}
+	return n.acct.Dropped()
 }
 
 // dasController lets RFC 5176 requests act on sessions.

@@ -263,7 +263,7 @@ func cmdServe(args []string) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				met.SetRADIUSQueue(radiusNAS.queueLen())
+				met.SetRADIUSQueue(radiusNAS.queueLen(), radiusNAS.dropped())
 			}
 		}
 	})
