@@ -8,7 +8,6 @@
 package store
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
@@ -19,10 +18,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -55,10 +52,6 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	db *bolt.DB
 }
-
-// ErrCorrupt marks a store file whose pages are not what bbolt wrote:
-// its consistency check failed, or bbolt panicked reading it.
-var ErrCorrupt = errors.New("the file is damaged")
 
 // Open opens (creating if needed) the database at path. If another
 // parkportal holds the file, it fails after a short wait instead of
@@ -104,83 +97,6 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	return s, nil
-}
-
-// damaged is the refusal for a corrupt file: what is wrong, where, and
-// what the operator does about it.
-func damaged(path string, err error) error {
-	return fmt.Errorf("opening %s: %w\nparkportal cannot use this file. Move it aside (mv %s %s.damaged) and start parkportal again: "+
-		"it begins with an empty store, so visitors log in again and staff accounts and site settings are set up again. "+
-		"`parkportal db check --config FILE` shows the damage", path, err, path, path)
-}
-
-// guard runs fn and turns a panic into an ErrCorrupt error. It is for
-// bbolt calls on a file not yet known to be sound: bbolt asserts rather
-// than returns errors when a page is not what it expects.
-func guard(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrCorrupt, r)
-		}
-	}()
-	return fn()
-}
-
-// openBolt is bolt.Open with a panic while reading the file (its
-// freelist page, say) turned into an ErrCorrupt error. bbolt leaves the
-// file open, mapped and locked when it panics, so the file is taken
-// through OpenFile and unlocked and closed here, and a later open in this
-// process (a test, a check after a refusal) is not told the file is in
-// use. The lock is released explicitly: the memory map, which cannot be
-// reached from here and is left behind, keeps the open file alive after
-// Close, and the lock with it.
-func openBolt(path string, o bolt.Options) (db *bolt.DB, err error) {
-	var f *os.File
-	o.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		var err error
-		f, err = os.OpenFile(name, flag, perm)
-		return f, err
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			if f != nil {
-				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}
-			db, err = nil, fmt.Errorf("%w: %v", ErrCorrupt, r)
-		}
-	}()
-	return bolt.Open(path, 0o600, &o)
-}
-
-// maxProblems bounds the problems one check reports: a badly damaged
-// file has one per page, and the first few say what there is to say.
-const maxProblems = 10
-
-// checkPages runs bbolt's consistency check over every page of db, read
-// only. Its problems come back as one ErrCorrupt error.
-func checkPages(db *bolt.DB) error {
-	return guard(func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			var errs []error
-			n := 0
-			// Drain the channel whatever happens: the check's goroutine
-			// blocks on each send until it is read.
-			for err := range tx.Check() {
-				if n < maxProblems {
-					errs = append(errs, err)
-				}
-				n++
-			}
-			if n == 0 {
-				return nil
-			}
-			if n > maxProblems {
-				errs = append(errs, fmt.Errorf("and %d more problems", n-maxProblems))
-			}
-			return fmt.Errorf("%w: %w", ErrCorrupt, errors.Join(errs...))
-		})
-	})
 }
 
 func (s *Store) init() error {
@@ -280,83 +196,6 @@ func (s *Store) DB() *bolt.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
-
-// Check walks every page of the file and reports inconsistencies as an
-// ErrCorrupt error.
-func (s *Store) Check() error { return checkPages(s.db) }
-
-// Summary is what a check of a sound file found.
-type Summary struct {
-	Schema           uint64 // the file's schema version, which may be older than SchemaVersion
-	Sessions, Active int
-}
-
-// CheckFile checks the file at path without changing it, for `parkportal
-// db check`: it opens the file read-only (nothing is migrated, no page
-// is written, so checking cannot make a damaged file worse), runs bbolt's
-// page check before anything else reads it, and then reads every session
-// record, as the daemon would. A damaged file gives an ErrCorrupt error
-// naming it and saying what to do; so do records that do not decode.
-func CheckFile(path string) (Summary, error) {
-	if _, err := os.Stat(path); err != nil {
-		return Summary{}, fmt.Errorf("checking %s: %w", path, err)
-	}
-	db, err := openBolt(path, bolt.Options{Timeout: 3 * time.Second, ReadOnly: true})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return Summary{}, fmt.Errorf("checking %s: another parkportal is using it (stop it first)", path)
-	case errors.Is(err, ErrCorrupt):
-		return Summary{}, damaged(path, err)
-	case err != nil:
-		// bbolt's own refusals (invalid or mismatched meta pages, a bad
-		// checksum) are damage too.
-		return Summary{}, damaged(path, fmt.Errorf("%w: %w", ErrCorrupt, err))
-	}
-	defer db.Close()
-	if err := checkPages(db); err != nil {
-		return Summary{}, damaged(path, err)
-	}
-	var sum Summary
-	err = guard(func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			if meta := tx.Bucket(bucketMeta); meta != nil {
-				if b := meta.Get(keySchema); len(b) == 8 {
-					sum.Schema = binary.BigEndian.Uint64(b)
-				}
-			}
-			b := tx.Bucket(bucketSessions)
-			if b == nil {
-				return nil
-			}
-			var bad []error
-			c := b.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				sum.Sessions++
-				sess, err := decodeSession(v)
-				if err != nil {
-					if len(bad) < maxProblems {
-						bad = append(bad, fmt.Errorf("session %q: %w", k, err))
-					}
-					continue
-				}
-				if sess.State == Active {
-					sum.Active++
-				}
-			}
-			if len(bad) > 0 {
-				return fmt.Errorf("%w: session records that do not decode: %w", ErrCorrupt, errors.Join(bad...))
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return Summary{}, damaged(path, err)
-	}
-	if sum.Schema > SchemaVersion {
-		return sum, fmt.Errorf("checking %s: database schema %d is newer than this parkportal understands (%d); upgrade parkportal", path, sum.Schema, SchemaVersion)
-	}
-	return sum, nil
-}
 
 // State is where a session is in its life.
 type State string
@@ -726,28 +565,6 @@ func (s *Store) VerifyPending(mac string, now time.Time, maxTries int, matches f
 	return out, p, err
 }
 
-// Purge deletes sessions that ended before cutoff and returns how many
-// went. Phone numbers are personal data: they are kept only for the
-// configured retention period.
-func (s *Store) Purge(cutoff time.Time) (int, error) {
-	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketSessions).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			sess, err := decodeSession(v)
-			if err != nil || sess.State == Active || !sess.Ended.Before(cutoff) {
-				continue
-			}
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	return n, err
-}
-
 // Export writes every stored session as CSV or JSON lines, for the
 // ministry's records.
 func (s *Store) Export(w io.Writer, format string) error {
@@ -780,182 +597,4 @@ func (s *Store) Export(w io.Writer, format string) error {
 		return cw.Error()
 	}
 	return fmt.Errorf("unknown export format %q (csv or json)", format)
-}
-
-// CompactIfBloated rewrites the file at path when more than half of it is
-// free pages (bbolt never shrinks a file by itself). It must run before
-// Open, while nobody holds the file. Small files are left alone: a
-// rewrite costs flash wear and saves little.
-//
-// A damaged file makes bbolt panic while it copies; that becomes an
-// error, the half-written copy is removed and the file is left as it
-// was, so Open can refuse it with a message an operator can act on.
-func CompactIfBloated(path string) (compacted bool, err error) {
-	fi, err := os.Stat(path)
-	if err != nil || fi.Size() < 4<<20 {
-		return false, nil
-	}
-	// A read-only bbolt leaves the freelist unread unless asked, and its
-	// free page count then reads 0: the file would never look bloated.
-	src, err := openBolt(path, bolt.Options{Timeout: 3 * time.Second, ReadOnly: true, PreLoadFreelist: true})
-	if err != nil {
-		return false, fmt.Errorf("opening %s for compaction: %w", path, err)
-	}
-	defer func() {
-		if src != nil {
-			src.Close()
-		}
-	}()
-	st := src.Stats()
-	free := st.FreePageN + st.PendingPageN
-	pageSize := src.Info().PageSize
-	if int64(free*pageSize) < fi.Size()/2 {
-		return false, nil
-	}
-	tmp := path + ".compact"
-	os.Remove(tmp)
-	dst, err := bolt.Open(tmp, 0o600, nil)
-	if err != nil {
-		return false, fmt.Errorf("creating %s: %w", tmp, err)
-	}
-	err = guard(func() error { return bolt.Compact(dst, src, 1<<20) })
-	if cerr := src.Close(); err == nil {
-		err = cerr
-	}
-	src = nil
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return false, fmt.Errorf("compacting %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return false, fmt.Errorf("replacing %s with its compacted copy: %w", path, err)
-	}
-	return true, nil
-}
-
-// PurgeExcess deletes the oldest ended sessions beyond bound stored
-// sessions and returns how many went. With the retention period it bounds
-// the file on a router's small flash whatever the park's traffic.
-//
-// It runs hourly in a daemon whose heap is held to a few tens of MiB, on
-// a store that may hold tens of thousands of sessions: it counts keys
-// without decoding anything, returns at once when under the bound, and
-// otherwise keeps only the end time and id of the oldest ended sessions
-// it will delete, reading each record only for its state and end time.
-func (s *Store) PurgeExcess(bound int) (int, error) {
-	bound = max(bound, 0)
-	var total int
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketSessions).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			total++
-		}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("counting stored sessions: %w", err)
-	}
-	if total <= bound {
-		return 0, nil
-	}
-	victims, err := s.oldestEnded(total - bound)
-	if err != nil {
-		return 0, err
-	}
-	// Delete in batches: a transaction's dirty pages stay in memory until
-	// it commits, and lowering max_sessions can leave most of the file to
-	// delete at once.
-	n := 0
-	for batch := range slices.Chunk(victims, purgeBatch) {
-		deleted := 0
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketSessions)
-			for _, v := range batch {
-				// Ended is final, so a victim is still ended unless a
-				// purge got to it first; check anyway rather than trust
-				// the earlier read.
-				if e, ok := endOf(b.Get([]byte(v.id))); !ok || !e.Equal(v.ended) {
-					continue
-				}
-				if err := b.Delete([]byte(v.id)); err != nil {
-					return err
-				}
-				deleted++
-			}
-			return nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("deleting the oldest ended sessions: %w", err)
-		}
-		n += deleted
-	}
-	return n, nil
-}
-
-// purgeBatch is how many sessions one purge transaction deletes at most.
-const purgeBatch = 1000
-
-// victim is what PurgeExcess keeps of a session it may delete.
-type victim struct {
-	ended time.Time
-	id    string
-}
-
-// oldestEnded returns the n ended sessions that ended first, oldest
-// first. It walks the sessions once, holding at most n candidates in a
-// max-heap on end time: each record read replaces the newest candidate
-// when it ended earlier.
-func (s *Store) oldestEnded(n int) ([]victim, error) {
-	h := make(victimHeap, 0, min(n, 1024))
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketSessions).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			ended, ok := endOf(v)
-			switch {
-			case !ok:
-			case len(h) < n:
-				heap.Push(&h, victim{ended, string(k)})
-			case ended.Before(h[0].ended):
-				h[0] = victim{ended, string(k)}
-				heap.Fix(&h, 0)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("finding the oldest ended sessions: %w", err)
-	}
-	sort.Slice(h, func(i, j int) bool { return h[i].ended.Before(h[j].ended) })
-	return h, nil
-}
-
-// endOf reads a stored session's end time, and whether it has ended,
-// without decoding the rest of the record. Records that do not decode
-// are left alone (as Purge leaves them), for `db check` to report.
-func endOf(v []byte) (time.Time, bool) {
-	var x struct {
-		State State     `json:"state"`
-		Ended time.Time `json:"ended"`
-	}
-	if v == nil || json.Unmarshal(v, &x) != nil || x.State == Active {
-		return time.Time{}, false
-	}
-	return x.Ended, true
-}
-
-// victimHeap is a max-heap on end time: its root is the candidate that
-// ended last, the first to give way to an older one.
-type victimHeap []victim
-
-func (h victimHeap) Len() int           { return len(h) }
-func (h victimHeap) Less(i, j int) bool { return h[j].ended.Before(h[i].ended) }
-func (h victimHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *victimHeap) Push(x any)        { *h = append(*h, x.(victim)) }
-func (h *victimHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
