@@ -1,0 +1,234 @@
+package session
+
+// Keeping the kernel equal to the store: restore at start, periodic and
+// on-demand resync, and the sweep that ends expired and idle sessions.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/store"
+)
+
+// Restore makes the kernel match the store at start: it ensures our
+// chains, set and qdiscs, then loads every active session into them.
+//
+// Only a failure to build our kernel state (or to read the store) is
+// returned: without it no visitor can be served. One session the kernel
+// will not take must not keep the daemon from starting, since under procd
+// a failed start is a respawn loop in which no session ever expires.
+// Sessions the kernel cannot take back (see ReasonUnrestorable) are
+// ended, with a log line each; other failures to load sessions are logged
+// and left to the periodic resync to retry.
+func (m *Manager) Restore() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.gate.Ensure(); err != nil {
+		return fmt.Errorf("ensuring firewall: %w", err)
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return fmt.Errorf("loading active sessions: %w", err)
+	}
+	if _, err := m.allowlistLocked(active); err != nil {
+		m.log.Error("some active sessions could not be restored into the kernel; the next resync retries them", "err", err)
+		m.requestResyncLocked()
+	}
+	return nil
+}
+
+// Resync compares kernel and store and repairs drift; it returns the
+// number of repairs.
+func (m *Manager) Resync() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncLocked()
+}
+
+func (m *Manager) syncLocked() (int, error) {
+	r1, err := m.gate.Ensure()
+	if err != nil {
+		return r1, fmt.Errorf("ensuring firewall: %w", err)
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return r1, fmt.Errorf("loading active sessions: %w", err)
+	}
+	r2, err := m.allowlistLocked(active)
+	return r1 + r2, err
+}
+
+// allowlistLocked makes the gate's allowlist the active sessions, after
+// ending those the kernel cannot take.
+func (m *Manager) allowlistLocked(active []*store.Session) (int, error) {
+	want := make([]firewall.Client, 0, len(active))
+	for _, s := range active {
+		if why := m.unrestorable(s); why != "" {
+			// The gate never held it (its allowlist covers the LAN
+			// prefix only): end it without asking the gate to remove it.
+			if _, err := m.finishLocked(s.ID, store.ReasonUnrestorable, false); err != nil {
+				m.log.Error("ending a session the kernel cannot take", "session", s.ID, "err", err)
+			} else {
+				m.log.Warn("ended a session the kernel cannot take", "session", s.ID, "ip", s.IP, "mac", s.MAC.String(), "why", why)
+			}
+			continue
+		}
+		want = append(want, clientOf(s))
+	}
+	n, err := m.gate.Sync(want)
+	if err != nil {
+		return n, fmt.Errorf("syncing allowlist: %w", err)
+	}
+	return n, nil
+}
+
+// unrestorable says why the kernel can never take s, or "" when it can:
+// the allowlist (a bitmap:ip,mac set over the LAN prefix) holds only
+// Ethernet addresses and IPv4 addresses inside the prefix, and the
+// shaper gives no class to the prefix's network or broadcast address.
+// These are what changes when lan_cidr does.
+func (m *Manager) unrestorable(s *store.Session) string {
+	if len(s.MAC) != 6 {
+		return "not an Ethernet MAC address"
+	}
+	p := m.lan
+	if !p.IsValid() {
+		return ""
+	}
+	ip := s.IP.Unmap()
+	if !p.Contains(ip) {
+		return "address outside the LAN " + p.String()
+	}
+	if p.Addr().Is4() && p.Bits() <= 30 && (ip == p.Addr() || ip == broadcast(p)) {
+		return "network or broadcast address of the LAN " + p.String()
+	}
+	return ""
+}
+
+// broadcast returns the last address of the IPv4 prefix p.
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
+}
+
+// RequestResync asks the Run loop for a resync soon; it never blocks.
+func (m *Manager) RequestResync() {
+	select {
+	case m.resync <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+func (m *Manager) requestResyncLocked() { m.RequestResync() }
+
+// Sweep ends sessions past their hard expiry or idle for longer than
+// their idle timeout, and drops expired pending PINs. It returns how many
+// sessions it ended.
+func (m *Manager) Sweep() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if _, err := m.store.PrunePending(now); err != nil {
+		m.log.Error("pruning expired PINs", "err", err)
+	}
+	usage, err := m.gate.Usage()
+	if err != nil {
+		m.log.Error("reading traffic counters; idle timeouts wait for the next sweep", "err", err)
+	}
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return 0, fmt.Errorf("loading active sessions: %w", err)
+	}
+	ended := 0
+	for _, s := range active {
+		if u, ok := usage[s.IP]; ok {
+			t := m.live[s.ID]
+			if t == nil {
+				t = newTraffic(s)
+				m.live[s.ID] = t
+			}
+			down, up := t.observe(u)
+			if m.onTraffic != nil && (down > 0 || up > 0) {
+				m.onTraffic(down, up)
+			}
+		}
+		if u, ok := usage[s.IP]; ok && u.Packets != m.activity[s.IP] {
+			m.activity[s.IP] = u.Packets
+			// Write activity to the store at most once a minute per
+			// session: enough for idle timeouts across a restart, and
+			// gentle on a router's flash.
+			if now.Sub(s.LastActive) >= time.Minute {
+				if ns, err := m.store.Update(s.ID, func(x *store.Session) error {
+					x.LastActive = now
+					m.live[s.ID].fill(x)
+					return nil
+				}); err == nil {
+					s = ns
+				}
+			} else {
+				s.LastActive = now
+			}
+			if s.LastActive.Before(now) {
+				s.LastActive = now
+			}
+		}
+		var reason store.EndReason
+		switch {
+		case !now.Before(s.Expires):
+			reason = store.ReasonExpired
+		case s.IdleTimeout > 0 && usage != nil && now.Sub(s.LastActive) >= s.IdleTimeout: // without counters, idle waits
+			reason = store.ReasonIdle
+		default:
+			continue
+		}
+		if _, err := m.endLocked(s.ID, reason); err != nil {
+			m.log.Error("ending session", "session", s.ID, "err", err)
+			continue
+		}
+		ended++
+	}
+	return ended, nil
+}
+
+// Run sweeps every sweepEvery and resyncs every resyncEvery (or when
+// asked) until ctx ends.
+func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration) {
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	resync := time.NewTicker(resyncEvery)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			if _, err := m.Sweep(); err != nil {
+				m.log.Error("sweeping sessions", "err", err)
+			}
+		case <-resync.C:
+			m.runResync()
+		case <-m.resync:
+			m.runResync()
+		}
+	}
+}
+
+func (m *Manager) runResync() {
+	n, err := m.Resync()
+	if m.onRepair != nil && n > 0 {
+		m.onRepair(n)
+	}
+	if err != nil {
+		m.log.Error("resync", "err", err, "repairs", n)
+		return
+	}
+	if n > 0 {
+		m.log.Warn("resync repaired kernel state", "repairs", n)
+	}
+}
