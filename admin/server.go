@@ -88,6 +88,7 @@ type consoleSession struct {
 	user    string
 	csrf    string
 	expires time.Time
+	stored  time.Time // the expiry last written to the store
 }
 
 const cookieName = "pp_admin"
@@ -266,7 +267,12 @@ func (s *Server) newConsoleSession(user string) (string, *consoleSession) {
 	}
 	id := randomToken()
 	cs := &consoleSession{user: user, csrf: randomToken(), expires: now.Add(s.o.SessionTTL)}
+	cs.stored = cs.expires
 	s.sessions[id] = cs
+	if err := s.o.Users.saveConsoleSession(id, cs); err != nil {
+		// The login works until the daemon restarts.
+		s.log.Warn("console login kept in memory only", "user", user, "err", err)
+	}
 	return id, cs
 }
 
@@ -281,14 +287,24 @@ func (s *Server) consoleSessionOf(r *http.Request) (string, *consoleSession) {
 	defer s.mu.Unlock()
 	cs := s.sessions[c.Value]
 	if cs == nil {
-		return "", nil
+		// Logged in before the daemon restarted?
+		if cs = s.o.Users.loadConsoleSession(c.Value); cs == nil {
+			return "", nil
+		}
+		s.sessions[c.Value] = cs
 	}
 	now := s.now()
 	if now.After(cs.expires) {
 		delete(s.sessions, c.Value)
+		s.o.Users.deleteConsoleSessions("", c.Value)
 		return "", nil
 	}
 	cs.expires = now.Add(s.o.SessionTTL)
+	if cs.expires.Sub(cs.stored) >= consolePersistStep {
+		if err := s.o.Users.saveConsoleSession(c.Value, cs); err == nil {
+			cs.stored = cs.expires
+		}
+	}
 	return c.Value, cs
 }
 
@@ -296,6 +312,9 @@ func (s *Server) endConsoleSession(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, id)
+	if err := s.o.Users.deleteConsoleSessions("", id); err != nil {
+		s.log.Error("forgetting a stored console login", "err", err)
+	}
 }
 
 // endConsoleSessionsOf logs user out everywhere (password change,
@@ -307,6 +326,9 @@ func (s *Server) endConsoleSessionsOf(user string) {
 		if cs.user == user {
 			delete(s.sessions, k)
 		}
+	}
+	if err := s.o.Users.deleteConsoleSessions(user); err != nil {
+		s.log.Error("forgetting stored console logins", "user", user, "err", err)
 	}
 }
 

@@ -62,6 +62,8 @@ func ParseRole(s string) (Role, error) {
 var (
 	bucketUsers  = []byte("admin_users")
 	bucketTokens = []byte("admin_tokens") // sha256(token) → TokenInfo
+	// sha256(console cookie) → storedConsoleSession (see consolesessions.go)
+	bucketConsoleSessions = []byte("admin_console_sessions")
 )
 
 // User is a staff account. Hash is an argon2id PHC string; the password
@@ -105,7 +107,7 @@ func OpenUsers(db *bolt.DB, now func() time.Time) (*Users, error) {
 		now = time.Now
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketUsers, bucketTokens} {
+		for _, b := range [][]byte{bucketUsers, bucketTokens, bucketConsoleSessions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
