@@ -41,21 +41,12 @@ func (u *Users) saveConsoleSession(cookie string, cs *consoleSession) error {
 	now := u.now()
 	err = u.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketConsoleSessions)
-		var stale [][]byte
-		err := b.ForEach(func(k, v []byte) error {
+		err := deleteWhere(b, func(v []byte) bool {
 			var s storedConsoleSession
-			if json.Unmarshal(v, &s) != nil || now.After(s.Expires) {
-				stale = append(stale, append([]byte(nil), k...))
-			}
-			return nil
+			return json.Unmarshal(v, &s) != nil || now.After(s.Expires)
 		})
 		if err != nil {
 			return err
-		}
-		for _, k := range stale {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
 		}
 		return b.Put(consoleKey(cookie), v)
 	})
@@ -95,19 +86,9 @@ func (u *Users) deleteConsoleSessions(user string, cookies ...string) error {
 		if user == "" {
 			return nil
 		}
-		var gone [][]byte
-		b.ForEach(func(k, v []byte) error {
+		return deleteWhere(b, func(v []byte) bool {
 			var s storedConsoleSession
-			if json.Unmarshal(v, &s) == nil && s.User == user {
-				gone = append(gone, append([]byte(nil), k...))
-			}
-			return nil
+			return json.Unmarshal(v, &s) == nil && s.User == user
 		})
-		for _, k := range gone {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
 	})
 }

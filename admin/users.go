@@ -462,10 +462,18 @@ func (u *Users) Delete(name string) error {
 }
 
 func deleteTokensOf(tb *bolt.Bucket, user, id string) error {
-	var keys [][]byte
-	err := tb.ForEach(func(k, v []byte) error {
+	return deleteWhere(tb, func(v []byte) bool {
 		var ti TokenInfo
-		if json.Unmarshal(v, &ti) == nil && ti.User == user && (id == "" || ti.ID == id) {
+		return json.Unmarshal(v, &ti) == nil && ti.User == user && (id == "" || ti.ID == id)
+	})
+}
+
+// deleteWhere deletes the records of b whose value match picks (bbolt
+// forbids deleting while ForEach walks, so the keys are collected first).
+func deleteWhere(b *bolt.Bucket, match func(v []byte) bool) error {
+	var keys [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if match(v) {
 			keys = append(keys, k)
 		}
 		return nil
@@ -474,7 +482,7 @@ func deleteTokensOf(tb *bolt.Bucket, user, id string) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := tb.Delete(k); err != nil {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}
