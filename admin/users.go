@@ -280,10 +280,7 @@ func (u *Users) Add(name string, role Role, password string) error {
 	if _, err := ParseRole(string(role)); err != nil {
 		return err
 	}
-	if err := CheckPassword(password); err != nil {
-		return err
-	}
-	hash, err := hashPassword(context.Background(), password)
+	hash, err := checkedHash(password)
 	if err != nil {
 		return err
 	}
@@ -390,12 +387,17 @@ func (u *Users) Authenticate(ctx context.Context, name, password string) (*User,
 	return usr, nil
 }
 
+// checkedHash refuses a weak password and hashes an acceptable one.
+func checkedHash(password string) (string, error) {
+	if err := CheckPassword(password); err != nil {
+		return "", err
+	}
+	return hashPassword(context.Background(), password)
+}
+
 // SetPassword replaces an account's password.
 func (u *Users) SetPassword(name, password string) error {
-	if err := CheckPassword(password); err != nil {
-		return err
-	}
-	hash, err := hashPassword(context.Background(), password)
+	hash, err := checkedHash(password)
 	if err != nil {
 		return err
 	}
