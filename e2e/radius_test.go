@@ -283,20 +283,8 @@ func TestRADIUS(t *testing.T) {
 		if !hasLine(out, "Received CoA-ACK") {
 			t.Errorf("CoA by User-Name: want CoA-ACK, radclient said:\n%s", out)
 		}
-		// What the visitor's class sends while the transfer runs on.
-		checkRate(t, "class throughput after the CoA (kernel counters)", q.classThroughput(lab.LANIface, v1, 2*time.Second), 2*mbit, 0.10)
-		res := <-done
-		if res.err != nil {
-			t.Fatalf("transfer during the CoA: %v", res.err)
-		}
-		rates := res.r.Rates()
-		t.Logf("per-second download rates (Mbit/s): %s", mbits(rates))
-		if len(rates) < 4 {
-			t.Fatalf("iperf3 reported %d intervals, want 4", len(rates))
-		}
-		q.checkClass(lab.LANIface, v1, 2*mbit)
 		// A CoA changes only what it carries: the upload keeps 2 Mbit/s.
-		q.checkClass("pp-ifb0", v1, 2*mbit)
+		q.checkLiveChange(done, v1, 2*mbit, 2*mbit, "CoA")
 	})
 
 	t.Run("CoA and Disconnect for an unknown session are NAKed", func(t *testing.T) {

@@ -183,6 +183,28 @@ func (p *testPark) classThroughput(dev string, v lab.Visitor, d time.Duration) f
 	return float64(b1-b0) * 8 / t1.Sub(t0).Seconds()
 }
 
+// checkLiveChange follows a rate change made while visitor v's download
+// done runs: the class's own counters show the new download rate at
+// once, the transfer ends without error (its connections survived the
+// change), and v's classes carry the ceilings down and up. what names the
+// change in messages ("CoA", "change").
+func (p *testPark) checkLiveChange(done <-chan iperfResultErr, v lab.Visitor, down, up uint64, what string) {
+	t := p.t
+	t.Helper()
+	checkRate(t, "class throughput after the "+what+" (kernel counters)", p.classThroughput(lab.LANIface, v, 2*time.Second), float64(down), 0.10)
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("transfer during the %s: %v", what, res.err)
+	}
+	rates := res.r.Rates()
+	t.Logf("per-second download rates (Mbit/s): %s", mbits(rates))
+	if len(rates) < 4 {
+		t.Fatalf("iperf3 reported %d intervals, want 4", len(rates))
+	}
+	p.checkClass(lab.LANIface, v, down)
+	p.checkClass("pp-ifb0", v, up)
+}
+
 func (p *testPark) checkClass(dev string, v lab.Visitor, want uint64) {
 	p.t.Helper()
 	id := classMinor(v.IP)
@@ -332,19 +354,7 @@ func TestShapingEightMbit(t *testing.T) {
 		if code != 200 {
 			t.Errorf("POST rate: %d %s", code, body)
 		}
-		// What the visitor's class sends while the transfer runs on.
-		checkRate(t, "class throughput after the change (kernel counters)", q.classThroughput(lab.LANIface, v, 2*time.Second), 2*mbit, 0.10)
-		res := <-done
-		if res.err != nil {
-			t.Fatalf("transfer during the change: %v", res.err)
-		}
-		rates := res.r.Rates()
-		t.Logf("per-second download rates (Mbit/s): %s", mbits(rates))
-		if len(rates) < 4 {
-			t.Fatalf("iperf3 reported %d intervals, want 4", len(rates))
-		}
-		q.checkClass(lab.LANIface, v, 2*mbit)
-		q.checkClass("pp-ifb0", v, 8*mbit) // upload untouched
+		q.checkLiveChange(done, v, 2*mbit, 8*mbit, "change") // upload untouched
 		if s := q.sessionOf(v); s.RateDown != 2*mbit || s.RateUp != 8*mbit {
 			t.Errorf("session rates after the change %d/%d, want 2000000/8000000", s.RateDown, s.RateUp)
 		}
