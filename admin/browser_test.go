@@ -3,34 +3,24 @@ package admin
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/parkwifi/parkportal/internal/chrome"
 )
 
 // screenshotDir is where the console's screenshots go, as CI artifacts
 // (gitignored).
 const screenshotDir = "../artifacts/screenshots"
 
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium not installed (apt-get install -y chromium); skipping the browser test")
-	return ""
-}
-
 // TestConsoleInChromium drives the real console in headless Chromium:
 // log in, see the dashboard in Arabic and English (screenshots, desktop
 // and phone), change the site's rate, kick a session.
 func TestConsoleInChromium(t *testing.T) {
-	exe := chromium(t)
+	exe := chrome.Find(t)
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
@@ -47,20 +37,7 @@ func TestConsoleInChromium(t *testing.T) {
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
+	opts := append(chrome.Options(exe, t.TempDir()), chromedp.WindowSize(1280, 900))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelA()
 	ctx, cancel := chromedp.NewContext(actx)

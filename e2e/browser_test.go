@@ -48,6 +48,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/parkwifi/parkportal/internal/chrome"
 	"github.com/parkwifi/parkportal/lab"
 )
 
@@ -76,13 +77,7 @@ func needChromium(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs Chromium inside a visitor's network namespace")
 	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium not installed (scripts/deps.sh or apt-get install -y chromium); skipping the browser test")
-	return ""
+	return chrome.Find(t)
 }
 
 // browser is one headless Chromium running in a visitor's namespace, with
@@ -117,20 +112,9 @@ const (
 func startBrowser(t *testing.T, exe, name string, v lab.Visitor, acceptLang string, scriptsOff bool) *browser {
 	t.Helper()
 	b := &browser{t: t, name: name, v: v, dir: t.TempDir()}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
+	opts := append(chrome.Options(exe, b.dir),
 		chromedp.Flag("disable-features", "Translate,OptimizationHints,MediaRouter"),
 		chromedp.Flag("accept-lang", acceptLang),
-		chromedp.UserDataDir(b.dir),
 		chromedp.WindowSize(phoneWidth, phoneHeight),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			in := lab.Cmd(v.NS, cmd.Path, cmd.Args[1:]...)
@@ -140,7 +124,7 @@ func startBrowser(t *testing.T, exe, name string, v lab.Visitor, acceptLang stri
 			// the browser's life).
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		}),
-	}
+	)
 	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
