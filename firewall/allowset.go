@@ -11,17 +11,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The allowlist is an ipset of type bitmap:ip,mac covering the LAN
-// prefix. A packet matches only when both its source address and its
+// The iptables backend's sets. The allowlist is an ipset of type
+// bitmap:ip,mac covering the LAN prefix. A packet matches only when both its source address and its
 // source MAC are a pair we added, so a device that copies an authorised
 // visitor's IP (or MAC) alone gets nothing. Membership changes are single
 // netlink messages: their cost does not depend on how many visitors are
 // already in the set, unlike one iptables rule per visitor.
 
-// createAllowSet creates the set if it does not exist. netlink's
-// IpsetCreate sends no address range for bitmap types, which the kernel
-// needs, so the request is built here.
-func createAllowSet(name string, prefix netip.Prefix) error {
+// createBitmapSet creates a bitmap:ip,mac or bitmap:ip set over prefix,
+// with counters. netlink's IpsetCreate sends no address range for bitmap
+// types, which the kernel needs, so the request is built here.
+func createBitmapSet(name, typ string, prefix netip.Prefix) error {
 	first := prefix.Masked().Addr()
 	last := lastAddr(prefix)
 
@@ -29,16 +29,17 @@ func createAllowSet(name string, prefix netip.Prefix) error {
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name)))
-	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_TYPENAME, nl.ZeroTerminated("bitmap:ip,mac")))
-	// Revision 3 is the kernel's bitmap:ip,mac with counters, comments and
-	// skbinfo; OpenWrt's kmod-ipt-ipset has it too.
+	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_TYPENAME, nl.ZeroTerminated(typ)))
+	// Revision 3 is the kernel's bitmap:ip,mac and bitmap:ip with
+	// counters, comments and skbinfo; OpenWrt's kmod-ipt-ipset has it too.
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_REVISION, nl.Uint8Attr(3)))
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_FAMILY, nl.Uint8Attr(unix.AF_INET)))
 
 	data := nl.NewRtAttr(nl.IPSET_ATTR_DATA|int(nl.NLA_F_NESTED), nil)
 	data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_IP|int(nl.NLA_F_NESTED), ipv4Attr(first)))
 	data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_IP_TO|int(nl.NLA_F_NESTED), ipv4Attr(last)))
-	// Per-entry packet and byte counters tell us which visitors are idle.
+	// Per-entry packet and byte counters: which visitors are idle, and
+	// what each one moved (RADIUS accounting).
 	data.AddChild(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_CADT_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: nl.IPSET_FLAG_WITH_COUNTERS})
 	req.AddData(data)
 
@@ -48,7 +49,7 @@ func createAllowSet(name string, prefix netip.Prefix) error {
 		if errors.As(err, &errno) && int(errno) >= nl.IPSET_ERR_PRIVATE {
 			err = nl.IPSetError(uintptr(errno))
 		}
-		return fmt.Errorf("creating ipset %s (bitmap:ip,mac %s-%s): %w", name, first, last, err)
+		return fmt.Errorf("creating ipset %s (%s %s-%s): %w", name, typ, first, last, err)
 	}
 	return nil
 }
@@ -109,18 +110,30 @@ func listAllowSet(name string) ([]setEntry, error) {
 	return out, nil
 }
 
-func allowSetAdd(name string, c Client) error {
-	err := netlink.IpsetAdd(name, &netlink.IPSetEntry{IP: net.IP(c.IP.AsSlice()), MAC: c.MAC, Replace: true})
+// setAdd adds ip (with mac for bitmap:ip,mac) to the set.
+func setAdd(name string, ip netip.Addr, mac net.HardwareAddr) error {
+	err := netlink.IpsetAdd(name, &netlink.IPSetEntry{IP: net.IP(ip.AsSlice()), MAC: mac, Replace: true})
 	if err != nil {
-		return fmt.Errorf("adding %s %s to allowlist: %w", c.MAC, c.IP, err)
+		return fmt.Errorf("adding %s %s to ipset %s: %w", mac, ip, name, err)
 	}
 	return nil
 }
 
-func allowSetDel(name string, c Client) error {
-	err := netlink.IpsetDel(name, &netlink.IPSetEntry{IP: net.IP(c.IP.AsSlice()), MAC: c.MAC})
+func setDel(name string, ip netip.Addr, mac net.HardwareAddr) error {
+	err := netlink.IpsetDel(name, &netlink.IPSetEntry{IP: net.IP(ip.AsSlice()), MAC: mac})
 	if err != nil && !isNotInSet(err) {
-		return fmt.Errorf("removing %s %s from allowlist: %w", c.MAC, c.IP, err)
+		return fmt.Errorf("removing %s %s from ipset %s: %w", mac, ip, name, err)
+	}
+	return nil
+}
+
+// destroySet removes the set if it exists.
+func destroySet(name string) error {
+	if _, err := listAllowSet(name); err != nil {
+		return nil
+	}
+	if err := netlink.IpsetDestroy(name); err != nil {
+		return fmt.Errorf("destroying ipset %s: %w", name, err)
 	}
 	return nil
 }

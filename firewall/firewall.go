@@ -1,12 +1,17 @@
-// Package firewall owns the gateway's kernel state for parkportal: our
-// iptables chains (set up once, repaired when they drift), the allowlist
-// ipset, visitors' open connections, and the neighbour table lookups that
-// tell which device is asking.
+// Package firewall owns the gateway's kernel state for parkportal: the
+// gate (our rules, the allowlist, per-visitor counters) in one of two
+// backends, visitors' shaping, their open connections, and the neighbour
+// table lookups that tell which device is asking.
 //
-// Per-visitor changes are netlink messages, never a forked iptables or
-// ipset process, so authorising the thousandth visitor costs what
-// authorising the first did. iptables runs only to build and remove our
-// own chains.
+// The gate fails closed: a stop, a crash, a flush of the host's tables,
+// an fw4 reload or a rebuild of our own rules never lets a captive
+// visitor out, and drift is repaired within a second of the kernel
+// announcing it. Only Teardown (parkportal cleanup) removes the gate.
+//
+// Per-visitor changes are netlink messages, never a forked process, so
+// authorising the thousandth visitor costs what authorising the first
+// did. The nftables backend forks nothing at all; the iptables backend
+// runs iptables only to build and repair our own chains.
 package firewall
 
 import (
@@ -18,7 +23,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/parkwifi/parkportal/firewall/shaper"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -36,8 +40,14 @@ type Config struct {
 	WalledGarden []netip.Prefix
 	// TrustedMACs pass every one of our chains (staff devices).
 	TrustedMACs []net.HardwareAddr
-	// SetName is the allowlist ipset; "pp-allow" unless tests need another.
+	// Backend is "nftables", "iptables" or "" / "auto" (nftables where
+	// the kernel has nf_tables, else iptables).
+	Backend string
+	// SetName is the iptables backend's allowlist ipset ("pp-allow"; its
+	// download counters are SetName+"-down"); Table the nftables
+	// backend's table ("parkportal"). Tests may pick others.
 	SetName string
+	Table   string
 	// Shaping gives every visitor their own HTB class each way (package
 	// shaper) on LANIface and the IFB device IFBName, under the site's
 	// uplink capacity (0: unlimited).
@@ -57,27 +67,67 @@ type Client struct {
 
 func (c Client) key() string { return c.IP.String() + "/" + c.MAC.String() }
 
-// Usage is a client's traffic as the kernel counted it. Packets and Bytes
-// are from the visitor (the allowlist's counters); PacketsDown and
-// BytesDown are to the visitor (the shaping class's counters, when
-// shaping is on).
+// Usage is a client's traffic as the kernel counted it: Packets and
+// Bytes from the visitor, PacketsDown and BytesDown to the visitor. Both
+// directions are counted at the same place, IP packets the gateway
+// forwards (not its own portal pages or DNS answers), so a RADIUS
+// server's totals match what crossed the uplink.
 type Usage struct {
 	Packets, Bytes         uint64
 	PacketsDown, BytesDown uint64
 }
 
+
+// backend is the kernel facility that holds the gate: our rules, the
+// allowlist and its counters. backendNFTables and backendIPTables render
+// the same chains (see rules.go).
+type backend interface {
+	String() string
+	// ensure builds our rules and sets, or repairs them, so that they
+	// are chains. Rebuilding never leaves a moment in which a captive
+	// visitor gets out. clients is the allowlist, for a backend that
+	// has to rebuild its sets (they are restored in the same step).
+	ensure(chains []chain, clients []Client) (repairs int, err error)
+	add(Client) error
+	del(Client) error
+	// list dumps the allowlist with each pair's counters.
+	list() ([]entry, error)
+	teardown(chains []chain) error
+}
+
+// entry is one allowlist member as the kernel reports it.
+type entry struct {
+	Client
+	Usage
+}
+
 // Firewall is the real, kernel-backed implementation.
 type Firewall struct {
-	cfg  Config
-	log  *slog.Logger
-	ipt4 ruleTable
-	ipt6 ruleTable      // nil when the host has no ip6tables
-	shp  *shaper.Shaper // nil without shaping
+	log *slog.Logger
+	be  backend
+	shp *shaper.Shaper // nil without shaping
 
 	neigh  neighGetter  // the portal's per-request MAC lookups
 	lanIdx atomic.Int32 // LAN interface index, cached for them
 
-	mu sync.Mutex // serialises set changes with Sync
+	// chainsMu serialises building our rules (Ensure, SetWalledGarden)
+	// and guards cfg's walled garden. Logins never take it.
+	chainsMu sync.Mutex
+	cfg      Config
+	// otherGone: the other backend's leftovers were removed (once, after
+	// the first successful Ensure).
+	otherGone bool
+
+	// mu serialises per-visitor kernel changes and guards desired: the
+	// clients the allowlist must hold. Reconcile dumps the kernel without
+	// it and takes it only to apply what it found wrong, so a login never
+	// waits behind a dump of thousands of entries.
+	mu      sync.Mutex
+	desired map[netip.Addr]Client
+	// touched collects the addresses Allow and Deny changed while a
+	// Reconcile was dumping: its dump may predate them, so it leaves
+	// them alone.
+	touched map[netip.Addr]bool
 }
 
 // New returns a Firewall for cfg. It changes nothing until Ensure.
@@ -85,17 +135,20 @@ func New(cfg Config) (*Firewall, error) {
 	if cfg.SetName == "" {
 		cfg.SetName = "pp-allow"
 	}
+	if cfg.Table == "" {
+		cfg.Table = "parkportal"
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if !cfg.LANPrefix.Addr().Is4() || cfg.LANPrefix.Bits() < 16 {
 		return nil, fmt.Errorf("LAN prefix %s: want IPv4 /16 or narrower", cfg.LANPrefix)
 	}
-	ipt4, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	be, err := newBackend(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("finding iptables: %w", err)
+		return nil, err
 	}
-	f := &Firewall{cfg: cfg, log: cfg.Logger, ipt4: ipt4}
+	f := &Firewall{cfg: cfg, log: cfg.Logger, be: be, desired: make(map[netip.Addr]Client)}
 	if cfg.Shaping {
 		f.shp, err = shaper.New(shaper.Config{
 			LANIface: cfg.LANIface, IFBName: cfg.IFBName, LANPrefix: cfg.LANPrefix,
@@ -105,29 +158,34 @@ func New(cfg Config) (*Firewall, error) {
 			return nil, fmt.Errorf("setting up shaping: %w", err)
 		}
 	}
-	if ipt6, err := iptables.NewWithProtocol(iptables.ProtocolIPv6); err == nil {
-		f.ipt6 = ipt6
-	} else {
-		// Not fatal: a host without IPv6 needs neither chain. One with
-		// IPv6 is left open, so the warning names what is exposed.
-		f.log.Warn("ip6tables not found; parkportal blocks neither IPv6 forwarding from visitors nor their IPv6 access to the gateway (admin console, DAS)", "err", err)
-	}
 	return f, nil
 }
 
-// Ensure builds (or repairs) the allowlist set and our chains. It is safe
-// to call at every start and every resync; it returns how many pieces it
-// had to repair.
+// Backend names the backend in use: "nftables" or "iptables".
+func (f *Firewall) Backend() string { return f.be.String() }
+
+// Ensure builds (or repairs) our rules, sets and qdiscs. It is safe to
+// call at every start and every resync; it returns how many pieces it had
+// to repair. It never takes the lock logins take, except to copy the
+// allowlist for a backend that must rebuild its sets.
 func (f *Firewall) Ensure() (repairs int, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	// The set must exist before rules that name it.
-	if _, err := listAllowSet(f.cfg.SetName); err != nil {
-		if err := createAllowSet(f.cfg.SetName, f.cfg.LANPrefix); err != nil {
-			return 0, err
-		}
+	f.chainsMu.Lock()
+	defer f.chainsMu.Unlock()
+	if err := setBridgeNetfilter(f.cfg.LANIface, f.log); err != nil {
+		return 0, err
 	}
-	repairs, err = f.ensureChains()
+	repairs, err = f.be.ensure(chains(f.cfg), f.clients())
+	if err == nil && !f.otherGone {
+		// Our gate is up; a gate of the other backend from an earlier run
+		// (an upgrade, a changed firewall_backend) would hold visitors
+		// back whatever ours says.
+		if o := otherBackend(f.cfg, f.be); o != nil {
+			if terr := o.teardown(chains(f.cfg)); terr != nil {
+				f.log.Warn("removing the other firewall backend's leftovers", "backend", o.String(), "err", terr)
+			}
+		}
+		f.otherGone = true
+	}
 	if f.shp != nil {
 		if serr := f.shp.Ensure(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("ensuring shaping: %w", serr))
@@ -136,22 +194,53 @@ func (f *Firewall) Ensure() (repairs int, err error) {
 	return repairs, err
 }
 
-// Allow lets c out at its rates: one netlink message for the allowlist,
-// and (with shaping) a few for its classes and filters. Calling it again
-// for a known client changes its rates in place; its connections carry on.
-// Shaping is set up first, so a client is never out unshaped.
+// clients copies the allowlist the kernel must hold.
+func (f *Firewall) clients() []Client {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Client, 0, len(f.desired))
+	for _, c := range f.desired {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Allow lets c out at its rates: one netlink message (or one nftables
+// transaction) for the allowlist, and (with shaping) a few for its classes
+// and filters. Calling it again for a known client changes its rates in
+// place; its connections carry on. Shaping is set up first, so a client
+// is never out unshaped.
 func (f *Firewall) Allow(c Client) error {
 	if !f.cfg.LANPrefix.Contains(c.IP) {
 		return fmt.Errorf("allowing %s: address outside LAN %s", c.IP, f.cfg.LANPrefix)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.touch(c.IP)
+	if old, ok := f.desired[c.IP]; ok && old.MAC.String() != c.MAC.String() {
+		// The address changed hands: the old pair goes first.
+		if err := f.be.del(old); err != nil {
+			return fmt.Errorf("replacing %s at %s: %w", old.MAC, c.IP, err)
+		}
+		delete(f.desired, c.IP)
+	}
 	if f.shp != nil {
 		if err := f.shp.Set(c.IP, shaper.Rate{Down: c.RateDown, Up: c.RateUp}); err != nil {
 			return fmt.Errorf("shaping %s: %w", c.IP, err)
 		}
 	}
-	return allowSetAdd(f.cfg.SetName, c)
+	if err := f.be.add(c); err != nil {
+		return err
+	}
+	f.desired[c.IP] = c
+	return nil
+}
+
+// touch notes that ip changed under a running Reconcile. Call with mu held.
+func (f *Firewall) touch(ip netip.Addr) {
+	if f.touched != nil {
+		f.touched[ip] = true
+	}
 }
 
 // Prepare gets a device's shaping ready while it is still on the
@@ -178,7 +267,11 @@ func (f *Firewall) Prepare(ip netip.Addr, down, up uint64) error {
 // conntrack entry.
 func (f *Firewall) Deny(c Client) error {
 	f.mu.Lock()
-	err := allowSetDel(f.cfg.SetName, c)
+	f.touch(c.IP)
+	err := f.be.del(c)
+	if cur, ok := f.desired[c.IP]; ok && cur.MAC.String() == c.MAC.String() {
+		delete(f.desired, c.IP)
+	}
 	if f.shp != nil {
 		if serr := f.shp.Remove(c.IP); serr != nil {
 			err = errors.Join(err, fmt.Errorf("removing shaping of %s: %w", c.IP, serr))
@@ -216,44 +309,78 @@ func (m throughGateway) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	return dst != m.gateway && src != m.gateway && rsrc != m.gateway
 }
 
-// Sync makes the allowlist hold exactly want: missing clients added,
-// others removed (and their connections cut). It returns how many
-// entries it changed. Counters of entries that stay are kept.
-func (f *Firewall) Sync(want []Client) (repairs int, err error) {
+// Want records the clients the allowlist must hold, replacing the
+// previous list; Reconcile makes the kernel match. It is cheap: callers
+// hold their own lock across it, so that it is ordered with their Allow
+// and Deny calls, and call Reconcile after letting go.
+func (f *Firewall) Want(want []Client) {
+	m := make(map[netip.Addr]Client, len(want))
+	for _, c := range want {
+		m[c.IP] = c
+	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	have, err := listAllowSet(f.cfg.SetName)
+	f.desired = m
+	f.mu.Unlock()
+}
+
+// Reconcile makes the allowlist (and the shaping) hold exactly the wanted
+// clients: missing ones added, others removed and their connections cut.
+// It returns how many entries it changed. Counters of entries that stay
+// are kept. The kernel is read without the lock Allow and Deny take, and
+// what they changed meanwhile is left alone: the dump may predate it.
+func (f *Firewall) Reconcile() (repairs int, err error) {
+	f.mu.Lock()
+	f.touched = make(map[netip.Addr]bool)
+	f.mu.Unlock()
+	have, err := f.be.list()
+	var snap shaper.Snapshot
+	if err == nil && f.shp != nil {
+		snap, err = f.shp.Dump()
+	}
+	f.mu.Lock()
 	if err != nil {
+		f.touched = nil
+		f.mu.Unlock()
 		return 0, err
 	}
-	wantKeys := make(map[string]Client, len(want))
-	for _, c := range want {
-		wantKeys[c.key()] = c
-	}
+	repairs, cut, err := f.repairLocked(have, snap)
+	f.touched = nil
+	f.mu.Unlock()
+	// Cutting connections walks the conntrack table: not under the lock.
 	var errs []error
-	haveKeys := make(map[string]bool, len(have))
+	for _, ip := range cut {
+		errs = append(errs, f.cutConnections(ip))
+	}
+	return repairs, errors.Join(err, errors.Join(errs...))
+}
+
+// repairLocked applies what Reconcile found: it returns the repairs and
+// the addresses whose connections must be cut. Call with mu held.
+func (f *Firewall) repairLocked(have []entry, snap shaper.Snapshot) (repairs int, cut []netip.Addr, err error) {
+	var errs []error
+	inKernel := make(map[string]bool, len(have))
 	for _, e := range have {
-		k := e.ip.String() + "/" + e.mac
-		haveKeys[k] = true
-		if _, ok := wantKeys[k]; ok {
+		inKernel[e.key()] = true
+		if f.touched[e.IP] {
 			continue
 		}
-		mac, _ := net.ParseMAC(e.mac)
-		stale := Client{MAC: mac, IP: e.ip}
-		if err := allowSetDel(f.cfg.SetName, stale); err != nil {
+		if want, ok := f.desired[e.IP]; ok && want.key() == e.key() {
+			continue
+		}
+		if err := f.be.del(e.Client); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, f.cutConnections(e.ip))
+		cut = append(cut, e.IP)
 		repairs++
-		f.logRepair(repairs, "removed stale allowlist entry", "ip", e.ip, "mac", e.mac)
+		f.logRepair(repairs, "removed stale allowlist entry", "ip", e.IP, "mac", e.MAC.String())
 	}
 	if f.shp != nil {
-		rates := make(map[netip.Addr]shaper.Rate, len(want))
-		for _, c := range want {
-			rates[c.IP] = shaper.Rate{Down: c.RateDown, Up: c.RateUp}
+		rates := make(map[netip.Addr]shaper.Rate, len(f.desired))
+		for ip, c := range f.desired {
+			rates[ip] = shaper.Rate{Down: c.RateDown, Up: c.RateUp}
 		}
-		n, err := f.shp.Sync(rates)
+		n, err := f.shp.SyncTo(rates, snap, func(ip netip.Addr) bool { return f.touched[ip] })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("syncing shaping: %w", err))
 		}
@@ -262,11 +389,11 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 		}
 		repairs += n
 	}
-	for k, c := range wantKeys {
-		if haveKeys[k] {
+	for ip, c := range f.desired {
+		if inKernel[c.key()] || f.touched[ip] {
 			continue
 		}
-		if err := allowSetAdd(f.cfg.SetName, c); err != nil {
+		if err := f.be.add(c); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -276,11 +403,18 @@ func (f *Firewall) Sync(want []Client) (repairs int, err error) {
 	if repairs > maxRepairLines {
 		f.log.Warn("allowlist repaired", "repairs", repairs, "logged", maxRepairLines)
 	}
-	return repairs, errors.Join(errs...)
+	return repairs, cut, errors.Join(errs...)
 }
 
-// maxRepairLines bounds the per-entry repair lines of one Sync: after a
-// reboot thousands of entries come back at once, and one summary line
+// Sync is Want followed by Reconcile, for callers with nothing to order
+// it against.
+func (f *Firewall) Sync(want []Client) (repairs int, err error) {
+	f.Want(want)
+	return f.Reconcile()
+}
+
+// maxRepairLines bounds the per-entry repair lines of one Reconcile: after
+// a reboot thousands of entries come back at once, and one summary line
 // says more than thousands of identical ones.
 const maxRepairLines = 20
 
@@ -291,12 +425,12 @@ func (f *Firewall) logRepair(n int, msg string, args ...any) {
 }
 
 // SetWalledGarden changes what unauthorised visitors may reach and
-// rewrites our chains to match at once.
+// rebuilds our rules to match at once (without a gap: see ensure).
 func (f *Firewall) SetWalledGarden(garden []netip.Prefix) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.chainsMu.Lock()
+	defer f.chainsMu.Unlock()
 	f.cfg.WalledGarden = append([]netip.Prefix(nil), garden...)
-	_, err := f.ensureChains()
+	_, err := f.be.ensure(chains(f.cfg), f.clients())
 	return err
 }
 
@@ -310,46 +444,34 @@ func (f *Firewall) SetUplink(down, up uint64) error {
 	return f.shp.SetUplink(down, up)
 }
 
-// Usage returns the allowlist's per-client counters, keyed by IP.
+// Usage returns the allowlist's per-client counters, keyed by IP: both
+// directions, read fresh from the kernel.
 func (f *Firewall) Usage() (map[netip.Addr]Usage, error) {
-	entries, err := listAllowSet(f.cfg.SetName)
+	entries, err := f.be.list()
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[netip.Addr]Usage, len(entries))
 	for _, e := range entries {
-		out[e.ip] = Usage{Packets: e.packets, Bytes: e.bytes}
-	}
-	if f.shp != nil {
-		counters, err := f.shp.Counters()
-		if err != nil {
-			return out, fmt.Errorf("reading shaping counters: %w", err)
-		}
-		for ip, c := range counters {
-			if u, ok := out[ip]; ok {
-				u.PacketsDown, u.BytesDown = c.PacketsDown, c.BytesDown
-				out[ip] = u
-			}
-		}
+		out[e.IP] = e.Usage
 	}
 	return out, nil
 }
 
-// Teardown removes our chains and the allowlist set. Visitors' connections
-// are left alone: after teardown the host's own policy applies.
+// Teardown removes the gate: our rules and sets, and the shaping. After it
+// the host's own policy applies to visitors. Only `parkportal cleanup`
+// (and package removal) call it: a stopping daemon leaves the gate shut.
 func (f *Firewall) Teardown() error {
+	f.chainsMu.Lock()
+	defer f.chainsMu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	err := f.removeChains()
+	err := f.be.teardown(chains(f.cfg))
 	if f.shp != nil {
 		if serr := f.shp.Teardown(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("removing shaping: %w", serr))
 		}
 	}
-	if _, lerr := listAllowSet(f.cfg.SetName); lerr == nil {
-		if derr := netlink.IpsetDestroy(f.cfg.SetName); derr != nil {
-			err = errors.Join(err, fmt.Errorf("destroying ipset %s: %w", f.cfg.SetName, derr))
-		}
-	}
+	f.desired = make(map[netip.Addr]Client)
 	return err
 }

@@ -57,6 +57,10 @@ const (
 // Config says where to shape and how much the site may use in total.
 type Config struct {
 	Handle               *netlink.Handle // nil = current network namespace; tests pass netlink.NewHandleAt(ns)
+	// DumpHandle reads classes for Sync, so that a dump of thousands of
+	// classes never holds the socket Set needs. nil: a new handle in the
+	// current network namespace, or Handle when Handle is set.
+	DumpHandle *netlink.Handle
 	LANIface             string          // visitors' interface, e.g. "br-lan"
 	IFBName              string          // e.g. "pp-ifb0" (created if missing)
 	LANPrefix            netip.Prefix    // visitors' IPv4 range, /16 to /30
@@ -76,6 +80,7 @@ type Counters struct{ BytesDown, BytesUp, PacketsDown, PacketsUp uint64 }
 type Shaper struct {
 	mu       sync.Mutex
 	h        *netlink.Handle
+	dumpH    *netlink.Handle // Dump's own socket (see Config.DumpHandle)
 	cfg      Config
 	lay      layout
 	log      *slog.Logger
@@ -115,18 +120,26 @@ func New(cfg Config) (*Shaper, error) {
 	if len(cfg.IFBName) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("configuring shaper: IFB name %q too long", cfg.IFBName)
 	}
-	h := cfg.Handle
+	h, dumpH := cfg.Handle, cfg.DumpHandle
 	if h == nil {
 		if h, err = netlink.NewHandle(); err != nil {
 			return nil, fmt.Errorf("opening netlink handle: %w", err)
 		}
+		if dumpH == nil {
+			if dumpH, err = netlink.NewHandle(); err != nil {
+				return nil, fmt.Errorf("opening netlink handle: %w", err)
+			}
+		}
+	}
+	if dumpH == nil {
+		dumpH = h
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Shaper{
-		h: h, cfg: cfg, lay: lay, log: log,
+		h: h, dumpH: dumpH, cfg: cfg, lay: lay, log: log,
 		down:     orUnlimited(cfg.UplinkDown),
 		up:       orUnlimited(cfg.UplinkUp),
 		visitors: make(map[netip.Addr]Rate),
@@ -708,6 +721,57 @@ func (s *Shaper) SetUplink(down, up uint64) error {
 // visitor classes that are not wanted. It returns the number of kernel
 // objects it had to fix, which is zero when nothing drifted.
 func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
+	snap, err := s.Dump()
+	if err != nil {
+		return 0, fmt.Errorf("syncing: %w", err)
+	}
+	return s.SyncTo(want, snap, nil)
+}
+
+// Snapshot is the visitor classes the kernel held when Dump read them.
+type Snapshot struct {
+	have [2]map[netip.Addr]*netlink.HtbClass
+}
+
+// Dump reads both trees' visitor classes without holding the lock Set
+// takes, on a socket of its own, so a login never waits behind a dump of
+// thousands of classes. The snapshot may predate changes made while it
+// was read: SyncTo's skip leaves those addresses alone.
+func (s *Shaper) Dump() (Snapshot, error) {
+	s.mu.Lock()
+	dirs := s.dirs()
+	s.mu.Unlock()
+	var snap Snapshot
+	for i, d := range dirs {
+		cls, err := retryDump(func() ([]netlink.Class, error) {
+			return s.dumpH.ClassList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.link}}, 0)
+		})
+		if err != nil {
+			return snap, fmt.Errorf("listing %s classes: %w", d.name, err)
+		}
+		have := make(map[netip.Addr]*netlink.HtbClass, len(cls))
+		for _, c := range cls {
+			hc, ok := c.(*netlink.HtbClass)
+			if !ok {
+				continue
+			}
+			major, minor := netlink.MajorMinor(hc.Handle)
+			if major != qdiscMajor {
+				continue
+			}
+			if ip, ok := s.lay.addrOfMinor(minor); ok {
+				have[ip] = hc
+			}
+		}
+		snap.have[i] = have
+	}
+	return snap, nil
+}
+
+// SyncTo is Sync against a snapshot from Dump: it takes the lock only to
+// repair, and leaves alone the addresses skip reports (changed by Set or
+// Remove since the snapshot was taken; nil skips none).
+func (s *Shaper) SyncTo(want map[netip.Addr]Rate, snap Snapshot, skip func(netip.Addr) bool) (repairs int, err error) {
 	norm := make(map[netip.Addr]Rate, len(want))
 	for ip, r := range want {
 		ip = ip.Unmap()
@@ -718,6 +782,9 @@ func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
 			return 0, fmt.Errorf("syncing %s: rates must be positive, got %+v", ip, r)
 		}
 		norm[ip] = r
+	}
+	if skip == nil {
+		skip = func(netip.Addr) bool { return false }
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -736,40 +803,31 @@ func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
 		keep[ip] = true
 	}
 	var errs []error
-	for _, d := range s.dirs() {
-		n, err := s.syncDir(d, norm, keep)
+	for i, d := range s.dirs() {
+		n, err := s.syncDir(d, norm, keep, snap.have[i], skip)
 		repairs += n
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.visitors = norm
+	for ip := range s.visitors {
+		if _, ok := norm[ip]; !ok && !skip(ip) {
+			delete(s.visitors, ip)
+		}
+	}
+	for ip, r := range norm {
+		if !skip(ip) {
+			s.visitors[ip] = r
+		}
+	}
 	if repairs > 0 {
 		s.log.Info("shaper repaired drift", "repairs", repairs, "visitors", len(norm))
 	}
 	return repairs, errors.Join(errs...)
 }
 
-func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate, keep map[netip.Addr]bool) (int, error) {
+func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate, keep map[netip.Addr]bool, have map[netip.Addr]*netlink.HtbClass, skip func(netip.Addr) bool) (int, error) {
 	repairs := 0
-	cls, err := s.classes(d.link)
-	if err != nil {
-		return 0, fmt.Errorf("listing %s classes: %w", d.name, err)
-	}
-	have := make(map[netip.Addr]*netlink.HtbClass, len(cls))
-	for _, c := range cls {
-		hc, ok := c.(*netlink.HtbClass)
-		if !ok {
-			continue
-		}
-		major, minor := netlink.MajorMinor(hc.Handle)
-		if major != qdiscMajor {
-			continue
-		}
-		if ip, ok := s.lay.addrOfMinor(minor); ok {
-			have[ip] = hc
-		}
-	}
 	var errs []error
 	// Unwanted: classes found in the kernel plus visitors we installed.
 	stale := make(map[netip.Addr]bool)
@@ -780,7 +838,7 @@ func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate, keep map[netip.A
 		stale[ip] = true
 	}
 	for ip := range stale {
-		if _, ok := want[ip]; ok || keep[ip] {
+		if _, ok := want[ip]; ok || keep[ip] || skip(ip) {
 			continue
 		}
 		minor, _ := s.lay.minor(ip)
@@ -793,6 +851,9 @@ func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate, keep map[netip.A
 		}
 	}
 	for ip, r := range want {
+		if skip(ip) {
+			continue
+		}
 		minor, _ := s.lay.minor(ip)
 		c := s.visitorClass(d, minor, s.rateOf(d, r))
 		cur := have[ip]
