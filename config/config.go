@@ -58,6 +58,10 @@ type Config struct {
 	IFBName string
 	// Shaping turns per-visitor rate limits (HTB) on.
 	Shaping bool
+	// FirewallBackend is where the gate lives: "nftables" (our own
+	// table), "iptables" (chains and ipsets, for kernels without
+	// nf_tables) or "auto" (nftables where the kernel has it).
+	FirewallBackend string
 	// ResyncInterval is how often the kernel state is compared with the
 	// store and repaired.
 	ResyncInterval time.Duration
@@ -189,6 +193,7 @@ func Defaults() *Config {
 		DBPath:            "/etc/parkportal/parkportal.db",
 		IFBName:           "pp-ifb0",
 		Shaping:           true,
+		FirewallBackend:   "auto",
 		ResyncInterval:    30 * time.Second,
 		Radius:            Radius{InterimInterval: 5 * time.Minute, FailOpen: true, AcctQueueMax: 10_000},
 		Retention:         90 * 24 * time.Hour,
@@ -383,6 +388,7 @@ func (c *Config) applyMain(s *Section) []error {
 	r.str("secret_file", &c.SecretFile)
 	r.str("ifb_name", &c.IFBName)
 	r.boolean("shaping", &c.Shaping)
+	r.str("firewall_backend", &c.FirewallBackend)
 	r.duration("resync_interval", &c.ResyncInterval, time.Second, time.Hour)
 	r.str("log_level", &c.LogLevel)
 	var trusted []string
@@ -587,6 +593,11 @@ func (c *Config) validate() []error {
 	}
 	if c.IFBName == "" || len(c.IFBName) > 15 {
 		errs = append(errs, fmt.Errorf("parkportal.ifb_name: want an interface name of 1-15 characters, got %q", c.IFBName))
+	}
+	switch c.FirewallBackend {
+	case "auto", "nftables", "iptables":
+	default:
+		errs = append(errs, fmt.Errorf("parkportal.firewall_backend: want auto, nftables or iptables, got %q", c.FirewallBackend))
 	}
 	if c.DBPath == "" {
 		errs = append(errs, errors.New("parkportal.db_path: required"))

@@ -246,6 +246,9 @@ func (b *backendNFTables) exprs(r rule) []expr.Any {
 				Xor:  make([]byte, 4)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)})
 	}
+	if r.verdict.refuses() {
+		e = append(e, &expr.Counter{})
+	}
 	switch r.verdict {
 	case pass:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictReturn})

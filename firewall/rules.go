@@ -45,6 +45,11 @@ const (
 	countOnly  // no verdict: the rule exists for its set's counters
 )
 
+// refuses reports whether v turns a packet away. Such rules count what
+// they refuse (iptables counts every rule; nftables rules get a counter):
+// staff see who probed the admin port or kept trying to get out.
+func (v verdict) refuses() bool { return v == drop || v == rejectTCP || v == rejectPort }
+
 // proto is a transport protocol a rule matches.
 type proto uint8
 
@@ -270,6 +275,9 @@ func (r rule) String() string {
 	}
 	if r.established {
 		b = append(b, "ct state established,related")
+	}
+	if r.verdict.refuses() {
+		b = append(b, "counter")
 	}
 	switch r.verdict {
 	case pass:

@@ -110,9 +110,9 @@ func TestInput6ClosesAdminAndDAS(t *testing.T) {
 		if rules[0] != "ether saddr 02:00:5e:00:01:12 return" {
 			t.Errorf("CoAPort %d: first rule %q, want the trusted device's return", coa, rules[0])
 		}
-		want := []string{"tcp dport 2052 drop"}
+		want := []string{"tcp dport 2052 counter drop"}
 		if coa != 0 {
-			want = append(want, "udp dport 3799 drop")
+			want = append(want, "udp dport 3799 counter drop")
 		}
 		firstAccept := slices.IndexFunc(rules, func(r string) bool { return strings.HasSuffix(r, " accept") })
 		for _, w := range want {
@@ -123,8 +123,8 @@ func TestInput6ClosesAdminAndDAS(t *testing.T) {
 		if coa == 0 && slices.ContainsFunc(rules, func(r string) bool { return strings.Contains(r, "dport 0 ") }) {
 			t.Errorf("without a DAS, a rule for port 0:\n%s", strings.Join(rules, "\n"))
 		}
-		if last := rules[len(rules)-1]; last != "drop" {
-			t.Errorf("last rule %q, want drop", last)
+		if last := rules[len(rules)-1]; last != "counter drop" {
+			t.Errorf("last rule %q, want counter drop", last)
 		}
 		for _, r := range in6.rules {
 			if r.allowed || r.download || r.dst.IsValid() {
@@ -140,7 +140,7 @@ func TestInput6ClosesAdminAndDAS(t *testing.T) {
 func TestDNSBudgetBeforeEstablished(t *testing.T) {
 	rules := ruleTexts(chainNamed(t, chains(testConfig()), chainInput))
 	budget := slices.IndexFunc(rules, func(r string) bool { return strings.HasPrefix(r, "udp dport 53 update @dns4") })
-	over := slices.Index(rules, "udp dport 53 drop")
+	over := slices.Index(rules, "udp dport 53 counter drop")
 	est := slices.Index(rules, "ct state established,related accept")
 	if budget < 0 || over != budget+1 || est < over {
 		t.Errorf("budget at %d, over-budget drop at %d, established accept at %d; want budget, drop, then established:\n%s",

@@ -6,6 +6,7 @@ package session
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -15,7 +16,7 @@ import (
 )
 
 // Restore makes the kernel match the store at start: it ensures our
-// chains, set and qdiscs, then loads every active session into them.
+// rules, sets and qdiscs, then loads every active session into them.
 //
 // Only a failure to build our kernel state (or to read the store) is
 // returned: without it no visitor can be served. One session the kernel
@@ -25,46 +26,45 @@ import (
 // ended, with a log line each; other failures to load sessions are logged
 // and left to the periodic resync to retry.
 func (m *Manager) Restore() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, err := m.gate.Ensure(); err != nil {
 		return fmt.Errorf("ensuring firewall: %w", err)
 	}
-	active, err := m.store.ActiveSessions()
-	if err != nil {
-		return fmt.Errorf("loading active sessions: %w", err)
-	}
-	if _, err := m.allowlistLocked(active); err != nil {
+	if _, err := m.syncAllowlist(); err != nil {
+		var load loadError
+		if errors.As(err, &load) {
+			return err
+		}
 		m.log.Error("some active sessions could not be restored into the kernel; the next resync retries them", "err", err)
-		m.requestResyncLocked()
+		m.RequestResync()
 	}
 	return nil
 }
 
 // Resync compares kernel and store and repairs drift; it returns the
-// number of repairs.
+// number of repairs. It holds the session lock only to hand the gate the
+// active sessions: the kernel dumps and the repairs run without it, so
+// logins do not wait behind them.
 func (m *Manager) Resync() (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.syncLocked()
-}
-
-func (m *Manager) syncLocked() (int, error) {
 	r1, err := m.gate.Ensure()
 	if err != nil {
 		return r1, fmt.Errorf("ensuring firewall: %w", err)
 	}
-	active, err := m.store.ActiveSessions()
-	if err != nil {
-		return r1, fmt.Errorf("loading active sessions: %w", err)
-	}
-	r2, err := m.allowlistLocked(active)
+	r2, err := m.syncAllowlist()
 	return r1 + r2, err
 }
 
-// allowlistLocked makes the gate's allowlist the active sessions, after
+// loadError is a failure to read the active sessions from the store.
+type loadError struct{ error }
+
+func (e loadError) Unwrap() error { return e.error }
+
+// syncAllowlist makes the gate's allowlist the active sessions, after
 // ending those the kernel cannot take.
-func (m *Manager) allowlistLocked(active []*store.Session) (int, error) {
+func (m *Manager) syncAllowlist() (int, error) {
+	active, err := m.lockedActive()
+	if err != nil {
+		return 0, loadError{fmt.Errorf("loading active sessions: %w", err)}
+	}
 	want := make([]firewall.Client, 0, len(active))
 	for _, s := range active {
 		if why := m.unrestorable(s); why != "" {
@@ -79,11 +79,44 @@ func (m *Manager) allowlistLocked(active []*store.Session) (int, error) {
 		}
 		want = append(want, clientOf(s))
 	}
-	n, err := m.gate.Sync(want)
+	// Handed over under the lock, so that it is ordered with the Allow
+	// and Deny of logins and ends; applied without it.
+	m.gate.Want(want)
+	m.mu.Unlock()
+	n, err := m.gate.Reconcile()
 	if err != nil {
 		return n, fmt.Errorf("syncing allowlist: %w", err)
 	}
 	return n, nil
+}
+
+// lockedActive returns the active sessions with m.mu held. The store is
+// read without the lock (thousands of sessions take milliseconds to
+// decode, and a login must not wait for that); if a session changed
+// meanwhile, it reads again, and after a few such races it reads under
+// the lock.
+func (m *Manager) lockedActive() ([]*store.Session, error) {
+	for range 3 {
+		m.mu.Lock()
+		gen := m.gen
+		m.mu.Unlock()
+		active, err := m.store.ActiveSessions()
+		if err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		if m.gen == gen {
+			return active, nil
+		}
+		m.mu.Unlock()
+	}
+	m.mu.Lock()
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	return active, nil
 }
 
 // unrestorable says why the kernel can never take s, or "" when it can:
@@ -129,10 +162,9 @@ func (m *Manager) requestResyncLocked() { m.RequestResync() }
 
 // Sweep ends sessions past their hard expiry or idle for longer than
 // their idle timeout, and drops expired pending PINs. It returns how many
-// sessions it ended.
+// sessions it ended. The kernel's counters and the store are read before
+// the session lock is taken.
 func (m *Manager) Sweep() (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := m.now()
 	if _, err := m.store.PrunePending(now); err != nil {
 		m.log.Error("pruning expired PINs", "err", err)
@@ -141,10 +173,11 @@ func (m *Manager) Sweep() (int, error) {
 	if err != nil {
 		m.log.Error("reading traffic counters; idle timeouts wait for the next sweep", "err", err)
 	}
-	active, err := m.store.ActiveSessions()
+	active, err := m.lockedActive()
 	if err != nil {
 		return 0, fmt.Errorf("loading active sessions: %w", err)
 	}
+	defer m.mu.Unlock()
 	ended := 0
 	for _, s := range active {
 		if u, ok := usage[s.IP]; ok {

@@ -20,9 +20,9 @@ import (
 
 // kernelGate is the fake gate with the kernel's refusals: like the
 // allowlist (a bitmap:ip,mac set over the LAN prefix) it refuses entries
-// outside its prefix, and its Sync adds what it can and reports each
-// refusal, joined, without saying which entry it was, as firewall.Sync
-// does. Ensure and Sync can be made to fail as a whole.
+// outside its prefix, and its Reconcile adds what it can and reports each
+// refusal, joined, without saying which entry it was, as the firewall's
+// does. Ensure and Reconcile can be made to fail as a whole.
 type kernelGate struct {
 	*fake.Gate
 	lan netip.Prefix
@@ -30,6 +30,7 @@ type kernelGate struct {
 	mu         sync.Mutex
 	failEnsure error
 	failSync   error
+	refused    []error // by the last Want
 }
 
 func (g *kernelGate) Ensure() (int, error) {
@@ -49,13 +50,7 @@ func (g *kernelGate) Allow(c firewall.Client) error {
 	return g.Gate.Allow(c)
 }
 
-func (g *kernelGate) Sync(want []firewall.Client) (int, error) {
-	g.mu.Lock()
-	failSync := g.failSync
-	g.mu.Unlock()
-	if failSync != nil {
-		return 0, failSync
-	}
+func (g *kernelGate) Want(want []firewall.Client) {
 	var ok []firewall.Client
 	var errs []error
 	for _, c := range want {
@@ -65,8 +60,21 @@ func (g *kernelGate) Sync(want []firewall.Client) (int, error) {
 			errs = append(errs, fmt.Errorf("ipset add %s,%s: IP out of range", c.IP, c.MAC))
 		}
 	}
-	n, err := g.Gate.Sync(ok)
-	return n, errors.Join(append(errs, err)...)
+	g.mu.Lock()
+	g.refused = errs
+	g.mu.Unlock()
+	g.Gate.Want(ok)
+}
+
+func (g *kernelGate) Reconcile() (int, error) {
+	g.mu.Lock()
+	failSync, refused := g.failSync, g.refused
+	g.mu.Unlock()
+	if failSync != nil {
+		return 0, failSync
+	}
+	n, err := g.Gate.Reconcile()
+	return n, errors.Join(append(refused, err)...)
 }
 
 // TestRestoreAfterLANChanged: lan_cidr went from 198.51.100.0/24 to

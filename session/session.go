@@ -25,7 +25,11 @@ type Gate interface {
 	Ensure() (repairs int, err error)
 	Allow(firewall.Client) error
 	Deny(firewall.Client) error
-	Sync([]firewall.Client) (repairs int, err error)
+	// Want hands the gate the clients its allowlist must hold (cheap;
+	// called under the session lock, so it is ordered with Allow and
+	// Deny); Reconcile then makes the kernel match, without that lock.
+	Want([]firewall.Client)
+	Reconcile() (repairs int, err error)
 	Usage() (map[netip.Addr]firewall.Usage, error)
 }
 
@@ -77,7 +81,11 @@ type Manager struct {
 	lan   netip.Prefix
 	neigh Neighbors
 
-	mu        sync.Mutex // serialises lifecycle changes
+	mu sync.Mutex // serialises lifecycle changes
+	// gen counts lifecycle changes (start, end, move, extension, rate,
+	// timeouts), so that a loop that read the store without the lock
+	// can tell whether its copy is still current.
+	gen       uint64
 	policy    Policy
 	observers []Observer
 	// activity remembers the last allowlist packet count per IP, so a
@@ -174,6 +182,7 @@ func (m *Manager) SetPolicy(p Policy) {
 		if down == s.RateDown && up == s.RateUp {
 			continue
 		}
+		m.gen++ // see lockedActive
 		ns, err := m.store.Update(s.ID, func(x *store.Session) error {
 			x.RateDown, x.RateUp = down, up
 			return nil
@@ -274,6 +283,7 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		}
 		s.InterimInterval, s.Class = g.InterimInterval, g.Class
 	}
+	m.gen++ // see lockedActive
 	replaced, err := m.store.Activate(s, "")
 	if err != nil {
 		return nil, fmt.Errorf("storing session for %s: %w", l.MAC, err)
@@ -293,6 +303,7 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 			m.log.Error("removing device after failed allow", "err", derr)
 		}
 		m.requestResyncLocked()
+		m.gen++ // see lockedActive
 		if _, uerr := m.store.Update(s.ID, func(x *store.Session) error {
 			x.State, x.EndReason, x.Ended = store.Ended, "firewall-error", now
 			return nil
@@ -380,6 +391,7 @@ func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, 
 // with deny, it also takes the session out of the kernel.
 func (m *Manager) finishLocked(id string, reason store.EndReason, deny bool) (*store.Session, error) {
 	var wasActive bool
+	m.gen++ // see lockedActive
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		wasActive = x.State == store.Active
 		if wasActive {
@@ -453,6 +465,7 @@ func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error
 		return nil, fmt.Errorf("moving session %s to %s: the address belongs to active session %s", s.ID, ip, other.ID)
 	}
 	old := clientOf(s)
+	m.gen++ // see lockedActive
 	ns, err := m.store.Update(s.ID, func(x *store.Session) error {
 		if x.State != store.Active {
 			return store.ErrNotFound
@@ -477,6 +490,7 @@ func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error
 func (m *Manager) Extend(id string, d time.Duration) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++ // see lockedActive
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		if x.State != store.Active {
 			return fmt.Errorf("session %s is not active", id)
@@ -497,6 +511,7 @@ func (m *Manager) Extend(id string, d time.Duration) (*store.Session, error) {
 func (m *Manager) SetRate(id string, down, up uint64) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++ // see lockedActive
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		if x.State != store.Active {
 			return fmt.Errorf("session %s is not active", id)
@@ -548,6 +563,7 @@ func (m *Manager) Find(q Match) ([]*store.Session, error) {
 func (m *Manager) SetTimeouts(id string, sessionTimeout, idleTimeout *time.Duration) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++ // see lockedActive
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		if x.State != store.Active {
 			return fmt.Errorf("session %s is not active", id)
@@ -594,6 +610,7 @@ func (m *Manager) DeviceSeen(mac net.HardwareAddr, d DeviceInfo) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gen++ // see lockedActive
 	if _, err := m.store.Update(s.ID, func(x *store.Session) error {
 		x.Hostname, x.Vendor = d.Hostname, d.Vendor
 		return nil

@@ -238,7 +238,8 @@ type storeOnlyGate struct{}
 func (storeOnlyGate) Ensure() (int, error)                          { return 0, nil }
 func (storeOnlyGate) Allow(firewall.Client) error                   { return nil }
 func (storeOnlyGate) Deny(firewall.Client) error                    { return nil }
-func (storeOnlyGate) Sync([]firewall.Client) (int, error)           { return 0, nil }
+func (storeOnlyGate) Want([]firewall.Client)                        {}
+func (storeOnlyGate) Reconcile() (int, error)                       { return 0, nil }
 func (storeOnlyGate) Usage() (map[netip.Addr]firewall.Usage, error) { return nil, nil }
 
 // inProcess is a RoundTripper that serves requests with a handler.

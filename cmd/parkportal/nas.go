@@ -299,7 +299,7 @@ func (n *nas) runInterim(ctx context.Context) {
 // server they ended would be false, and the Start of a restored session
 // is not sent again. Sessions that really end, also while the daemon is
 // down (their expiry passes), get their Stop from the next sweep.
-func (n *nas) close(keptFirewall bool) {
+func (n *nas) close() {
 	if n.das != nil {
 		n.das.Close()
 	}
@@ -307,7 +307,7 @@ func (n *nas) close(keptFirewall bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := n.acct.Close(ctx, radius.CloseOptions{Restarting: true}); err != nil {
-			n.log.Error("closing accounting", "err", err, "firewall_kept", keptFirewall)
+			n.log.Error("closing accounting", "err", err)
 		}
 	}
 }

@@ -64,6 +64,7 @@ func firewallConfig(c *config.Config, log *slog.Logger) firewall.Config {
 		PortalPort: c.PortalPort, AdminPort: c.AdminPort(),
 		WalledGarden: c.Site.WalledGarden, TrustedMACs: c.TrustedMACs, Logger: log,
 		Shaping: c.Shaping, IFBName: c.IFBName, UplinkDown: c.Site.UplinkDown, UplinkUp: c.Site.UplinkUp,
+		Backend: c.FirewallBackend,
 	}
 }
 
@@ -114,7 +115,9 @@ const defaultMemoryLimit = 32 << 20
 
 func cmdServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	keep := fs.Bool("keep-firewall", false, "on stop, leave chains, set and shaping in place (visitors stay online across a planned restart)")
+	// Kept so that old init scripts still start: a stop always leaves the
+	// gate in place now.
+	fs.Bool("keep-firewall", true, "no effect: a stop always leaves the gate closed and visitors online ('parkportal cleanup' removes it)")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err
@@ -209,7 +212,6 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	warnBridgeNetfilter(cfg, log)
 	start := time.Now()
 	// Only failing to build our chains, set and qdiscs stops the start:
 	// sessions the kernel cannot take are ended (and logged) by Restore,
@@ -218,7 +220,7 @@ func cmdServe(args []string) error {
 		return fmt.Errorf("restoring sessions into the kernel: %w", err)
 	}
 	active, _ := st.ActiveSessions()
-	log.Info("kernel state restored from store", "active_sessions", len(active), "took", time.Since(start).Round(time.Millisecond))
+	log.Info("kernel state restored from store", "firewall", fw.Backend(), "active_sessions", len(active), "took", time.Since(start).Round(time.Millisecond))
 
 	srv, err := portal.New(portal.Options{
 		Site: portal.Site{
@@ -278,6 +280,11 @@ func cmdServe(args []string) error {
 		}
 	})
 	bg.Go(func(ctx context.Context) { mgr.Run(ctx, 5*time.Second, cfg.ResyncInterval) })
+	// Someone flushing the firewall (or fw4 reloading) is repaired as soon
+	// as the kernel announces it, not at the next periodic resync.
+	if err := fw.Watch(ctx, mgr.RequestResync); err != nil {
+		log.Warn("not watching the firewall for changes; drift is repaired at the periodic resync only", "resync_interval", cfg.ResyncInterval, "err", err)
+	}
 	bg.Go(func(ctx context.Context) { purgeLoop(ctx, st, cfg.Retention, cfg.MaxSessions, log) })
 	bg.Go(radiusNAS.runInterim)
 	bg.Go(func(ctx context.Context) { watchDevices(ctx, cfg.LANIface, cfg.LANPrefix, mgr, log) })
@@ -308,21 +315,16 @@ func cmdServe(args []string) error {
 	}
 	// The loops end sessions (observers queue RADIUS Stops), count
 	// traffic for the dashboard and resync the kernel: all of it must be
-	// over before the counters are saved, RADIUS closes and the firewall
-	// goes.
+	// over before the counters are saved and RADIUS closes.
 	bg.Stop()
 	if err := met.Save(); err != nil {
 		log.Warn("dashboard counters not saved", "err", err)
 	}
-	radiusNAS.close(*keep)
-	if *keep {
-		log.Info("leaving firewall state in place (--keep-firewall)")
-		return nil
-	}
-	if err := fw.Teardown(); err != nil {
-		return fmt.Errorf("removing firewall state: %w", err)
-	}
-	log.Info("firewall state removed")
+	radiusNAS.close()
+	// The gate stays: visitors online stay online, captive ones stay
+	// captive (with no portal to answer them) until the next start. Only
+	// 'parkportal cleanup' opens it.
+	log.Info("stopped; the firewall gate stays closed until the next start ('parkportal cleanup' removes it)")
 	return nil
 }
 
@@ -464,17 +466,3 @@ func cmdDBExport(args []string) error {
 	return st.Export(os.Stdout, *format)
 }
 
-// warnBridgeNetfilter warns when br_netfilter passes the LAN bridge's
-// frames through iptables: NAT then happens on the bridge port before the
-// upload shaper's IFB redirect, which drops the connection's NAT state,
-// and redirected visitors never see the portal. OpenWrt leaves it off.
-func warnBridgeNetfilter(c *config.Config, log *slog.Logger) {
-	b, err := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
-	if err != nil || strings.TrimSpace(string(b)) != "1" || !c.Shaping {
-		return
-	}
-	if _, err := os.Stat("/sys/class/net/" + c.LANIface + "/bridge"); err != nil {
-		return
-	}
-	log.Warn("net.bridge.bridge-nf-call-iptables is 1: with shaping on, redirected visitors cannot reach the portal; set it to 0 (sysctl -w net.bridge.bridge-nf-call-iptables=0)", "lan_iface", c.LANIface)
-}

@@ -57,7 +57,8 @@ type Gate struct {
 	failDeny  error
 	failUsage error
 	ensured   int
-	prepared  []string // "ip down/up", in order
+	prepared  []string          // "ip down/up", in order
+	want      []firewall.Client // from Want, for Reconcile
 }
 
 // NewGate returns a gate that allows nobody.
@@ -116,11 +117,19 @@ func (g *Gate) Prepared() []string {
 	return p
 }
 
-// Sync makes the allowlist exactly want and reports how many entries it
-// added or removed, as the kernel gate's repairs.
-func (g *Gate) Sync(want []firewall.Client) (int, error) {
+// Want records what Reconcile makes the allowlist.
+func (g *Gate) Want(want []firewall.Client) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.want = append([]firewall.Client(nil), want...)
+}
+
+// Reconcile makes the allowlist exactly what Want was given and reports
+// how many entries it added or removed, as the kernel gate's repairs.
+func (g *Gate) Reconcile() (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	want := g.want
 	repairs := 0
 	next := make(map[string]firewall.Client, len(want))
 	for _, c := range want {
@@ -137,6 +146,12 @@ func (g *Gate) Sync(want []firewall.Client) (int, error) {
 	}
 	g.clients = next
 	return repairs, nil
+}
+
+// Sync is Want followed by Reconcile.
+func (g *Gate) Sync(want []firewall.Client) (int, error) {
+	g.Want(want)
+	return g.Reconcile()
 }
 
 // Usage reports, for every allowed client, the packets given to Traffic
