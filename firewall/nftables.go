@@ -18,16 +18,17 @@ import (
 
 // backendNFTables keeps the gate in one nftables table of our own, "inet
 // parkportal", built and changed over netlink in atomic transactions:
-// nothing is forked, ever.
+// nothing is forked, ever. The policy's "pass" is an accept here: it ends
+// our table's say on the packet, not the packet's path.
 //
 // A table of our own is untouched by what others do to theirs: an fw4
 // reload rewrites "inet fw4", "iptables -F" flushes iptables-nft's "ip
 // filter", and neither reaches ours. Nftables runs every table's base
 // chains on a hook and a drop in any of them is final, so ours gate the
 // LAN whatever the rest of the ruleset says. Our forward and input base
-// chains drop by policy and accept only at their end: emptied by a flush,
-// they drop rather than open (the monitor then rebuilds them within a
-// second).
+// chains drop by policy and accept only at their end, and drop what our
+// chains send back: emptied by a flush, either shuts rather than opens
+// (the monitor then rebuilds them within a second).
 type backendNFTables struct {
 	log   *slog.Logger
 	lan   string
@@ -125,18 +126,25 @@ func (b *backendNFTables) baseChains() []*nftables.Chain {
 	}
 }
 
-// baseRules are the base chains' rules: jumps into our chains, then the
-// accept that ends them.
+// baseRules are the base chains' rules: jumps into our chains for
+// traffic from the LAN, a drop for whatever comes back from them, jumps
+// for traffic to the LAN (counters), and the accept that ends the chain.
+// Our chains accept what they let through (for this table: the rest of
+// the ruleset still decides), so a packet that returns from one found no
+// rule to pass it, which only an emptied chain does: the drop after the
+// jumps makes a flushed pp-forward or pp-input shut instead of open.
 func (b *backendNFTables) baseRules(chs []chain) map[string][][]expr.Any {
 	out := make(map[string][][]expr.Any)
-	for _, c := range chs {
-		base := nftForward
+	base := func(c chain) string {
 		switch c.hook {
 		case hookNAT:
-			base = nftPrerouting
+			return nftPrerouting
 		case hookInput:
-			base = nftInput
+			return nftInput
 		}
+		return nftForward
+	}
+	jump := func(c chain) []expr.Any {
 		key := expr.MetaKeyIIFNAME
 		if c.out {
 			key = expr.MetaKeyOIFNAME
@@ -145,16 +153,34 @@ func (b *backendNFTables) baseRules(chs []chain) map[string][][]expr.Any {
 		if c.family == ipv6 {
 			nfproto = unix.NFPROTO_IPV6
 		}
-		out[base] = append(out[base], []expr.Any{
+		return []expr.Any{
 			&expr.Meta{Key: key, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(b.lan)},
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: c.name},
+		}
+	}
+	for _, c := range chs {
+		if !c.out {
+			out[base(c)] = append(out[base(c)], jump(c))
+		}
+	}
+	for _, name := range []string{nftForward, nftInput} {
+		out[name] = append(out[name], []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(b.lan)},
+			&expr.Counter{},
+			&expr.Verdict{Kind: expr.VerdictDrop},
 		})
 	}
-	for _, base := range []string{nftForward, nftInput} {
-		out[base] = append(out[base], []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})
+	for _, c := range chs {
+		if c.out {
+			out[base(c)] = append(out[base(c)], jump(c))
+		}
+	}
+	for _, name := range []string{nftForward, nftInput} {
+		out[name] = append(out[name], []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})
 	}
 	return out
 }
@@ -250,9 +276,13 @@ func (b *backendNFTables) exprs(r rule) []expr.Any {
 		e = append(e, &expr.Counter{})
 	}
 	switch r.verdict {
-	case pass:
-		e = append(e, &expr.Verdict{Kind: expr.VerdictReturn})
-	case accept:
+	case pass, accept:
+		// Accept ends our base chain, not the packet's path: the rest of
+		// the ruleset (fw4) still decides. See baseRules for why our
+		// chains do not return.
+		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
+	case countOnly:
+		// Falls through to the next rule of the base chain.
 		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
 	case drop:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})

@@ -239,8 +239,8 @@ func chains(c Config) []chain {
 	}
 }
 
-// String renders r in nftables syntax, for golden tests, logs and the
-// comments our nftables rules carry.
+// String renders r as the nftables backend does (where "pass" is an
+// accept of our table's), for golden tests and logs.
 func (r rule) String() string {
 	var b []string
 	if r.srcMAC != nil {
@@ -280,9 +280,7 @@ func (r rule) String() string {
 		b = append(b, "counter")
 	}
 	switch r.verdict {
-	case pass:
-		b = append(b, "return")
-	case accept:
+	case pass, accept:
 		b = append(b, "accept")
 	case drop:
 		b = append(b, "drop")

@@ -107,14 +107,15 @@ func TestInput6ClosesAdminAndDAS(t *testing.T) {
 			t.Fatalf("pp-input6 hooks %+v", in6)
 		}
 		rules := ruleTexts(in6)
-		if rules[0] != "ether saddr 02:00:5e:00:01:12 return" {
-			t.Errorf("CoAPort %d: first rule %q, want the trusted device's return", coa, rules[0])
+		if rules[0] != "ether saddr 02:00:5e:00:01:12 accept" {
+			t.Errorf("CoAPort %d: first rule %q, want the trusted device's accept", coa, rules[0])
 		}
 		want := []string{"tcp dport 2052 counter drop"}
 		if coa != 0 {
 			want = append(want, "udp dport 3799 counter drop")
 		}
-		firstAccept := slices.IndexFunc(rules, func(r string) bool { return strings.HasSuffix(r, " accept") })
+		// The first accept of a visitor's packet (staff devices aside).
+		firstAccept := slices.IndexFunc(in6.rules, func(r rule) bool { return r.verdict == accept && r.srcMAC == nil })
 		for _, w := range want {
 			if i := slices.Index(rules, w); i < 0 || i > firstAccept {
 				t.Errorf("CoAPort %d: %q at %d, want it before the first accept (%d):\n%s", coa, w, i, firstAccept, strings.Join(rules, "\n"))
