@@ -245,10 +245,18 @@ func radclientFrom(ns, addr, secret string) string {
 	return string(out)
 }
 
-// dropCount reads the packet counter of pp-input's DROP rule for a UDP
-// destination port.
+// dropCount reads the packet counter of pp-input's drop rule for a UDP
+// destination port, from whichever backend holds the gate.
 func dropCount(t *testing.T, p *testPark, port string) int {
 	t.Helper()
+	if out, err := p.gw("nft", "list", "chain", "inet", "parkportal", "pp-input"); err == nil {
+		m := regexp.MustCompile(`udp dport ` + port + ` counter packets (\d+) bytes \d+ drop`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no counted drop for udp %s in pp-input:\n%s", port, out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
 	out, err := p.gw("iptables", "-L", "pp-input", "-v", "-x", "-n")
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +267,7 @@ func dropCount(t *testing.T, p *testPark, port string) int {
 			return n
 		}
 	}
-	t.Fatalf("no DROP rule for udp %s in pp-input:\n%s\ndaemon:\n%s", port, out, "")
+	t.Fatalf("no DROP rule for udp %s in pp-input:\n%s", port, out)
 	return 0
 }
 

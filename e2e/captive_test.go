@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,11 +34,12 @@ func TestCaptiveLoop(t *testing.T) {
 	t.Logf("PIN accepted → traffic flows: %s", flow)
 }
 
-// TestRestartKeepsVisitorsOnline: a clean stop removes every chain and the
-// set; the next start rebuilds the allowlist from the store, so the
-// authorised visitor is back online without a new SMS and the other
-// visitor is still captive. A kill -9 leaves the kernel state in place,
-// so the visitor never goes offline.
+// TestRestartKeepsVisitorsOnline: a clean stop leaves the gate as it is
+// (the authorised visitor stays online, the other captive); after
+// 'parkportal cleanup' removed it, the next start rebuilds the allowlist
+// from the store, so the authorised visitor is back online without a new
+// SMS and the other visitor is captive again. A kill -9 leaves the kernel
+// state in place too, so the visitor never goes offline.
 func TestRestartKeepsVisitorsOnline(t *testing.T) {
 	p := newPark(t, 2)
 	cfg := p.config(nil)
@@ -51,19 +53,22 @@ func TestRestartKeepsVisitorsOnline(t *testing.T) {
 		t.Errorf("dashboard before restart: %s", got)
 	}
 
+	gate := p.gateView()
 	d.stop(t, syscall.SIGTERM)
-	for _, check := range [][]string{
-		{"iptables", "-S", "pp-forward"},
-		{"iptables", "-t", "nat", "-S", "pp-prerouting"},
-		{"iptables", "-S", "pp-input"},
-		{"ipset", "list", "pp-allow"},
-	} {
-		if out, err := p.gw(check[0], check[1:]...); err == nil {
-			t.Errorf("after a clean stop, %v still exists:\n%s", check, out)
-		}
+	if got := p.gateView(); got != gate {
+		t.Errorf("a clean stop changed the gate:\n%s\nwant:\n%s", got, gate)
 	}
-	if out, _ := p.gw("iptables-save"); strings.Contains(out, "pp-") {
-		t.Errorf("after a clean stop, iptables still mentions pp-:\n%s", out)
+	if !online(v1) {
+		t.Error("after a clean stop, the authorised visitor is offline")
+	}
+	if online(v2) {
+		t.Error("after a clean stop, the unauthorised visitor got out")
+	}
+	if out, err := lab.Cmd(p.Gateway, binary, "cleanup", "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("parkportal cleanup: %v: %s", err, out)
+	}
+	if got := p.gateView(); got != "" {
+		t.Errorf("after parkportal cleanup, the kernel still has:\n%s", got)
 	}
 
 	d = p.start(cfg)
@@ -95,12 +100,12 @@ func TestRestartKeepsVisitorsOnline(t *testing.T) {
 	if !online(v1) {
 		t.Error("after kill -9 and restart, the authorised visitor is not online")
 	}
-	out, err := p.gw("ipset", "list", "pp-allow")
+	list, err := p.allowlist()
 	if err != nil {
-		t.Fatalf("listing set: %v", err)
+		t.Fatalf("listing the allowlist: %v", err)
 	}
-	if n := strings.Count(out, v1.IP.String()+","); n != 1 {
-		t.Errorf("allowlist holds %d entries for %s after restart, want 1:\n%s", n, v1.IP, out)
+	if n := len(slices.DeleteFunc(slices.Clone(list), func(e string) bool { return !strings.HasPrefix(e, v1.IP.String()+" ") })); n != 1 {
+		t.Errorf("allowlist holds %d entries for %s after restart, want 1: %v", n, v1.IP, list)
 	}
 }
 
@@ -155,16 +160,15 @@ func TestAddressCopierCannotEndVisitorSession(t *testing.T) {
 	if r.Code != http.StatusConflict || !strings.Contains(r.Body, "address-in-use") {
 		t.Errorf("the copier was told %d, want 409 with the address-in-use problem:\n%s", r.Code, r.Body)
 	}
-	out, err := p.gw("ipset", "list", "pp-allow")
+	list, err := p.allowlist()
 	if err != nil {
-		t.Fatalf("listing set: %v: %s", err, out)
+		t.Fatalf("listing the allowlist: %v", err)
 	}
-	set := strings.ToLower(out)
-	if !strings.Contains(set, strings.ToLower(v1.IP.String()+","+v1.MAC)) {
-		t.Errorf("the visitor's allowlist entry is gone after the copier's login:\n%s", out)
+	if !slices.Contains(list, v1.IP.String()+" "+strings.ToLower(v1.MAC)) {
+		t.Errorf("the visitor's allowlist entry is gone after the copier's login: %v", list)
 	}
-	if strings.Contains(set, strings.ToLower(v2.MAC)) {
-		t.Errorf("the copier is in the allowlist:\n%s", out)
+	if slices.ContainsFunc(list, func(e string) bool { return strings.HasSuffix(e, " "+strings.ToLower(v2.MAC)) }) {
+		t.Errorf("the copier is in the allowlist: %v", list)
 	}
 
 	// The copier leaves; the gateway learns the address from v1 again.

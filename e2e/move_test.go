@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/netip"
+	"slices"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -41,15 +42,15 @@ func TestSessionFollowsDHCPRenewal(t *testing.T) {
 	if r := lab.Curl(v.NS, 3*time.Second, portalURL); !strings.Contains(r.Body, `id="connected"`) {
 		t.Errorf("at the new address the portal does not show the session (got %d)", r.Code)
 	}
-	set, err := p.gw("ipset", "list", "pp-allow")
+	list, err := p.allowlist()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(set, v.IP.String()+",") {
-		t.Errorf("the old address %s is still allowed:\n%s", v.IP, set)
+	if slices.ContainsFunc(list, func(e string) bool { return strings.HasPrefix(e, v.IP.String()+" ") }) {
+		t.Errorf("the old address %s is still allowed: %v", v.IP, list)
 	}
-	if !strings.Contains(set, newIP+","+strings.ToUpper(v.MAC)) && !strings.Contains(set, newIP+","+v.MAC) {
-		t.Errorf("the new address is not bound to the phone's MAC:\n%s", set)
+	if !slices.Contains(list, newIP+" "+strings.ToLower(v.MAC)) {
+		t.Errorf("the new address is not bound to the phone's MAC: %v", list)
 	}
 }
 

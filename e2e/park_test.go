@@ -99,6 +99,9 @@ func (p *testPark) config(overrides map[string]string) string {
 		"parkportal.db_path": filepath.Join(p.dir, "parkportal.db"),
 		"sms.outbox":         p.outbox(),
 	}
+	if e2eBackend != "" {
+		all["parkportal.firewall_backend"] = e2eBackend
+	}
 	for k, v := range overrides {
 		all[k] = v
 	}

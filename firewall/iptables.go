@@ -20,11 +20,18 @@ import (
 //
 // Fail-closed: "iptables -F" empties every chain of the filter table,
 // ours and the jumps to them, and "-t nat -F" the nat table. So the
-// forward and input chains have a guard in the mangle table, derived from
+// forward and input chains have a guard in another table, derived from
 // the same rules (rejects become drops; rate limits stay in filter): no
 // single-table flush lets a captive visitor out, and the monitor repairs
 // the flushed table within a second. Without nat the portal redirect is
 // gone, and port 80 meets the forward chains' drop.
+//
+// The guard lives in the security table, which the kernel runs after
+// filter: what filter rejects (HTTPS, with a reset that makes a phone give
+// up at once) never reaches it, and what filter would have rejected when
+// flushed, it drops. Legacy iptables without the security table
+// (iptable_security) get the guard in mangle, which runs before filter:
+// there captive HTTPS is dropped rather than reset.
 type backendIPTables struct {
 	log        *slog.Logger
 	ipt4, ipt6 ruleTable // ipt6 nil when the host has no ip6tables
@@ -32,6 +39,7 @@ type backendIPTables struct {
 	prefix     netip.Prefix
 	allowSet   string // bitmap:ip,mac: who may leave, and their upload counters
 	downSet    string // bitmap:ip: download counters
+	guardTable string // "security", or "mangle" where there is none
 }
 
 // ruleTable is the iptables abstraction the chains need; *iptables.IPTables
@@ -58,7 +66,11 @@ func newIPTables(cfg Config) (*backendIPTables, error) {
 	}
 	b := &backendIPTables{
 		log: cfg.Logger, ipt4: ipt4, lan: cfg.LANIface, prefix: cfg.LANPrefix,
-		allowSet: cfg.SetName, downSet: cfg.SetName + "-down",
+		allowSet: cfg.SetName, downSet: cfg.SetName + "-down", guardTable: "security",
+	}
+	if _, err := ipt4.ChainExists("security", "FORWARD"); err != nil {
+		b.guardTable = "mangle"
+		b.log.Warn("iptables has no security table (iptable_security); the fail-closed guard goes into mangle, where captive visitors' HTTPS is dropped rather than reset", "err", err)
 	}
 	if ipt6, err := iptables.NewWithProtocol(iptables.ProtocolIPv6); err == nil {
 		b.ipt6 = ipt6
@@ -83,11 +95,11 @@ type iptChain struct {
 	rules [][]string
 }
 
-// guardSuffix names a chain's mangle-table guard.
+// guardSuffix names a chain's guard (see backendIPTables).
 const guardSuffix = "-guard"
 
 // specs renders the policy for iptables: each chain where its hook runs
-// it, and for the forward and input chains a guard in the mangle table.
+// it, and for the forward and input chains a guard in b.guardTable.
 func (b *backendIPTables) specs(chs []chain) []iptChain {
 	var out []iptChain
 	for _, c := range chs {
@@ -113,7 +125,7 @@ func (b *backendIPTables) specs(chs []chain) []iptChain {
 			continue // flushing nat or the counters opens nothing
 		}
 		guard := spec
-		guard.table, guard.name = "mangle", c.name+guardSuffix
+		guard.table, guard.name = b.guardTable, c.name+guardSuffix
 		guard.jump = []string{dir, b.lan, "-j", guard.name}
 		guard.rules = nil
 		for _, r := range c.rules {

@@ -17,7 +17,7 @@ type fakeTable struct {
 
 func newFakeTable() *fakeTable {
 	t := &fakeTable{chains: map[string][]string{}}
-	for _, c := range []string{"filter/INPUT", "filter/FORWARD", "filter/OUTPUT", "nat/PREROUTING", "mangle/FORWARD", "mangle/INPUT"} {
+	for _, c := range []string{"filter/INPUT", "filter/FORWARD", "filter/OUTPUT", "nat/PREROUTING", "security/FORWARD", "security/INPUT"} {
 		t.chains[c] = nil
 	}
 	return t
@@ -161,7 +161,7 @@ func (t *fakeTable) mentionsOurs() []string {
 
 func testIPTables(ipt4, ipt6 ruleTable) *backendIPTables {
 	cfg := testConfig()
-	b := &backendIPTables{log: cfg.Logger, lan: cfg.LANIface, prefix: cfg.LANPrefix, allowSet: "pp-allow", downSet: "pp-allow-down"}
+	b := &backendIPTables{log: cfg.Logger, lan: cfg.LANIface, prefix: cfg.LANPrefix, allowSet: "pp-allow", downSet: "pp-allow-down", guardTable: "security"}
 	if ipt4 != nil {
 		b.ipt4 = ipt4
 	}

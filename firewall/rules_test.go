@@ -80,7 +80,7 @@ func TestPolicyGolden(t *testing.T) {
 	}
 	golden(t, "policy.golden", policy.String())
 
-	b := &backendIPTables{lan: "lan0", allowSet: "pp-allow", downSet: "pp-allow-down", ipt4: newFakeTable(), ipt6: newFakeTable()}
+	b := &backendIPTables{lan: "lan0", allowSet: "pp-allow", downSet: "pp-allow-down", guardTable: "security", ipt4: newFakeTable(), ipt6: newFakeTable()}
 	var ipt strings.Builder
 	for _, s := range b.specs(chs) {
 		fam := "iptables"
@@ -152,12 +152,12 @@ func TestDNSBudgetBeforeEstablished(t *testing.T) {
 	}
 }
 
-// TestGuardsMirrorFilter: the iptables backend's mangle guards let through
-// exactly what the filter chains let through before their first
-// rate-limited or rejecting rule, and drop where the filter rejects, so
-// flushing the filter table opens nothing.
+// TestGuardsMirrorFilter: the iptables backend's guards let through
+// exactly what the filter chains let through (rate limits aside), and
+// drop where the filter rejects, so flushing the filter table opens
+// nothing.
 func TestGuardsMirrorFilter(t *testing.T) {
-	b := &backendIPTables{lan: "lan0", allowSet: "pp-allow", downSet: "pp-allow-down"}
+	b := &backendIPTables{lan: "lan0", allowSet: "pp-allow", downSet: "pp-allow-down", guardTable: "security"}
 	specs := b.specs(chains(testConfig()))
 	byName := make(map[string]iptChain)
 	for _, s := range specs {
@@ -165,7 +165,7 @@ func TestGuardsMirrorFilter(t *testing.T) {
 	}
 	for _, name := range []string{chainForward, chainInput, chainForward6, chainInput6} {
 		filter, guard := byName[name], byName[name+guardSuffix]
-		if guard.table != "mangle" || guard.hook != filter.hook || guard.v6 != filter.v6 {
+		if guard.table != "security" || guard.hook != filter.hook || guard.v6 != filter.v6 {
 			t.Fatalf("%s guard: %+v", name, guard)
 		}
 		if len(guard.rules) != len(filter.rules) {
