@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -65,7 +66,17 @@ type Client struct {
 	RateDown, RateUp uint64
 }
 
-func (c Client) key() string { return c.IP.String() + "/" + c.MAC.String() }
+// clientKey is a Client's identity in the allowlist: the pair.
+type clientKey struct {
+	ip  netip.Addr
+	mac [6]byte
+}
+
+func (c Client) key() clientKey {
+	k := clientKey{ip: c.IP}
+	copy(k.mac[:], c.MAC)
+	return k
+}
 
 // Usage is a client's traffic as the kernel counted it: Packets and
 // Bytes from the visitor, PacketsDown and BytesDown to the visitor. Both
@@ -76,7 +87,6 @@ type Usage struct {
 	Packets, Bytes         uint64
 	PacketsDown, BytesDown uint64
 }
-
 
 // backend is the kernel facility that holds the gate: our rules, the
 // allowlist and its counters. backendNFTables and backendIPTables render
@@ -128,7 +138,17 @@ type Firewall struct {
 	// Reconcile was dumping: its dump may predate them, so it leaves
 	// them alone.
 	touched map[netip.Addr]bool
+	// reconciles counts Reconcile calls: every refreshEvery-th one also
+	// re-adds the shaper's filters (see shaper.RefreshFilters).
+	reconciles int
+
+	reconcileMu sync.Mutex // one Reconcile at a time (touched is its own)
 }
+
+// refreshEvery: with the default 30 s resync, shaping filters deleted
+// alone (tc filter del) come back within 10 minutes. Anything bigger
+// (a qdisc deleted) is repaired at the next resync.
+const refreshEvery = 20
 
 // New returns a Firewall for cfg. It changes nothing until Ensure.
 func New(cfg Config) (*Firewall, error) {
@@ -326,61 +346,95 @@ func (f *Firewall) Want(want []Client) {
 // Reconcile makes the allowlist (and the shaping) hold exactly the wanted
 // clients: missing ones added, others removed and their connections cut.
 // It returns how many entries it changed. Counters of entries that stay
-// are kept. The kernel is read without the lock Allow and Deny take, and
-// what they changed meanwhile is left alone: the dump may predate it.
+// are kept. The kernel is read, and compared with what is wanted, without
+// the lock Allow and Deny take; the lock is held only to repair, and what
+// Allow and Deny changed meanwhile is left alone (the dump may predate it).
 func (f *Firewall) Reconcile() (repairs int, err error) {
+	f.reconcileMu.Lock()
+	defer f.reconcileMu.Unlock()
 	f.mu.Lock()
 	f.touched = make(map[netip.Addr]bool)
+	want := maps.Clone(f.desired)
+	refresh := f.shp != nil && f.reconciles%refreshEvery == 0
+	f.reconciles++
 	f.mu.Unlock()
-	have, err := f.be.list()
-	var snap shaper.Snapshot
-	if err == nil && f.shp != nil {
-		snap, err = f.shp.Dump()
-	}
-	f.mu.Lock()
-	if err != nil {
+	defer func() {
+		f.mu.Lock()
 		f.touched = nil
 		f.mu.Unlock()
+	}()
+
+	have, err := f.be.list()
+	if err != nil {
 		return 0, err
 	}
-	repairs, cut, err := f.repairLocked(have, snap)
-	f.touched = nil
+	var plan shaper.Plan
+	if f.shp != nil {
+		snap, err := f.shp.Dump()
+		if err != nil {
+			return 0, fmt.Errorf("syncing shaping: %w", err)
+		}
+		rates := make(map[netip.Addr]shaper.Rate, len(want))
+		for ip, c := range want {
+			rates[ip] = shaper.Rate{Down: c.RateDown, Up: c.RateUp}
+		}
+		if plan, err = f.shp.PlanSync(rates, snap); err != nil {
+			return 0, fmt.Errorf("syncing shaping: %w", err)
+		}
+	}
+	var stale, missing []Client
+	inKernel := make(map[clientKey]bool, len(have))
+	for _, e := range have {
+		inKernel[e.key()] = true
+		if w, ok := want[e.IP]; !ok || w.key() != e.key() {
+			stale = append(stale, e.Client)
+		}
+	}
+	for _, c := range want {
+		if !inKernel[c.key()] {
+			missing = append(missing, c)
+		}
+	}
+
+	f.mu.Lock()
+	repairs, cut, err := f.repairLocked(stale, missing, plan)
 	f.mu.Unlock()
 	// Cutting connections walks the conntrack table: not under the lock.
-	var errs []error
+	errs := []error{err}
 	for _, ip := range cut {
 		errs = append(errs, f.cutConnections(ip))
 	}
-	return repairs, errors.Join(err, errors.Join(errs...))
+	if refresh {
+		n, rerr := f.shp.RefreshFilters()
+		repairs += n
+		errs = append(errs, rerr)
+	}
+	return repairs, errors.Join(errs...)
 }
 
-// repairLocked applies what Reconcile found: it returns the repairs and
-// the addresses whose connections must be cut. Call with mu held.
-func (f *Firewall) repairLocked(have []entry, snap shaper.Snapshot) (repairs int, cut []netip.Addr, err error) {
+// repairLocked removes the stale entries and adds the missing ones that
+// are still so (not touched since the dump), and applies the shaper's
+// plan. It returns the repairs and the addresses whose connections must
+// be cut. Call with mu held.
+func (f *Firewall) repairLocked(stale, missing []Client, plan shaper.Plan) (repairs int, cut []netip.Addr, err error) {
 	var errs []error
-	inKernel := make(map[string]bool, len(have))
-	for _, e := range have {
-		inKernel[e.key()] = true
-		if f.touched[e.IP] {
+	for _, c := range stale {
+		if f.touched[c.IP] {
 			continue
 		}
-		if want, ok := f.desired[e.IP]; ok && want.key() == e.key() {
+		if d, ok := f.desired[c.IP]; ok && d.key() == c.key() {
 			continue
 		}
-		if err := f.be.del(e.Client); err != nil {
+		if err := f.be.del(c); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		cut = append(cut, e.IP)
+		cut = append(cut, c.IP)
 		repairs++
-		f.logRepair(repairs, "removed stale allowlist entry", "ip", e.IP, "mac", e.MAC.String())
+		f.logRepair(repairs, "removed stale allowlist entry", "ip", c.IP, "mac", c.MAC.String())
 	}
 	if f.shp != nil {
-		rates := make(map[netip.Addr]shaper.Rate, len(f.desired))
-		for ip, c := range f.desired {
-			rates[ip] = shaper.Rate{Down: c.RateDown, Up: c.RateUp}
-		}
-		n, err := f.shp.SyncTo(rates, snap, func(ip netip.Addr) bool { return f.touched[ip] })
+		n, err := f.shp.ApplySync(plan, func(ip netip.Addr) bool { return f.touched[ip] })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("syncing shaping: %w", err))
 		}
@@ -389,8 +443,11 @@ func (f *Firewall) repairLocked(have []entry, snap shaper.Snapshot) (repairs int
 		}
 		repairs += n
 	}
-	for ip, c := range f.desired {
-		if inKernel[c.key()] || f.touched[ip] {
+	for _, c := range missing {
+		if f.touched[c.IP] {
+			continue
+		}
+		if d, ok := f.desired[c.IP]; !ok || d.key() != c.key() {
 			continue
 		}
 		if err := f.be.add(c); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkwifi/parkportal/internal/netnstest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -27,7 +28,7 @@ func kernelFirewall(t *testing.T, be string) *Firewall {
 			t.Fatalf("%s not installed (apt-get install -y nftables iptables)", tool)
 		}
 	}
-	enterPrivateNS(t, "ppk"+be[:3])
+	netnstest.Enter(t, "ppk"+be[:3])
 	lan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}
 	if err := netlink.LinkAdd(lan); err != nil {
 		t.Fatal(err)

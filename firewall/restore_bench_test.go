@@ -6,13 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/parkwifi/parkportal/internal/netnstest"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // BenchmarkRestore measures what a daemon restart costs the kernel side:
@@ -79,42 +78,12 @@ func BenchmarkRestore(b *testing.B) {
 	}
 }
 
-// enterPrivateNS moves the calling goroutine, locked to its thread, into
-// a new network namespace named prefix+pid, and back out (deleting the
-// namespace) at the test's cleanup. Tools exec'd from that thread, such
-// as iptables, see the namespace too.
-func enterPrivateNS(tb testing.TB, prefix string) {
-	tb.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		tb.Fatal(err)
-	}
-	name := fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
-	ns, err := netns.NewNamed(name)
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		err := netns.Set(orig)
-		orig.Close()
-		ns.Close()
-		netns.DeleteNamed(name)
-		if err == nil {
-			runtime.UnlockOSThread() // else the thread dies with the goroutine
-		}
-	})
-}
-
 // benchFirewall returns a Firewall with shaping for 198.51.0.0/16 on a
 // veth "lan0" in a private network namespace, which the benchmark's
 // thread stays in until the namespace is removed at cleanup.
 func benchFirewall(b *testing.B) *Firewall {
 	b.Helper()
-	enterPrivateNS(b, "ppfwb")
+	netnstest.Enter(b, "ppfwb")
 	lan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}
 	if err := netlink.LinkAdd(lan); err != nil {
 		b.Fatal(err)

@@ -39,8 +39,8 @@ const (
 	pass verdict = iota
 	accept
 	drop
-	rejectTCP    // TCP reset: the phone gives up at once instead of timing out
-	rejectPort   // ICMP(v6) port unreachable
+	rejectTCP  // TCP reset: the phone gives up at once instead of timing out
+	rejectPort // ICMP(v6) port unreachable
 	redirect   // to the portal port (nat only)
 	countOnly  // no verdict: the rule exists for its set's counters
 )
@@ -64,15 +64,15 @@ const (
 // rule is one line of a chain: every match it sets must hold for its
 // verdict to apply.
 type rule struct {
-	srcMAC    net.HardwareAddr // a trusted (staff) device
-	allowed   bool             // source address and MAC are a pair in the allowlist
+	srcMAC  net.HardwareAddr // a trusted (staff) device
+	allowed bool             // source address and MAC are a pair in the allowlist
 	// countUp: this is the rule whose matches count a visitor's upload
 	// (the allowlist's accepted packets in pp-forward). Other rules that
 	// look the pair up must not count, or a connection's first packet
 	// would be counted twice (nat, then filter).
 	countUp   bool
-	download  bool             // destination address is in the download counters
-	dst       netip.Prefix     // destination address or prefix
+	download  bool         // destination address is in the download counters
+	dst       netip.Prefix // destination address or prefix
 	proto     proto
 	dport     uint16
 	icmp6Type uint8 // with proto icmpv6

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -56,15 +57,15 @@ const (
 
 // Config says where to shape and how much the site may use in total.
 type Config struct {
-	Handle               *netlink.Handle // nil = current network namespace; tests pass netlink.NewHandleAt(ns)
+	Handle *netlink.Handle // nil = current network namespace; tests pass netlink.NewHandleAt(ns)
 	// DumpHandle reads classes for Sync, so that a dump of thousands of
 	// classes never holds the socket Set needs. nil: a new handle in the
 	// current network namespace, or Handle when Handle is set.
-	DumpHandle *netlink.Handle
-	LANIface             string          // visitors' interface, e.g. "br-lan"
-	IFBName              string          // e.g. "pp-ifb0" (created if missing)
-	LANPrefix            netip.Prefix    // visitors' IPv4 range, /16 to /30
-	UplinkDown, UplinkUp uint64          // site capacity in bit/s; 0 = effectively unlimited
+	DumpHandle           *netlink.Handle
+	LANIface             string       // visitors' interface, e.g. "br-lan"
+	IFBName              string       // e.g. "pp-ifb0" (created if missing)
+	LANPrefix            netip.Prefix // visitors' IPv4 range, /16 to /30
+	UplinkDown, UplinkUp uint64       // site capacity in bit/s; 0 = effectively unlimited
 	Logger               *slog.Logger
 }
 
@@ -88,6 +89,9 @@ type Shaper struct {
 	ifbIdx   int
 	down, up uint64 // site capacity, bit/s (never 0)
 	visitors map[netip.Addr]Rate
+	// fullCheck makes ensure check the u32 hash tables even under an
+	// intact root qdisc: until the first successful ensure.
+	fullCheck bool
 	// warm holds devices whose classes Prepare made before they logged
 	// in, with when; Sync drops those unused after warmTTL.
 	warm  map[netip.Addr]time.Time
@@ -140,11 +144,12 @@ func New(cfg Config) (*Shaper, error) {
 	}
 	return &Shaper{
 		h: h, dumpH: dumpH, cfg: cfg, lay: lay, log: log,
-		down:     orUnlimited(cfg.UplinkDown),
-		up:       orUnlimited(cfg.UplinkUp),
-		visitors: make(map[netip.Addr]Rate),
-		warm:     make(map[netip.Addr]time.Time),
-		now:      time.Now,
+		down:      orUnlimited(cfg.UplinkDown),
+		up:        orUnlimited(cfg.UplinkUp),
+		visitors:  make(map[netip.Addr]Rate),
+		fullCheck: true,
+		warm:      make(map[netip.Addr]time.Time),
+		now:       time.Now,
 	}, nil
 }
 
@@ -197,6 +202,7 @@ func (s *Shaper) ensure() (repairs int, err error) {
 		return repairs, err
 	}
 	s.ready = true
+	s.fullCheck = false
 	return repairs, nil
 }
 
@@ -237,13 +243,6 @@ func (s *Shaper) ensureIFB() (int, error) {
 	return repairs, nil
 }
 
-// qdiscs lists a link's qdiscs, retrying interrupted dumps.
-func (s *Shaper) qdiscs(link int) ([]netlink.Qdisc, error) {
-	return retryDump(func() ([]netlink.Qdisc, error) {
-		return s.h.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: link}})
-	})
-}
-
 // classes lists a link's classes, retrying interrupted dumps.
 func (s *Shaper) classes(link int) ([]netlink.Class, error) {
 	return retryDump(func() ([]netlink.Class, error) {
@@ -264,37 +263,38 @@ func retryDump[T any](f func() (T, error)) (T, error) {
 }
 
 func (s *Shaper) ensureTree(d direction) (int, error) {
+	// The root qdisc is not listed to be checked: with thousands of
+	// visitors the LAN holds thousands of leaf qdiscs, and a dump of
+	// them all took longer than everything else here. Changing the site
+	// class fails exactly when our HTB root is not there (deleted, or
+	// replaced by another qdisc), and then the root is made.
 	repairs := 0
-	qs, err := s.qdiscs(d.link)
-	if err != nil {
-		return 0, fmt.Errorf("listing %s qdiscs: %w", d.name, err)
-	}
-	root := netlink.MakeHandle(qdiscMajor, 0)
-	ours := false
-	for _, q := range qs {
-		a := q.Attrs()
-		if a.Parent == netlink.HANDLE_ROOT && a.Handle == root && q.Type() == "htb" {
-			ours = true
-		}
-	}
-	if !ours {
-		q := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: d.link, Handle: root, Parent: netlink.HANDLE_ROOT})
+	site := htbClass(d.link, netlink.HANDLE_ROOT, siteMinor, d.siteBPS, d.siteBPS)
+	created := false
+	if err := s.h.ClassReplace(site); err != nil {
+		q := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: d.link, Handle: netlink.MakeHandle(qdiscMajor, 0), Parent: netlink.HANDLE_ROOT})
 		q.Defcls = defaultMinor
 		if err := s.h.QdiscReplace(q); err != nil {
 			return 0, fmt.Errorf("creating %s HTB root: %w", d.name, err)
 		}
 		repairs++
+		created = true
 		s.log.Info("created HTB root", "direction", d.name)
-	}
-	// The two root classes are replaced unconditionally: cheap, and it
-	// also repairs a changed rate.
-	for _, c := range []*netlink.HtbClass{
-		htbClass(d.link, netlink.HANDLE_ROOT, siteMinor, d.siteBPS, d.siteBPS),
-		htbClass(d.link, netlink.HANDLE_ROOT, defaultMinor, unlimitedRate, unlimitedRate),
-	} {
-		if err := s.h.ClassReplace(c); err != nil {
-			return repairs, fmt.Errorf("setting %s class %s: %w", d.name, netlink.HandleStr(c.Handle), err)
+		if err := s.h.ClassReplace(site); err != nil {
+			return repairs, fmt.Errorf("setting %s class %s: %w", d.name, netlink.HandleStr(site.Handle), err)
 		}
+	}
+	// The default class is replaced unconditionally, like the site
+	// class: cheap, and it also repairs a changed rate.
+	def := htbClass(d.link, netlink.HANDLE_ROOT, defaultMinor, unlimitedRate, unlimitedRate)
+	if err := s.h.ClassReplace(def); err != nil {
+		return repairs, fmt.Errorf("setting %s class %s: %w", d.name, netlink.HandleStr(def.Handle), err)
+	}
+	if !created && !s.fullCheck {
+		// The hash tables go only with the root qdisc (or with a
+		// deliberate "tc filter del"), and checking them is hundreds
+		// of netlink calls: RefreshFilters does it, off the hot path.
+		return repairs, nil
 	}
 	n, err := s.ensureTables(d)
 	return repairs + n, err
@@ -488,27 +488,6 @@ func (s *Shaper) ensureTables(d direction) (int, error) {
 // match-all u32 filter that redirects every frame to the IFB's egress.
 func (s *Shaper) ensureRedirect() (int, error) {
 	repairs := 0
-	qs, err := s.qdiscs(s.lanIdx)
-	if err != nil {
-		return 0, fmt.Errorf("listing LAN qdiscs: %w", err)
-	}
-	have := false
-	for _, q := range qs {
-		if q.Type() == "ingress" {
-			have = true
-		}
-	}
-	if !have {
-		q := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{
-			LinkIndex: s.lanIdx,
-			Handle:    netlink.MakeHandle(0xffff, 0),
-			Parent:    netlink.HANDLE_INGRESS,
-		}}
-		if err := s.h.QdiscAdd(q); err != nil {
-			return 0, fmt.Errorf("adding LAN ingress qdisc: %w", err)
-		}
-		repairs++
-	}
 	f := &netlink.U32{
 		FilterAttrs: netlink.FilterAttrs{
 			LinkIndex: s.lanIdx,
@@ -523,9 +502,22 @@ func (s *Shaper) ensureRedirect() (int, error) {
 		},
 		Actions: []netlink.Action{netlink.NewMirredAction(s.ifbIdx)},
 	}
+	// As for the root (see ensureTree), the ingress qdisc is not listed:
+	// adding the filter fails exactly when it is missing.
 	added, err := s.addOnce(f)
 	if err != nil {
-		return repairs, fmt.Errorf("adding redirect to IFB %q: %w", s.cfg.IFBName, err)
+		q := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: s.lanIdx,
+			Handle:    netlink.MakeHandle(0xffff, 0),
+			Parent:    netlink.HANDLE_INGRESS,
+		}}
+		if qerr := s.h.QdiscReplace(q); qerr != nil {
+			return 0, fmt.Errorf("adding LAN ingress qdisc: %w", qerr)
+		}
+		repairs++
+		if added, err = s.addOnce(f); err != nil {
+			return repairs, fmt.Errorf("adding redirect to IFB %q: %w", s.cfg.IFBName, err)
+		}
 	}
 	if added {
 		repairs++
@@ -721,11 +713,18 @@ func (s *Shaper) SetUplink(down, up uint64) error {
 // visitor classes that are not wanted. It returns the number of kernel
 // objects it had to fix, which is zero when nothing drifted.
 func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
+	s.mu.Lock()
+	repairs, err = s.ensure()
+	s.mu.Unlock()
+	if err != nil {
+		return repairs, fmt.Errorf("syncing: %w", err)
+	}
 	snap, err := s.Dump()
 	if err != nil {
-		return 0, fmt.Errorf("syncing: %w", err)
+		return repairs, fmt.Errorf("syncing: %w", err)
 	}
-	return s.SyncTo(want, snap, nil)
+	n, err := s.SyncTo(want, snap, nil)
+	return repairs + n, err
 }
 
 // Snapshot is the visitor classes the kernel held when Dump read them.
@@ -768,116 +767,225 @@ func (s *Shaper) Dump() (Snapshot, error) {
 	return snap, nil
 }
 
-// SyncTo is Sync against a snapshot from Dump: it takes the lock only to
-// repair, and leaves alone the addresses skip reports (changed by Set or
-// Remove since the snapshot was taken; nil skips none).
+// SyncTo is Sync against a snapshot from Dump, without Sync's check of
+// the static setup (Ensure does that): PlanSync, then ApplySync.
 func (s *Shaper) SyncTo(want map[netip.Addr]Rate, snap Snapshot, skip func(netip.Addr) bool) (repairs int, err error) {
+	p, err := s.PlanSync(want, snap)
+	if err != nil {
+		return 0, err
+	}
+	return s.ApplySync(p, skip)
+}
+
+// Plan is what PlanSync found to repair.
+type Plan struct {
+	want map[netip.Addr]Rate
+	// per direction, in the order of s.dirs()
+	remove [2][]removal
+	fix    [2][]netip.Addr
+	// the shaper's own record of visitors, to be brought to want
+	gone, changed []netip.Addr
+	// prepared devices no longer kept warm (logged in, or expired)
+	cooled []netip.Addr
+}
+
+type removal struct {
+	ip       netip.Addr
+	inKernel bool // a repair, not just our record catching up
+}
+
+// PlanSync compares want with a snapshot from Dump and with the shaper's
+// own record, which it copies under the lock: the comparison itself,
+// over thousands of visitors, runs without it.
+func (s *Shaper) PlanSync(want map[netip.Addr]Rate, snap Snapshot) (Plan, error) {
 	norm := make(map[netip.Addr]Rate, len(want))
 	for ip, r := range want {
 		ip = ip.Unmap()
 		if _, err := s.lay.minor(ip); err != nil {
-			return 0, fmt.Errorf("syncing: %w", err)
+			return Plan{}, fmt.Errorf("syncing: %w", err)
 		}
 		if r.Down == 0 || r.Up == 0 {
-			return 0, fmt.Errorf("syncing %s: rates must be positive, got %+v", ip, r)
+			return Plan{}, fmt.Errorf("syncing %s: rates must be positive, got %+v", ip, r)
 		}
 		norm[ip] = r
 	}
+	s.mu.Lock()
+	dirs := s.dirs()
+	visitors := maps.Clone(s.visitors)
+	warm := maps.Clone(s.warm)
+	now := s.now()
+	s.mu.Unlock()
+
+	p := Plan{want: norm}
+	// Prepared devices keep their classes until warmTTL; after that, or
+	// once they are visitors, they are no longer "warm".
+	keep := make(map[netip.Addr]bool, len(warm))
+	for ip, t := range warm {
+		if _, wanted := norm[ip]; wanted || now.Sub(t) >= warmTTL {
+			p.cooled = append(p.cooled, ip)
+			continue
+		}
+		keep[ip] = true
+	}
+	site := netlink.MakeHandle(qdiscMajor, siteMinor)
+	for i, d := range dirs {
+		have := snap.have[i]
+		// Unwanted: classes found in the kernel plus visitors we installed.
+		for ip := range have {
+			if _, ok := norm[ip]; !ok && !keep[ip] {
+				p.remove[i] = append(p.remove[i], removal{ip: ip, inKernel: true})
+			}
+		}
+		for ip := range visitors {
+			if _, ok := norm[ip]; !ok && !keep[ip] && have[ip] == nil {
+				p.remove[i] = append(p.remove[i], removal{ip: ip})
+			}
+		}
+		for ip, r := range norm {
+			c := s.visitorClass(d, 0, s.rateOf(d, r))
+			if cur := have[ip]; cur == nil || cur.Ceil != c.Ceil || cur.Rate != c.Rate || cur.Parent != site {
+				p.fix[i] = append(p.fix[i], ip)
+			}
+		}
+	}
+	for ip := range visitors {
+		if _, ok := norm[ip]; !ok {
+			p.gone = append(p.gone, ip)
+		}
+	}
+	for ip, r := range norm {
+		if v, ok := visitors[ip]; !ok || v != r {
+			p.changed = append(p.changed, ip)
+		}
+	}
+	return p, nil
+}
+
+// ApplySync makes the repairs p found, under the lock, leaving alone the
+// addresses skip reports (changed by Set or Remove since the snapshot was
+// taken; nil skips none).
+func (s *Shaper) ApplySync(p Plan, skip func(netip.Addr) bool) (repairs int, err error) {
 	if skip == nil {
 		skip = func(netip.Addr) bool { return false }
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	repairs, err = s.ensure()
-	if err != nil {
-		return repairs, fmt.Errorf("syncing: %w", err)
-	}
-	// Prepared devices keep their classes until warmTTL; after that, or
-	// once they are visitors, they are no longer "warm".
-	keep := make(map[netip.Addr]bool, len(s.warm))
-	for ip, t := range s.warm {
-		if _, wanted := norm[ip]; wanted || s.now().Sub(t) >= warmTTL {
-			delete(s.warm, ip)
-			continue
+	if !s.ready {
+		if repairs, err = s.ensure(); err != nil {
+			return repairs, fmt.Errorf("syncing: %w", err)
 		}
-		keep[ip] = true
+	}
+	for _, ip := range p.cooled {
+		delete(s.warm, ip)
 	}
 	var errs []error
 	for i, d := range s.dirs() {
-		n, err := s.syncDir(d, norm, keep, snap.have[i], skip)
-		repairs += n
-		if err != nil {
-			errs = append(errs, err)
+		for _, rm := range p.remove[i] {
+			if _, warm := s.warm[rm.ip]; warm || skip(rm.ip) {
+				continue // prepared or changed since the snapshot
+			}
+			minor, _ := s.lay.minor(rm.ip)
+			if err := s.removeVisitor(d, rm.ip, minor); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if rm.inKernel {
+				repairs++
+			}
+		}
+		for _, ip := range p.fix[i] {
+			if skip(ip) {
+				continue
+			}
+			n, err := s.repairClass(d, ip, p.want[ip])
+			repairs += n
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	for ip := range s.visitors {
-		if _, ok := norm[ip]; !ok && !skip(ip) {
+	for _, ip := range p.gone {
+		if !skip(ip) {
 			delete(s.visitors, ip)
 		}
 	}
-	for ip, r := range norm {
+	for _, ip := range p.changed {
 		if !skip(ip) {
-			s.visitors[ip] = r
+			s.visitors[ip] = p.want[ip]
 		}
 	}
 	if repairs > 0 {
-		s.log.Info("shaper repaired drift", "repairs", repairs, "visitors", len(norm))
+		s.log.Info("shaper repaired drift", "repairs", repairs, "visitors", len(p.want))
 	}
 	return repairs, errors.Join(errs...)
 }
 
-func (s *Shaper) syncDir(d direction, want map[netip.Addr]Rate, keep map[netip.Addr]bool, have map[netip.Addr]*netlink.HtbClass, skip func(netip.Addr) bool) (int, error) {
-	repairs := 0
-	var errs []error
-	// Unwanted: classes found in the kernel plus visitors we installed.
-	stale := make(map[netip.Addr]bool)
-	for ip := range have {
-		stale[ip] = true
+// repairClass makes ip's class in direction d anew (or changes it to r)
+// and gives it its leaf queue and its filter.
+func (s *Shaper) repairClass(d direction, ip netip.Addr, r Rate) (repairs int, err error) {
+	minor, _ := s.lay.minor(ip)
+	if err := s.h.ClassReplace(s.visitorClass(d, minor, s.rateOf(d, r))); err != nil {
+		return 0, fmt.Errorf("repairing %s class of %s: %w", d.name, ip, err)
 	}
+	// A class made anew has HTB's default leaf: give it ours (a changed
+	// class's queue is replaced to match).
+	if err := s.setLeaf(d, minor, s.rateOf(d, r), false); err != nil {
+		return 1, fmt.Errorf("repairing %s queue of %s: %w", d.name, ip, err)
+	}
+	added, err := s.addOnce(s.visitorFilter(d, ip, minor))
+	if err != nil {
+		return 1, fmt.Errorf("repairing %s filter of %s: %w", d.name, ip, err)
+	}
+	if added {
+		return 2, nil
+	}
+	return 1, nil
+}
+
+// RefreshFilters re-adds whatever is missing of the u32 hash tables and
+// the visitors' filters, which netlink cannot list back (so Sync cannot
+// see one deleted alone). It is thousands of netlink calls with
+// thousands of visitors: it takes the lock for one call at a time, so
+// logins interleave with it instead of waiting for all of it.
+func (s *Shaper) RefreshFilters() (repairs int, err error) {
+	s.mu.Lock()
+	if !s.ready {
+		s.mu.Unlock()
+		return 0, nil
+	}
+	dirs := s.dirs()
+	ips := make([]netip.Addr, 0, len(s.visitors))
 	for ip := range s.visitors {
-		stale[ip] = true
+		ips = append(ips, ip)
 	}
-	for ip := range stale {
-		if _, ok := want[ip]; ok || keep[ip] || skip(ip) {
-			continue
-		}
-		minor, _ := s.lay.minor(ip)
-		if err := s.removeVisitor(d, ip, minor); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if have[ip] != nil {
-			repairs++
-		}
-	}
-	for ip, r := range want {
-		if skip(ip) {
-			continue
-		}
-		minor, _ := s.lay.minor(ip)
-		c := s.visitorClass(d, minor, s.rateOf(d, r))
-		cur := have[ip]
-		if cur == nil || cur.Ceil != c.Ceil || cur.Rate != c.Rate || cur.Parent != c.Parent {
-			if err := s.h.ClassReplace(c); err != nil {
-				errs = append(errs, fmt.Errorf("repairing %s class of %s: %w", d.name, ip, err))
-				continue
-			}
-			// A class made anew has HTB's default leaf: give it ours; a
-			// changed one gets its queue changed to match.
-			if err := s.setLeaf(d, minor, s.rateOf(d, r), cur != nil); err != nil {
-				errs = append(errs, fmt.Errorf("repairing %s queue of %s: %w", d.name, ip, err))
-				continue
-			}
-			repairs++
-		}
-		added, err := s.addOnce(s.visitorFilter(d, ip, minor))
+	s.mu.Unlock()
+	var errs []error
+	for _, d := range dirs {
+		s.mu.Lock()
+		n, err := s.ensureTables(d)
+		s.mu.Unlock()
+		repairs += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("repairing %s filter of %s: %w", d.name, ip, err))
-			continue
+			return repairs, err
 		}
-		if added {
-			repairs++
+	}
+	for _, ip := range ips {
+		s.mu.Lock()
+		if _, ok := s.visitors[ip]; ok {
+			minor, _ := s.lay.minor(ip)
+			for _, d := range dirs {
+				added, err := s.addOnce(s.visitorFilter(d, ip, minor))
+				if err != nil {
+					errs = append(errs, fmt.Errorf("repairing %s filter of %s: %w", d.name, ip, err))
+				} else if added {
+					repairs++
+				}
+			}
 		}
+		s.mu.Unlock()
+	}
+	if repairs > 0 {
+		s.log.Info("shaper repaired filters", "repairs", repairs)
 	}
 	return repairs, errors.Join(errs...)
 }
