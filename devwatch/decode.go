@@ -2,12 +2,14 @@
 // IPv4 address, so that a visitor's allowlist entry and shaping can follow
 // the device when its DHCP lease moves it to a new IP.
 //
-// It captures DHCP and ARP with a pure-Go AF_PACKET socket (gopacket's
-// pcapgo.EthernetHandle, no cgo) behind a classic BPF filter and decodes the
-// frames with gopacket's layers. Every byte it decodes is controlled by a
-// visitor, so decoding validates lengths itself before handing bytes to
-// gopacket (two of gopacket v1.1.19's decoders panic on hostile lengths) and
-// never retains a slice of the frame.
+// It captures DHCP and ARP on a raw AF_PACKET socket (golang.org/x/sys/unix,
+// no cgo) behind a classic BPF filter, and decodes the few header fields it
+// needs by hand: Ethernet, ARP, IPv4, UDP and the BOOTP header with DHCP
+// options 50, 53, 12 and 60. Every byte it decodes is controlled by a
+// visitor, so each length is checked before it is used and no slice of the
+// frame is retained. A general packet library would cost the router more
+// than this file: gopacket's layers package filled 65,536-entry tables in
+// init (about 4 MiB resident on 32-bit) and added 1.4 MiB to the binary.
 package devwatch
 
 import (
@@ -19,9 +21,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // Kind says what a frame told about a device.
@@ -29,8 +28,8 @@ type Kind uint8
 
 const (
 	// DHCPAck: a DHCP server acknowledged a lease; IP is the address the
-	// device now holds. Run only reports ACKs sent by the gateway itself
-	// (or a server passed to TrustDHCPServer), because anyone on the LAN can
+	// device now holds. Run only reports ACKs the gateway itself sent (its
+	// own DHCP server, dnsmasq on OpenWrt), because anyone on the LAN can
 	// forge an ACK for someone else's MAC.
 	DHCPAck Kind = iota + 1
 	// DHCPRequest: a device asks for (option 50) or renews (ciaddr) an IP.
@@ -83,8 +82,7 @@ const maxText = 64
 // an ARP request/reply, and for malformed ones. It is pure (no policy about
 // who sent the frame: Run adds that) and safe on any input.
 func Decode(frame []byte, now time.Time) (Event, bool) {
-	var d decoder
-	ev, _, res := d.decode(frame, now)
+	ev, _, res := decode(frame, now)
 	return ev, res == decoded
 }
 
@@ -97,67 +95,97 @@ const (
 	malformed        // truncated or inconsistent
 )
 
-// decoder holds the layers reused across frames, so that Run decodes
-// without allocating per layer. A decoder is not safe for concurrent use.
-type decoder struct {
-	eth  layers.Ethernet
-	ip4  layers.IPv4
-	udp  layers.UDP
-	arp  layers.ARP
-	dhcp layers.DHCPv4
-	fb   feedback
+// origin is what Run's policy needs to know about who put a frame on the
+// wire, besides what the kernel says (see frameMeta).
+type origin struct {
+	// src is the Ethernet source MAC. It aliases the frame: use it before
+	// the next read.
+	src net.HardwareAddr
+	// ipSrc is the IPv4 source address of a DHCP message, zero for ARP.
+	ipSrc netip.Addr
 }
 
-// feedback records gopacket's "truncated" signal: its IPv4 and UDP decoders
-// cut a length field that overruns the frame and carry on instead of failing.
-type feedback struct{ truncated bool }
+// Wire constants (IEEE 802.3, RFC 826, RFC 791, RFC 768, RFC 2131/2132).
+const (
+	ethHeaderLen  = 14
+	etherTypeIPv4 = 0x0800
+	etherTypeARP  = 0x0806
+	hwTypeEther   = 1 // ARP htype and BOOTP htype
 
-func (f *feedback) SetTruncated() { f.truncated = true }
+	arpRequest = 1
+	arpReply   = 2
+	// arpLen is the length of an ARP packet for Ethernet and IPv4.
+	arpLen = 8 + 2*6 + 2*4
 
-// decode returns the event, the frame's Ethernet source MAC (aliasing frame,
-// for Run's policy checks only) and the result.
-func (d *decoder) decode(frame []byte, now time.Time) (Event, net.HardwareAddr, result) {
-	df := gopacket.NilDecodeFeedback
-	if err := d.eth.DecodeFromBytes(frame, df); err != nil {
-		return Event{}, nil, malformed
+	ipv4MinHeader = 20
+	protoUDP      = 17
+	ipMoreFrags   = 0x2000 // in the flags + fragment offset word
+	ipFragOffset  = 0x1fff
+	udpHeaderLen  = 8
+
+	// DHCP ports.
+	serverPort = 67
+	clientPort = 68
+
+	// bootpLen is the fixed BOOTP header plus the DHCP magic cookie.
+	bootpLen    = 240
+	dhcpMagic   = 0x63825363
+	bootRequest = 1
+	bootReply   = 2
+
+	optPad       = 0
+	optHostname  = 12
+	optRequestIP = 50
+	optMsgType   = 53
+	optClassID   = 60
+	optEnd       = 255
+
+	msgDiscover = 1
+	msgRequest  = 3
+	msgAck      = 5
+	msgRelease  = 7
+)
+
+// decode returns the event, who sent the frame (for Run's policy checks
+// only) and the result.
+func decode(frame []byte, now time.Time) (Event, origin, result) {
+	if len(frame) < ethHeaderLen {
+		return Event{}, origin{}, malformed
 	}
-	src := d.eth.SrcMAC
-	switch d.eth.EthernetType {
-	case layers.EthernetTypeARP:
-		ev, res := d.decodeARP(d.eth.Payload, now)
-		return ev, src, res
-	case layers.EthernetTypeIPv4:
-		ev, res := d.decodeIPv4(d.eth.Payload, now)
-		return ev, src, res
+	o := origin{src: net.HardwareAddr(frame[6:12])}
+	payload := frame[ethHeaderLen:]
+	// An 802.1Q tag still in the frame (the kernel moves the outer one to
+	// the packet's metadata, see frameMeta.vlan) or an 802.3 length field
+	// lands here too: neither is the LAN's untagged DHCP or ARP.
+	switch binary.BigEndian.Uint16(frame[12:14]) {
+	case etherTypeARP:
+		ev, res := decodeARP(payload, now)
+		return ev, o, res
+	case etherTypeIPv4:
+		ev, ipSrc, res := decodeIPv4(payload, now)
+		o.ipSrc = ipSrc
+		return ev, o, res
 	}
-	return Event{}, src, ignored
+	return Event{}, o, ignored
 }
 
-// arpLen is the length of an ARP packet for Ethernet and IPv4.
-const arpLen = 8 + 2*6 + 2*4
-
-func (d *decoder) decodeARP(b []byte, now time.Time) (Event, result) {
-	// gopacket's ARP decoder computes the packet length in uint8 and can
-	// slice out of range on hostile address sizes: check them first.
+func decodeARP(b []byte, now time.Time) (Event, result) {
 	if len(b) < arpLen {
 		return Event{}, malformed
 	}
-	if binary.BigEndian.Uint16(b[0:2]) != uint16(layers.LinkTypeEthernet) ||
-		binary.BigEndian.Uint16(b[2:4]) != uint16(layers.EthernetTypeIPv4) ||
+	if binary.BigEndian.Uint16(b[0:2]) != hwTypeEther ||
+		binary.BigEndian.Uint16(b[2:4]) != etherTypeIPv4 ||
 		b[4] != 6 || b[5] != 4 {
 		return Event{}, malformed
 	}
-	if err := d.arp.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
-		return Event{}, malformed
-	}
-	if d.arp.Operation != layers.ARPRequest && d.arp.Operation != layers.ARPReply {
+	if op := binary.BigEndian.Uint16(b[6:8]); op != arpRequest && op != arpReply {
 		return Event{}, ignored
 	}
-	mac := net.HardwareAddr(d.arp.SourceHwAddress)
+	mac := net.HardwareAddr(b[8:14])
 	if !unicastMAC(mac) {
 		return Event{}, malformed
 	}
-	ip := netip.AddrFrom4([4]byte(d.arp.SourceProtAddress))
+	ip := netip.AddrFrom4([4]byte(b[14:18]))
 	switch {
 	case ip.IsUnspecified():
 		ip = netip.Addr{} // RFC 5227 probe: the device holds no address yet
@@ -167,100 +195,121 @@ func (d *decoder) decodeARP(b []byte, now time.Time) (Event, result) {
 	return Event{Kind: ARP, MAC: clone(mac), IP: ip, Time: now}, decoded
 }
 
-// DHCP ports.
-const (
-	serverPort = 67
-	clientPort = 68
-)
-
-func (d *decoder) decodeIPv4(b []byte, now time.Time) (Event, result) {
-	d.fb.truncated = false
-	if err := d.ip4.DecodeFromBytes(b, &d.fb); err != nil || d.fb.truncated || d.ip4.Version != 4 {
-		return Event{}, malformed
+// decodeIPv4 decodes a DHCP message in an IPv4 packet and returns the
+// packet's source address with the event.
+func decodeIPv4(b []byte, now time.Time) (Event, netip.Addr, result) {
+	if len(b) < ipv4MinHeader || b[0]>>4 != 4 {
+		return Event{}, netip.Addr{}, malformed
 	}
-	if d.ip4.Protocol != layers.IPProtocolUDP {
-		return Event{}, ignored
+	ihl := int(b[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(b[2:4]))
+	// The total length may be shorter than the payload (Ethernet pads
+	// frames to 60 bytes), never longer: that is a truncated packet.
+	if ihl < ipv4MinHeader || total < ihl || total > len(b) {
+		return Event{}, netip.Addr{}, malformed
 	}
-	if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
+	src := netip.AddrFrom4([4]byte(b[12:16]))
+	if b[9] != protoUDP {
+		return Event{}, src, ignored
+	}
+	if frag := binary.BigEndian.Uint16(b[6:8]); frag&(ipMoreFrags|ipFragOffset) != 0 {
 		// DHCP messages are never fragmented in practice; a fragment
 		// cannot be decoded on its own.
-		return Event{}, ignored
+		return Event{}, src, ignored
 	}
-	if err := d.udp.DecodeFromBytes(d.ip4.Payload, &d.fb); err != nil || d.fb.truncated {
-		return Event{}, malformed
+	u := b[ihl:total]
+	if len(u) < udpHeaderLen {
+		return Event{}, src, malformed
 	}
-	sp, dp := d.udp.SrcPort, d.udp.DstPort
+	ulen := int(binary.BigEndian.Uint16(u[4:6]))
+	if ulen < udpHeaderLen || ulen > len(u) {
+		return Event{}, src, malformed
+	}
+	sp, dp := binary.BigEndian.Uint16(u[0:2]), binary.BigEndian.Uint16(u[2:4])
 	toServer := sp == clientPort && dp == serverPort
 	toClient := sp == serverPort && dp == clientPort
 	if !toServer && !toClient {
-		return Event{}, ignored
+		return Event{}, src, ignored
 	}
 	// UDP checksums are not verified: frames the gateway sends are seen
 	// before checksum offload fills them in, and a checksum protects
 	// against corruption, not against a visitor.
-	return d.decodeDHCP(d.udp.Payload, toServer, now)
+	ev, res := decodeDHCP(u[udpHeaderLen:ulen], toServer, now)
+	return ev, src, res
 }
 
-// bootpLen is the fixed BOOTP header plus the DHCP magic cookie.
-const bootpLen = 240
-
-func (d *decoder) decodeDHCP(b []byte, toServer bool, now time.Time) (Event, result) {
-	// gopacket's DHCPv4 decoder slices chaddr with the packet's hlen
-	// unchecked (hlen 255 on a 240-byte packet panics): check it first.
-	if len(b) < bootpLen || b[1] != byte(layers.LinkTypeEthernet) || b[2] != 6 {
-		return Event{}, malformed
-	}
-	if err := d.dhcp.DecodeFromBytes(b, gopacket.NilDecodeFeedback); err != nil {
+func decodeDHCP(b []byte, toServer bool, now time.Time) (Event, result) {
+	if len(b) < bootpLen || b[1] != hwTypeEther || b[2] != 6 ||
+		binary.BigEndian.Uint32(b[236:240]) != dhcpMagic {
 		return Event{}, malformed
 	}
 	var (
-		msgType           layers.DHCPMsgType
+		msgType           byte
 		requested         netip.Addr
 		hostname, vendor  string
 		haveType, badOpts bool
 	)
-	for _, o := range d.dhcp.Options {
-		switch o.Type {
-		case layers.DHCPOptMessageType:
-			if len(o.Data) != 1 || haveType {
+	// Options (RFC 2132): pad and end are one byte, every other option is
+	// type, length, data. One that overruns the packet makes it malformed;
+	// what follows the end option is padding. Option 52 (overload: more
+	// options in sname and file) is not followed: none that matters here
+	// is ever sent there.
+	for opts := b[bootpLen:]; len(opts) > 0; {
+		typ := opts[0]
+		if typ == optEnd {
+			break
+		}
+		if typ == optPad {
+			opts = opts[1:]
+			continue
+		}
+		if len(opts) < 2 || int(opts[1]) > len(opts)-2 {
+			return Event{}, malformed
+		}
+		data := opts[2 : 2+int(opts[1])]
+		opts = opts[2+len(data):]
+		switch typ {
+		case optMsgType:
+			if len(data) != 1 || haveType {
 				badOpts = true
 				continue
 			}
-			msgType, haveType = layers.DHCPMsgType(o.Data[0]), true
-		case layers.DHCPOptRequestIP:
-			if len(o.Data) != 4 {
+			msgType, haveType = data[0], true
+		case optRequestIP:
+			if len(data) != 4 {
 				badOpts = true
 				continue
 			}
-			requested = netip.AddrFrom4([4]byte(o.Data))
-		case layers.DHCPOptHostname:
-			hostname = sanitise(o.Data)
-		case layers.DHCPOptClassID:
-			vendor = sanitise(o.Data)
+			requested = netip.AddrFrom4([4]byte(data))
+		case optHostname:
+			hostname = sanitise(data)
+		case optClassID:
+			vendor = sanitise(data)
 		}
 	}
 	if !haveType || badOpts {
 		return Event{}, malformed
 	}
-	mac := net.HardwareAddr(d.dhcp.ClientHWAddr)
+	mac := net.HardwareAddr(b[28:34])
 	if !unicastMAC(mac) {
 		return Event{}, malformed
 	}
 	ev := Event{MAC: clone(mac), Hostname: hostname, Vendor: vendor, Time: now}
-	ciaddr := addr4(d.dhcp.ClientIP)
+	op := b[0]
+	ciaddr := addr4(b[12:16])
 	switch {
-	case toServer && d.dhcp.Operation == layers.DHCPOpRequest && msgType == layers.DHCPMsgTypeRequest:
+	case toServer && op == bootRequest && msgType == msgRequest:
 		ev.Kind = DHCPRequest
 		ev.IP = requested // SELECTING, INIT-REBOOT
 		if !ev.IP.IsValid() {
 			ev.IP = ciaddr // RENEWING, REBINDING
 		}
-	case toServer && d.dhcp.Operation == layers.DHCPOpRequest && msgType == layers.DHCPMsgTypeRelease:
+	case toServer && op == bootRequest && msgType == msgRelease:
 		ev.Kind = DHCPRelease
 		ev.IP = ciaddr
-	case !toServer && d.dhcp.Operation == layers.DHCPOpReply && msgType == layers.DHCPMsgTypeAck:
+	case !toServer && op == bootReply && msgType == msgAck:
 		ev.Kind = DHCPAck
-		ev.IP = addr4(d.dhcp.YourClientIP)
+		ev.IP = addr4(b[16:20]) // yiaddr
 		if !ev.IP.IsValid() {
 			ev.IP = ciaddr // ACK to a DHCPINFORM: the client configured itself
 		}
@@ -275,12 +324,12 @@ func (d *decoder) decodeDHCP(b []byte, toServer bool, now time.Time) (Event, res
 
 // addr4 converts a 4-byte BOOTP address field, mapping 0.0.0.0 to the zero
 // Addr ("unknown").
-func addr4(ip net.IP) netip.Addr {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok || a.IsUnspecified() {
+func addr4(b []byte) netip.Addr {
+	a := netip.AddrFrom4([4]byte(b))
+	if a.IsUnspecified() {
 		return netip.Addr{}
 	}
-	return a.Unmap()
+	return a
 }
 
 // unicastMAC reports whether mac is a 6-byte unicast, non-zero address: a

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket/layers"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
@@ -33,25 +31,25 @@ func TestDecodeEvents(t *testing.T) {
 		want: Event{Kind: DHCPAck, MAC: phoneMAC, IP: phoneIP2},
 	}, {
 		name: "request selecting with requested-ip option",
-		frame: withOpts(clientMsg(layers.DHCPMsgTypeRequest), func(m *dhcpMsg) {
+		frame: withOpts(clientMsg(msgRequest), func(m *dhcpMsg) {
 			m.requested, m.hostname, m.vendor = phoneIP, []byte("Amals-iPhone"), []byte("MSFT 5.0")
 		}).frame,
 		want: Event{Kind: DHCPRequest, MAC: phoneMAC, IP: phoneIP, Hostname: "Amals-iPhone", Vendor: "MSFT 5.0"},
 	}, {
 		name: "request renewing uses ciaddr",
-		frame: withOpts(clientMsg(layers.DHCPMsgTypeRequest), func(m *dhcpMsg) {
+		frame: withOpts(clientMsg(msgRequest), func(m *dhcpMsg) {
 			m.srcIP, m.dstIP, m.ciaddr = phoneIP2, gwIP, phoneIP2
 		}).frame,
 		want: Event{Kind: DHCPRequest, MAC: phoneMAC, IP: phoneIP2},
 	}, {
 		name: "release",
-		frame: withOpts(clientMsg(layers.DHCPMsgTypeRelease), func(m *dhcpMsg) {
+		frame: withOpts(clientMsg(msgRelease), func(m *dhcpMsg) {
 			m.srcIP, m.dstIP, m.ciaddr = phoneIP, gwIP, phoneIP
 		}).frame,
 		want: Event{Kind: DHCPRelease, MAC: phoneMAC, IP: phoneIP},
 	}, {
 		name: "hostname control characters, bidi overrides and invalid utf-8 dropped",
-		frame: withOpts(clientMsg(layers.DHCPMsgTypeRequest), func(m *dhcpMsg) {
+		frame: withOpts(clientMsg(msgRequest), func(m *dhcpMsg) {
 			m.requested = phoneIP
 			m.hostname = []byte("  am\x00al\r\n\x1b[31m\u202eenohp\xff\xfe ")
 			m.vendor = []byte("vendor\x07")
@@ -59,7 +57,7 @@ func TestDecodeEvents(t *testing.T) {
 		want: Event{Kind: DHCPRequest, MAC: phoneMAC, IP: phoneIP, Hostname: "amal[31menohp", Vendor: "vendor"},
 	}, {
 		name: "utf-8 hostname kept, cut to 64 bytes on a rune boundary",
-		frame: withOpts(clientMsg(layers.DHCPMsgTypeRequest), func(m *dhcpMsg) {
+		frame: withOpts(clientMsg(msgRequest), func(m *dhcpMsg) {
 			m.requested = phoneIP
 			m.hostname = []byte("x" + strings.Repeat("هاتف", 10)) // 81 bytes, 2-byte runes
 		}).frame,
@@ -67,13 +65,13 @@ func TestDecodeEvents(t *testing.T) {
 	}, {
 		name: "arp request",
 		frame: func(tb testing.TB) []byte {
-			return arpFrame(tb, layers.ARPRequest, phoneMAC, phoneMAC, phoneIP, make(net.HardwareAddr, 6), gwIP)
+			return arpFrame(tb, arpRequest, phoneMAC, phoneMAC, phoneIP, make(net.HardwareAddr, 6), gwIP)
 		},
 		want: Event{Kind: ARP, MAC: phoneMAC, IP: phoneIP},
 	}, {
 		name: "arp reply",
 		frame: func(tb testing.TB) []byte {
-			return arpFrame(tb, layers.ARPReply, phoneMAC, phoneMAC, phoneIP, gwMAC, gwIP)
+			return arpFrame(tb, arpReply, phoneMAC, phoneMAC, phoneIP, gwMAC, gwIP)
 		},
 		want: Event{Kind: ARP, MAC: phoneMAC, IP: phoneIP},
 	}, {
@@ -83,7 +81,7 @@ func TestDecodeEvents(t *testing.T) {
 	}, {
 		name: "arp probe has no address yet",
 		frame: func(tb testing.TB) []byte {
-			return arpFrame(tb, layers.ARPRequest, phoneMAC, phoneMAC, netip.Addr{}, make(net.HardwareAddr, 6), phoneIP)
+			return arpFrame(tb, arpRequest, phoneMAC, phoneMAC, netip.Addr{}, make(net.HardwareAddr, 6), phoneIP)
 		},
 		want: Event{Kind: ARP, MAC: phoneMAC},
 	}}
@@ -126,16 +124,16 @@ func TestDecodeRejects(t *testing.T) {
 		"arp truncated":                      arp[:14+20],
 		"dhcp truncated in the bootp header": ack[:14+20+8+100],
 		"dhcp cut inside the ip length":      ack[:len(ack)-3],
-		"discover is not reported":           clientMsg(layers.DHCPMsgTypeDiscover).frame(t),
-		"nak is not reported":                withOpts(ackMsg(phoneIP), func(m *dhcpMsg) { m.msgType = layers.DHCPMsgTypeNak }),
+		"discover is not reported":           clientMsg(msgDiscover).frame(t),
+		"nak is not reported":                withOpts(ackMsg(phoneIP), func(m *dhcpMsg) { m.msgType = msgNak }),
 		"ack sent to the server port":        withOpts(ackMsg(phoneIP), func(m *dhcpMsg) { m.toServer = true }),
-		"request as a bootp reply":           withOpts(clientMsg(layers.DHCPMsgTypeRequest), func(m *dhcpMsg) { m.op = layers.DHCPOpReply }),
+		"request as a bootp reply":           withOpts(clientMsg(msgRequest), func(m *dhcpMsg) { m.op = bootReply }),
 		"multicast chaddr":                   withOpts(ackMsg(phoneIP), func(m *dhcpMsg) { m.chaddr = bcastMAC }),
 		"ack of a broadcast address":         ackMsg(netip.MustParseAddr("255.255.255.255")).frame(t),
 		"ack of a multicast address":         ackMsg(netip.MustParseAddr("224.0.0.251")).frame(t),
-		"arp from a multicast sender": arpFrame(t, layers.ARPRequest, phoneMAC, bcastMAC, phoneIP,
+		"arp from a multicast sender": arpFrame(t, arpRequest, phoneMAC, bcastMAC, phoneIP,
 			make(net.HardwareAddr, 6), gwIP),
-		"arp claiming loopback": arpFrame(t, layers.ARPRequest, phoneMAC, phoneMAC, netip.MustParseAddr("127.0.0.1"),
+		"arp claiming loopback": arpFrame(t, arpRequest, phoneMAC, phoneMAC, netip.MustParseAddr("127.0.0.1"),
 			make(net.HardwareAddr, 6), gwIP),
 		"arp with an unknown operation": arpFrame(t, 9, phoneMAC, phoneMAC, phoneIP, make(net.HardwareAddr, 6), gwIP),
 	}
@@ -152,6 +150,9 @@ func TestDecodeRejects(t *testing.T) {
 	i := bytes.Index(badType[14+20+8+240:], []byte{53, 1}) + 14 + 20 + 8 + 240
 	badType[i+1] = 2 // message type option of length 2
 	tests["message type option with a bad length"] = badType
+	for name, frame := range hostileFrames(t) {
+		tests[name] = frame
+	}
 
 	for name, frame := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -166,7 +167,7 @@ func TestDecodeRejects(t *testing.T) {
 // and none shorter than the frame's headers (and, for DHCP, than its IP
 // length) may decode.
 func TestDecodePrefixes(t *testing.T) {
-	m := clientMsg(layers.DHCPMsgTypeRequest)
+	m := clientMsg(msgRequest)
 	m.requested, m.hostname, m.vendor = phoneIP, []byte("amal-phone"), []byte("android-dhcp-14")
 	req, ack := m.frame(t), ackMsg(phoneIP).frame(t)
 	for _, tc := range []struct {
@@ -197,5 +198,27 @@ func TestSanitise(t *testing.T) {
 		if got := sanitise([]byte(in)); got != want {
 			t.Errorf("sanitise(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDecodeHostileWhy checks that each hostile frame is refused for its
+// own reason (not because an edit broke something before it): tags and
+// fragments are other traffic, the rest is malformed.
+func TestDecodeHostileWhy(t *testing.T) {
+	want := map[string]result{"vlan-tag-in-frame": ignored, "ip-more-fragments": ignored}
+	for name, frame := range hostileFrames(t) {
+		w, ok := want[name]
+		if !ok {
+			w = malformed
+		}
+		if _, _, got := decode(frame, t0); got != w {
+			t.Errorf("%s: result %d, want %d", name, got, w)
+		}
+	}
+	// The frame they are all edited from decodes.
+	ack := ackMsg(phoneIP)
+	ack.hostname = []byte("amal-phone")
+	if _, o, res := decode(ack.frame(t), t0); res != decoded || o.ipSrc != gwIP || !bytes.Equal(o.src, gwMAC) {
+		t.Errorf("unedited ACK: result %d, origin %+v", res, o)
 	}
 }

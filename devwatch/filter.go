@@ -42,7 +42,7 @@ var filterProgram = []bpf.Instruction{
 // and is dropped as malformed.
 const snapLen = 4096
 
-// filter returns the assembled filter for EthernetHandle.SetBPF.
+// filter returns the assembled filter, for SO_ATTACH_FILTER.
 func filter() ([]bpf.RawInstruction, error) {
 	raw, err := bpf.Assemble(filterProgram)
 	if err != nil {

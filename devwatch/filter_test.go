@@ -1,11 +1,11 @@
 package devwatch
 
 import (
-	"net"
+	"encoding/binary"
+	"net/netip"
 	"slices"
 	"testing"
 
-	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
 )
 
@@ -49,40 +49,40 @@ func TestFilterSelects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp := func(sp, dp layers.UDPPort, frag uint16) []byte {
-		eth := &layers.Ethernet{SrcMAC: phoneMAC, DstMAC: gwMAC, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, FragOffset: frag,
-			SrcIP: ip4(phoneIP), DstIP: ip4(gwIP)}
-		u := &layers.UDP{SrcPort: sp, DstPort: dp}
-		_ = u.SetNetworkLayerForChecksum(ip)
-		return serialize(t, eth, ip, u, &layers.DNS{})
+	dnsHeader := make([]byte, 12) // an empty DNS message
+	udp := func(sp, dp uint16, frag uint16) []byte {
+		return ethFrame(phoneMAC, gwMAC, etherTypeIPv4, udpPacket(phoneIP, gwIP, sp, dp, nil, frag, dnsHeader))
 	}
 	withIPOptions := func() []byte { // IHL 6: the ports move by 4 bytes
-		eth := &layers.Ethernet{SrcMAC: phoneMAC, DstMAC: gwMAC, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ip4(phoneIP), DstIP: ip4(gwIP),
-			Options: []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}}
-		u := &layers.UDP{SrcPort: clientPort, DstPort: serverPort}
-		_ = u.SetNetworkLayerForChecksum(ip)
-		return serialize(t, eth, ip, u, &layers.DNS{})
+		return ethFrame(phoneMAC, gwMAC, etherTypeIPv4,
+			udpPacket(phoneIP, gwIP, clientPort, serverPort, []byte{148, 4, 0, 0}, 0, dnsHeader))
 	}
-	tcp := func(dp layers.TCPPort) []byte {
-		eth := &layers.Ethernet{SrcMAC: phoneMAC, DstMAC: gwMAC, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: ip4(phoneIP), DstIP: ip4(gwIP)}
-		tc := &layers.TCP{SrcPort: 40000, DstPort: dp, SYN: true, Window: 1024}
-		_ = tc.SetNetworkLayerForChecksum(ip)
-		return serialize(t, eth, ip, tc)
+	tcp := func(dp uint16) []byte {
+		h := make([]byte, 20) // SYN from port 40000, no options
+		binary.BigEndian.PutUint16(h[0:2], 40000)
+		binary.BigEndian.PutUint16(h[2:4], dp)
+		h[12], h[13] = 5<<4, 0x02
+		binary.BigEndian.PutUint16(h[14:16], 1024)
+		return ethFrame(phoneMAC, gwMAC, etherTypeIPv4, ipv4Packet(6, phoneIP, gwIP, nil, 0, h))
 	}
-	ip6 := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolUDP, HopLimit: 1,
-		SrcIP: net.ParseIP("2001:db8::42"), DstIP: net.ParseIP("2001:db8::1")}
-	u6 := &layers.UDP{SrcPort: clientPort, DstPort: serverPort}
-	_ = u6.SetNetworkLayerForChecksum(ip6)
-	ipv6 := serialize(t, &layers.Ethernet{SrcMAC: phoneMAC, DstMAC: gwMAC, EthernetType: layers.EthernetTypeIPv6}, ip6, u6)
+	// IPv6 carrying UDP 68->67: 40-byte header, next header UDP, hop limit 1.
+	ip6 := make([]byte, 40+udpHeaderLen)
+	ip6[0] = 6 << 4
+	binary.BigEndian.PutUint16(ip6[4:6], udpHeaderLen)
+	ip6[6], ip6[7] = protoUDP, 1
+	src6, dst6 := netip.MustParseAddr("2001:db8::42").As16(), netip.MustParseAddr("2001:db8::1").As16()
+	copy(ip6[8:24], src6[:])
+	copy(ip6[24:40], dst6[:])
+	binary.BigEndian.PutUint16(ip6[40:42], clientPort)
+	binary.BigEndian.PutUint16(ip6[42:44], serverPort)
+	binary.BigEndian.PutUint16(ip6[44:46], udpHeaderLen)
+	ipv6 := ethFrame(phoneMAC, gwMAC, 0x86dd, ip6)
 	tests := []struct {
 		name  string
 		frame []byte
 		want  bool
 	}{
-		{"dhcp request", clientMsg(layers.DHCPMsgTypeRequest).frame(t), true},
+		{"dhcp request", clientMsg(msgRequest).frame(t), true},
 		{"dhcp ack", ackMsg(phoneIP).frame(t), true},
 		{"arp", gratuitousARP(t, phoneIP), true},
 		{"udp from 68 only", udp(clientPort, 5353, 0), true},

@@ -3,39 +3,110 @@ package devwatch
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/google/gopacket/layers"
 )
 
-// seedFrames are the frames the fuzzer starts from, besides the committed
-// corpus in testdata/fuzz/FuzzDecode (which includes the two frames that
-// panic gopacket's own decoders).
+// seedFrames are the frames the fuzzer starts from, also committed as the
+// corpus in testdata/fuzz/FuzzDecode: valid frames of every kind, the two
+// frames that panicked gopacket's decoders (which devwatch used before it
+// decoded by hand), and hostileFrames.
 func seedFrames(tb testing.TB) map[string][]byte {
-	req := clientMsg(layers.DHCPMsgTypeRequest)
+	req := clientMsg(msgRequest)
 	req.requested, req.hostname, req.vendor = phoneIP, []byte("amal-phone"), []byte("android-dhcp-14")
 	ack := ackMsg(phoneIP)
 	ack.hostname = []byte("\x1b[2Jam\u202eal")
-	rel := clientMsg(layers.DHCPMsgTypeRelease)
+	rel := clientMsg(msgRelease)
 	rel.ciaddr = phoneIP
 	ackFrame := ack.frame(tb)
 	hlen := bytes.Clone(ackFrame[:14+20+8+bootpLen])
 	hlen[14+20+8+2] = 255
 	arpWrap := gratuitousARP(tb, phoneIP)
 	arpWrap[14+4], arpWrap[14+5] = 128, 0
-	return map[string][]byte{
+	seeds := map[string][]byte{
 		"dhcp-request":   req.frame(tb),
 		"dhcp-ack":       ackFrame,
 		"dhcp-release":   rel.frame(tb),
 		"arp-gratuitous": gratuitousARP(tb, phoneIP2),
-		"arp-reply":      arpFrame(tb, layers.ARPReply, phoneMAC, phoneMAC, phoneIP, gwMAC, gwIP),
+		"arp-reply":      arpFrame(tb, arpReply, phoneMAC, phoneMAC, phoneIP, gwMAC, gwIP),
 		"dhcp-hlen-255":  hlen,
 		"arp-size-wrap":  arpWrap,
 	}
+	for name, frame := range hostileFrames(tb) {
+		seeds[name] = frame
+	}
+	return seeds
+}
+
+// policySeed is one input of FuzzPolicy: a frame and what the kernel said
+// about it.
+type policySeed struct {
+	frame    []byte
+	outgoing bool
+	vlan     uint16
+}
+
+// policySeeds are FuzzPolicy's starting points, also committed as its
+// corpus in testdata/fuzz/FuzzPolicy.
+func policySeeds(tb testing.TB) map[string]policySeed {
+	forged := ackMsg(phoneIP2) // a visitor's broadcast with the gateway's MAC
+	forged.dst = bcastMAC
+	routed := ackMsg(phoneIP2) // routed onto the LAN from outside
+	routed.srcIP = netip.MustParseAddr("203.0.113.66")
+	return map[string]policySeed{
+		"ack-outgoing":          {ackMsg(phoneIP).frame(tb), true, 0},
+		"ack-forged-incoming":   {forged.frame(tb), false, 0},
+		"ack-routed-outgoing":   {routed.frame(tb), true, 0},
+		"ack-outgoing-vlan":     {ackMsg(phoneIP).frame(tb), true, 7},
+		"arp-incoming":          {gratuitousARP(tb, phoneIP), false, 0},
+		"arp-outgoing":          {arpFrame(tb, arpRequest, gwMAC, gwMAC, gwIP, make(net.HardwareAddr, 6), phoneIP), true, 0},
+		"arp-posing-as-gateway": {arpFrame(tb, arpRequest, gwMAC, gwMAC, phoneIP2, make(net.HardwareAddr, 6), gwIP), false, 0},
+		"arp-spoofed-sender":    {arpFrame(tb, arpReply, spooferMAC, phoneMAC, phoneIP2, gwMAC, gwIP), false, 0},
+	}
+}
+
+// FuzzPolicy feeds Run's policy frames with what the kernel says about
+// them, and checks the promises that keep one device from speaking for
+// another: a DHCP ACK counts only if the gateway transmitted it from one
+// of its own addresses; anything else counts only if it arrived from the
+// LAN, from the MAC it is about, and that MAC is not the gateway's.
+func FuzzPolicy(f *testing.F) {
+	for _, s := range policySeeds(f) {
+		f.Add(s.frame, s.outgoing, s.vlan)
+	}
+	fc := newFake()
+	w, err := newWatcher("lan0", slog.New(slog.DiscardHandler), func() (capture, error) { return fc, nil })
+	if err != nil {
+		f.Fatal(err)
+	}
+	w.live, w.relinkEvery = fc, time.Hour
+	if err := w.relink(fc); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte, outgoing bool, vlan uint16) {
+		ev, ok := w.handle(bytes.Clone(frame), frameMeta{at: t0, outgoing: outgoing, vlan: vlan})
+		if !ok {
+			return
+		}
+		_, o, _ := decode(frame, t0)
+		switch {
+		case vlan != 0:
+			t.Fatalf("event %+v from VLAN %d", ev, vlan)
+		case ev.Kind == DHCPAck && (!outgoing || o.ipSrc != gwIP):
+			t.Fatalf("ACK %+v accepted: outgoing %v, IP source %v", ev, outgoing, o.ipSrc)
+		case ev.Kind != DHCPAck && outgoing:
+			t.Fatalf("the gateway's own %s became an event %+v", ev.Kind, ev)
+		case ev.Kind != DHCPAck && (!bytes.Equal(o.src, ev.MAC) || bytes.Equal(o.src, gwMAC)):
+			t.Fatalf("%s from %v accepted for %v", ev.Kind, o.src, ev.MAC)
+		}
+	})
 }
 
 func FuzzDecode(f *testing.F) {
@@ -78,23 +149,34 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzDecode from seedFrames
-// when DEVWATCH_WRITE_CORPUS=1; otherwise it checks that the corpus is there.
+// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzDecode and
+// testdata/fuzz/FuzzPolicy from seedFrames and policySeeds when
+// DEVWATCH_WRITE_CORPUS=1; otherwise it checks that every seed is there.
 func TestWriteFuzzCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	if os.Getenv("DEVWATCH_WRITE_CORPUS") != "1" {
-		if ents, err := os.ReadDir(dir); err != nil || len(ents) == 0 {
-			t.Fatalf("committed fuzz corpus missing in %s (regenerate with DEVWATCH_WRITE_CORPUS=1): %v", dir, err)
-		}
-		return
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	corpus := map[string]map[string]string{"FuzzDecode": {}, "FuzzPolicy": {}}
 	for name, frame := range seedFrames(t) {
-		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", frame)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
+		corpus["FuzzDecode"][name] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", frame)
+	}
+	for name, s := range policySeeds(t) {
+		corpus["FuzzPolicy"][name] = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nbool(%v)\nuint16(%d)\n", s.frame, s.outgoing, s.vlan)
+	}
+	write := os.Getenv("DEVWATCH_WRITE_CORPUS") == "1"
+	for target, files := range corpus {
+		dir := filepath.Join("testdata", "fuzz", target)
+		if write {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, body := range files {
+			path := filepath.Join(dir, name)
+			if write {
+				if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := os.Stat(path); err != nil {
+				t.Errorf("committed fuzz corpus lacks %s (regenerate with DEVWATCH_WRITE_CORPUS=1): %v", path, err)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -16,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -96,14 +96,23 @@ func inNS(t *testing.T, ns string, f func() error) <-chan error {
 // returned stop is called (or the test ends). stop returns how long Run
 // took to return after its context was cancelled.
 func startWatcher(t *testing.T, l *lan, out chan Event) (w *Watcher, stop func() time.Duration) {
+	return startWatcherOn(t, l.gwNS, l.gwIf, out, nil)
+}
+
+// startWatcherOn runs a Watcher on iface in namespace ns; tune, if not
+// nil, changes it before Run starts.
+func startWatcherOn(t *testing.T, ns, iface string, out chan Event, tune func(*Watcher)) (w *Watcher, stop func() time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *Watcher, 1)
-	done := inNS(t, l.gwNS, func() error {
-		w, err := New(l.gwIf, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	done := inNS(t, ns, func() error {
+		w, err := New(iface, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 		if err != nil {
 			close(ready)
 			return err
+		}
+		if tune != nil {
+			tune(w)
 		}
 		ready <- w
 		return w.Run(ctx, out)
@@ -138,8 +147,7 @@ func startWatcher(t *testing.T, l *lan, out chan Event) (w *Watcher, stop func()
 }
 
 // sendRaw writes frames onto ifname from inside namespace ns, as a DHCP
-// client or server would, through an AF_PACKET socket of its own
-// (pcapgo.EthernetHandle has no WritePacketData in gopacket v1.1.19).
+// client or server would, through an AF_PACKET socket of its own.
 func sendRaw(t *testing.T, ns, ifname string, frames ...[]byte) {
 	t.Helper()
 	err := <-inNS(t, ns, func() error {
@@ -206,7 +214,7 @@ func TestWatcherOnVeth(t *testing.T) {
 		t.Errorf("ARP event = %+v, want MAC %s IP %s", ev, phoneMAC, phoneIP)
 	}
 
-	req := clientMsg(layers.DHCPMsgTypeRequest)
+	req := clientMsg(msgRequest)
 	req.requested, req.hostname, req.vendor = phoneIP2, []byte("amal-\x1bphone"), []byte("android-dhcp-14")
 	sendRaw(t, l.phoneNS, l.phoneIf, req.frame(t))
 	ev = waitFor(t, out, "DHCP REQUEST", func(ev Event) bool { return ev.Kind == DHCPRequest })
@@ -253,4 +261,140 @@ func TestWatcherStopsOnSilentLAN(t *testing.T) {
 	if s := w.Stats(); s.Events != 0 || s.ReadErrors != 0 {
 		t.Errorf("Stats = %+v on a silent LAN, want no events and no read errors", s)
 	}
+}
+
+// sendUDP sends payload from laddr (an address of namespace ns) to raddr
+// through the kernel's own UDP stack, as dnsmasq sends its ACKs.
+func sendUDP(t *testing.T, ns, laddr, raddr string, payload []byte) {
+	t.Helper()
+	err := <-inNS(t, ns, func() error {
+		la, err := net.ResolveUDPAddr("udp4", laddr)
+		if err != nil {
+			return err
+		}
+		ra, err := net.ResolveUDPAddr("udp4", raddr)
+		if err != nil {
+			return err
+		}
+		c, err := net.DialUDP("udp4", la, ra)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("sending UDP from %s in %s: %v", laddr, ns, err)
+	}
+}
+
+// TestWatcherRefusesForgedAcks: on the real socket, a phone's broadcast ACK
+// that carries the gateway's MAC as its Ethernet source, and an ACK the
+// gateway routes back onto the LAN for the phone, are both refused; the ACK
+// the gateway's own UDP stack sends from its address is reported.
+func TestWatcherRefusesForgedAcks(t *testing.T) {
+	l := newLAN(t)
+	out := make(chan Event, 16)
+	w, stop := startWatcher(t, l, out)
+
+	// The gateway routes: a datagram the phone sends to the gateway's MAC
+	// for another LAN address goes back out on the LAN, transmitted by
+	// the gateway.
+	other := netip.MustParseAddr("198.51.100.77")
+	run(t, "ip", "netns", "exec", l.gwNS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run(t, "ip", "-n", l.gwNS, "neigh", "replace", other.String(), "lladdr", spooferMAC.String(),
+		"dev", l.gwIf, "nud", "permanent")
+
+	forged := ackMsg(phoneIP2) // "the gateway gives spooferMAC the phone's second address"
+	forged.src, forged.dst, forged.chaddr = gwMAC, bcastMAC, spooferMAC
+	routed := ackMsg(phoneIP2)
+	routed.src, routed.dst, routed.srcIP, routed.dstIP, routed.chaddr = phoneMAC, gwMAC, phoneIP, other, spooferMAC
+	sendRaw(t, l.phoneNS, l.phoneIf, forged.frame(t), routed.frame(t))
+
+	// The positive control: the gateway's own UDP stack, from its address
+	// and port 67, as dnsmasq sends.
+	ack := ackMsg(phoneIP2)
+	ack.chaddr = spooferMAC
+	sendUDP(t, l.gwNS, gwIP.String()+":67", phoneIP.String()+":68", ack.bootp())
+	ev := waitFor(t, out, "the gateway's ACK", func(ev Event) bool { return ev.Kind == DHCPAck })
+	if !bytes.Equal(ev.MAC, spooferMAC) || ev.IP != phoneIP2 {
+		t.Errorf("ACK event = %+v, want %s at %s", ev, spooferMAC, phoneIP2)
+	}
+	stop()
+	for {
+		select {
+		case ev := <-out:
+			if ev.Kind == DHCPAck {
+				t.Errorf("a forged ACK came through: %+v", ev)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	// Forged: the broadcast with the gateway's MAC, and the routed copy.
+	// Rogue: the routed datagram as it arrived, from the phone's MAC.
+	if s := w.Stats(); s.Forged != 2 || s.RogueDHCP != 1 {
+		t.Errorf("Stats = %+v, want 2 forged ACKs (one with the gateway's MAC, one routed) and 1 rogue", s)
+	}
+}
+
+// TestWatcherFollowsBridgeMAC: the gateway's LAN is a bridge, which takes
+// the lowest MAC of its ports. When a port with a lower MAC joins, the
+// gateway's next frame shows the new MAC and the watcher reads it again at
+// once: a device posing as the gateway's new MAC is refused.
+func TestWatcherFollowsBridgeMAC(t *testing.T) {
+	l := newLAN(t)
+	base := l.gwIf[:len(l.gwIf)-1]
+	br, port, peer := base+"b", base+"x", base+"y"
+	run(t, "ip", "-n", l.gwNS, "addr", "del", gwIP.String()+"/24", "dev", l.gwIf)
+	run(t, "ip", "-n", l.gwNS, "link", "add", br, "type", "bridge")
+	run(t, "ip", "-n", l.gwNS, "link", "set", l.gwIf, "master", br)
+	run(t, "ip", "-n", l.gwNS, "addr", "add", gwIP.String()+"/24", "dev", br)
+	run(t, "ip", "-n", l.gwNS, "link", "set", br, "up")
+	if got := linkMAC(t, l.gwNS, br); got != gwMAC.String() {
+		t.Fatalf("bridge MAC %s, want its one port's %s", got, gwMAC)
+	}
+
+	out := make(chan Event, 16)
+	w, stop := startWatcherOn(t, l.gwNS, br, out, func(w *Watcher) {
+		w.checkEvery = time.Hour // only a frame can make it look again
+		w.relinkEvery = 0
+	})
+	newMAC := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0x00}
+	run(t, "ip", "-n", l.gwNS, "link", "add", port, "address", newMAC.String(), "type", "veth", "peer", "name", peer)
+	run(t, "ip", "-n", l.gwNS, "link", "set", port, "master", br, "up")
+	if got := linkMAC(t, l.gwNS, br); got != newMAC.String() {
+		t.Fatalf("bridge MAC %s after adding a port with %s; the kernel did not change it", got, newMAC)
+	}
+	// The gateway transmits: it ARPs for the phone before its ping.
+	run(t, "ip", "-n", l.gwNS, "neigh", "flush", "dev", br)
+	run(t, "ip", "netns", "exec", l.gwNS, "ping", "-c", "1", "-W", "2", phoneIP.String())
+
+	posing := arpFrame(t, arpRequest, newMAC, newMAC, phoneIP2, make(net.HardwareAddr, 6), gwIP)
+	sendRaw(t, l.phoneNS, l.phoneIf, posing, gratuitousARP(t, phoneIP))
+	waitFor(t, out, "the phone's gratuitous ARP", func(ev Event) bool {
+		if bytes.Equal(ev.MAC, newMAC) {
+			t.Errorf("a device posing as the gateway's new MAC gave an event: %+v", ev)
+		}
+		return ev.Kind == ARP && ev.IP == phoneIP && ev.MAC.String() == phoneMAC.String()
+	})
+	stop()
+	if s := w.Stats(); s.Own == 0 || s.Spoofed != 1 {
+		t.Errorf("Stats = %+v, want the gateway's own ARP and 1 device posing as the gateway", s)
+	}
+}
+
+func linkMAC(t *testing.T, ns, ifname string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", ns, "-br", "link", "show", ifname).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip link show %s: %v\n%s", ifname, err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		t.Fatalf("ip -br link show %s: %q", ifname, out)
+	}
+	return f[2]
 }

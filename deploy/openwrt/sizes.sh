@@ -38,7 +38,7 @@ build floor "" ./deploy/openwrt/testdata/sizefloor
 floor=$(stat -c %s "$out/floor")
 printf '%-34s %s %s %s\n' "binary ($goarch)" "  stripped" "    +floor" "   gzip -9"
 printf '%-34s %s %13s %s\n' "floor: net/http+TLS+html/template" "$(mib "$floor")" "" "$(mib "$(gzip -9c "$out/floor" | wc -c)")"
-for tag in prometheus phonenumbers gopacket netlink bbolt twilio; do
+for tag in prometheus phonenumbers devwatch netlink bbolt twilio; do
 	build "$tag" "$tag" ./deploy/openwrt/testdata/sizefloor
 	size=$(stat -c %s "$out/$tag")
 	label="floor + $tag"
