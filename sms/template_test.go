@@ -3,6 +3,7 @@ package sms
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 )
 
@@ -12,6 +13,11 @@ var siteNames = map[string][]string{
 	"en": {"Aspire Park", "Al Bidda Park", "Umm Al Seneem Park", "MIA Park", "Al Khor Family Park"},
 }
 
+// pinLifetimes are PIN lifetimes staff may set (30 s to 1 h), with the
+// longest wording of each plural category.
+var pinLifetimes = []time.Duration{30 * time.Second, 59 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute,
+	10 * time.Minute, 11 * time.Minute, 59 * time.Minute, time.Hour}
+
 func TestDefaultTemplatesFitOneSegment(t *testing.T) {
 	for lang, names := range siteNames {
 		tmpl, ok := DefaultTemplates[lang]
@@ -19,11 +25,11 @@ func TestDefaultTemplatesFitOneSegment(t *testing.T) {
 			t.Fatalf("no default template for %q", lang)
 		}
 		for _, site := range names {
-			for _, minutes := range []int{5, 10, 60, 120} {
-				msg := Render(tmpl, "482913", minutes, site)
+			for _, ttl := range pinLifetimes {
+				msg := Render(tmpl, "482913", ttl, lang, site)
 				if n := Segments(msg); n != 1 {
-					t.Errorf("%s, %q, %d min: %d segments (%d UTF-16 units): %q",
-						lang, site, minutes, n, len(utf16.Encode([]rune(msg))), msg)
+					t.Errorf("%s, %q, %s: %d segments (%d UTF-16 units): %q",
+						lang, site, ttl, n, len(utf16.Encode([]rune(msg))), msg)
 				}
 				if i := strings.Index(msg, "482913"); i < 0 || i > 30 {
 					t.Errorf("%s: PIN not near the start of %q", lang, msg)
@@ -35,8 +41,45 @@ func TestDefaultTemplatesFitOneSegment(t *testing.T) {
 		}
 	}
 	// The English text must stay GSM-7, or it would fall to 70 per segment.
-	if !isGSM7(Render(DefaultTemplates["en"], "482913", 10, "Aspire Park")) {
+	if !isGSM7(Render(DefaultTemplates["en"], "482913", 10*time.Minute, "en", "Aspire Park")) {
 		t.Error("English default template is not pure GSM-7")
+	}
+}
+
+// TestDefaultTemplatesPlurals: the default message words the validity
+// with the plural the number needs, in both languages.
+func TestDefaultTemplatesPlurals(t *testing.T) {
+	for ttl, want := range map[time.Duration][2]string{
+		time.Minute:      {"صالح دقيقة واحدة.", "Valid for 1 minute."},
+		2 * time.Minute:  {"صالح دقيقتين.", "Valid for 2 minutes."},
+		5 * time.Minute:  {"صالح 5 دقائق.", "Valid for 5 minutes."},
+		15 * time.Minute: {"صالح 15 دقيقة.", "Valid for 15 minutes."},
+		time.Hour:        {"صالح ساعة واحدة.", "Valid for 1 hour."},
+		30 * time.Second: {"صالح 30 ثانية.", "Valid for 30 seconds."},
+		// Rounded up to the minute above one minute.
+		90 * time.Second: {"صالح دقيقتين.", "Valid for 2 minutes."},
+	} {
+		for i, lang := range []string{"ar", "en"} {
+			if got := Render(DefaultTemplates[lang], "482913", ttl, lang, "x"); !strings.Contains(got, want[i]) {
+				t.Errorf("%s, %s: %q lacks %q", lang, ttl, got, want[i])
+			}
+		}
+	}
+}
+
+func TestUpgrade(t *testing.T) {
+	for lang, olds := range LegacyTemplates {
+		for _, old := range olds {
+			if got := Upgrade(lang, old); got != DefaultTemplates[lang] {
+				t.Errorf("Upgrade(%s, legacy) = %q", lang, got)
+			}
+		}
+	}
+	if got := Upgrade("ar", "رمزك {pin}"); got != "رمزك {pin}" {
+		t.Errorf("Upgrade changed staff's own text: %q", got)
+	}
+	if got := Upgrade("en", LegacyTemplates["ar"][0]); got != LegacyTemplates["ar"][0] {
+		t.Errorf("Upgrade changed an Arabic text filed under en: %q", got)
 	}
 }
 
@@ -50,8 +93,8 @@ func isGSM7(s string) bool {
 }
 
 func TestRender(t *testing.T) {
-	got := Render("{pin}|{minutes}|{site}|{pin}|{other}", "123456", 15, "a {pin} site")
-	if want := "123456|15|a {pin} site|123456|{other}"; got != want {
+	got := Render("{pin}|{minutes}|{validity}|{site}|{pin}|{other}", "123456", 14*time.Minute+time.Second, "en", "a {pin} site")
+	if want := "123456|15|15 minutes|a {pin} site|123456|{other}"; got != want {
 		t.Errorf("Render = %q, want %q", got, want)
 	}
 }
