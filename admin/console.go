@@ -461,6 +461,9 @@ type settingsForm struct {
 	V      map[string]string
 	Bools  map[string]bool
 	Errors settings.FieldErrors
+	// SMS says, per language, what the PIN message costs in SMS
+	// segments with the park's name (see smsNotes).
+	SMS map[string]*smsNote
 }
 
 func formOf(st settings.Site) settingsForm {
@@ -558,7 +561,9 @@ func siteFromForm(r *http.Request, base settings.Site) (settings.Site, settingsF
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, p *page) {
-	p.Data = formOf(s.o.Settings.Get())
+	f := formOf(s.o.Settings.Get())
+	f.SMS = smsNotes(p.Lang, f.V)
+	p.Data = f
 	s.render(w, http.StatusOK, "settings", p)
 }
 
@@ -584,6 +589,7 @@ func (s *Server) settingsPost(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 	}
 	p.Error = p.T("set.errors")
+	f.SMS = smsNotes(p.Lang, f.V)
 	p.Data = f
 	s.render(w, http.StatusUnprocessableEntity, "settings", p)
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +44,52 @@ func TestSessionsPagePlurals(t *testing.T) {
 	e.clock.Advance(2*time.Hour + 55*time.Minute - 40*time.Second)
 	if ar, en := a.get("/sessions?lang=ar"), a.get("/sessions?lang=en"); !strings.Contains(ar, ">أقل من دقيقة<") || !strings.Contains(en, ">less than a minute<") {
 		t.Error("40 s left is not «أقل من دقيقة» / less than a minute")
+	}
+}
+
+// TestSettingsShowSMSSegments: under each PIN message the settings page
+// says how many SMS segments it takes with the park's name, and warns
+// when the name pushes it to two (every PIN then costs double).
+func TestSettingsShowSMSSegments(t *testing.T) {
+	e := newEnv(t)
+	a := e.login("admin")
+	ar, en := a.get("/settings?lang=ar"), a.get("/settings?lang=en")
+	if !strings.Contains(ar, "رسالة الرمز مع اسم الحديقة: جزء واحد (UCS-2، ") || !strings.Contains(en, "PIN message with this park name: 1 SMS segment (GSM-7, ") {
+		t.Fatalf("default site: no one-segment note\n%s", en)
+	}
+	if strings.Contains(en, `class="warn"`) {
+		t.Error("default site: a warning")
+	}
+	site := e.settings.Get()
+	site.NameAR = "حديقة الشيخ حمد بن خليفة آل ثاني للعائلات"
+	site.NameEN = "Al Bidda Park ★"
+	if _, err := e.settings.Update("admin", site); err != nil {
+		t.Fatal(err)
+	}
+	ar, en = a.get("/settings?lang=ar"), a.get("/settings?lang=en")
+	for _, want := range []string{
+		"PIN message with this park name: 2 SMS segments (UCS-2, ",
+		"This park name makes the PIN message 2 SMS segments: every PIN costs 2 times as much.",
+		"“★” is not in the GSM-7 alphabet",
+	} {
+		if !strings.Contains(en, want) {
+			t.Errorf("English page lacks %q", want)
+		}
+	}
+	for _, want := range []string{"رسالة الرمز مع اسم الحديقة: جزءان", "اسم الحديقة هذا يجعل رسالة الرمز في جزأين، فتتضاعف تكلفة كل رمز."} {
+		if !strings.Contains(ar, want) {
+			t.Errorf("Arabic page lacks %q", want)
+		}
+	}
+	// A rejected form is measured as typed.
+	form := validSettingsForm()
+	form.Set("rate_down", "fast")
+	form.Set("sms_templates.en", "Your code is {pin}. "+strings.Repeat("Long text. ", 30))
+	resp := a.post("/settings?lang=en", form, nil)
+	defer resp.Body.Close()
+	b := new(strings.Builder)
+	io.Copy(b, resp.Body)
+	if !strings.Contains(b.String(), "This PIN message takes 3 SMS segments: every PIN costs 3 times as much. Shorten the message.") {
+		t.Errorf("a long message typed into a rejected form: no warning\n%s", b.String())
 	}
 }

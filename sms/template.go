@@ -91,36 +91,75 @@ var gsm7Cost = func() map[rune]int {
 	return m
 }()
 
-// Segments returns how many SMS segments text needs, 0 for "".
+// Measure is what a text costs as an SMS: its encoding, its length in
+// that encoding's units and how many segments it travels in.
+type Measure struct {
+	// UCS2 is true when a character outside the GSM-7 alphabet (and its
+	// extension table) forces UCS-2: any Arabic letter, an emoji, "ç".
+	UCS2 bool
+	// NotGSM is the first such character (0 when UCS2 is false).
+	NotGSM rune
+	// Units is the length in septets (GSM-7, extension characters
+	// counting two) or UTF-16 units (UCS-2).
+	Units int
+	// Segments is how many SMS the text travels in; 0 for "".
+	Segments int
+	// Capacity is how many units fit in that many segments: 160 or 70
+	// for one, 153 or 67 per segment of a longer message.
+	Capacity int
+}
+
+// Encoding names the encoding: "GSM-7" or "UCS-2".
+func (m Measure) Encoding() string {
+	if m.UCS2 {
+		return "UCS-2"
+	}
+	return "GSM-7"
+}
+
+// MeasureText measures text as an SMS.
 //
 // Text made only of GSM-7 characters travels in 7-bit septets: 160 in a
 // single message, 153 per part of a concatenated one (the user data header
 // takes 7); extension characters take two septets and are never split
 // between parts. Anything else forces UCS-2: 70 UTF-16 units alone, 67 per
 // part, and a surrogate pair (emoji) is never split either.
-func Segments(text string) int {
+func MeasureText(text string) Measure {
+	var m Measure
 	if text == "" {
-		return 0
+		return m
 	}
 	costs := make([]int, 0, len(text))
-	gsm := true
 	for _, r := range text {
 		c, ok := gsm7Cost[r]
 		if !ok {
-			gsm = false
+			m.UCS2, m.NotGSM = true, r
 			break
 		}
 		costs = append(costs, c)
 	}
-	if gsm {
-		return countSegments(costs, 160, 153)
+	single, multi := 160, 153
+	if m.UCS2 {
+		single, multi = 70, 67
+		costs = costs[:0]
+		for _, r := range text {
+			costs = append(costs, utf16.RuneLen(r))
+		}
 	}
-	costs = costs[:0]
-	for _, r := range text {
-		costs = append(costs, utf16.RuneLen(r))
+	for _, c := range costs {
+		m.Units += c
 	}
-	return countSegments(costs, 70, 67)
+	m.Segments = countSegments(costs, single, multi)
+	m.Capacity = single
+	if m.Segments > 1 {
+		m.Capacity = multi * m.Segments
+	}
+	return m
 }
+
+// Segments returns how many SMS segments text needs, 0 for "" (see
+// MeasureText).
+func Segments(text string) int { return MeasureText(text).Segments }
 
 // countSegments packs characters of the given costs into segments of
 // single capacity if they all fit, else of multi capacity without

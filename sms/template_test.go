@@ -153,3 +153,38 @@ func TestGSM7Tables(t *testing.T) {
 		t.Errorf("tables overlap: %d distinct characters", len(gsm7Cost))
 	}
 }
+
+func TestMeasureText(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want Measure
+	}{
+		{"empty", "", Measure{}},
+		{"gsm", "Your code is 482913", Measure{Units: 19, Segments: 1, Capacity: 160}},
+		{"extension chars count two", "€[]", Measure{Units: 6, Segments: 1, Capacity: 160}},
+		{"160 septets", strings.Repeat("€", 80), Measure{Units: 160, Segments: 1, Capacity: 160}},
+		{"two gsm segments", strings.Repeat("a", 161), Measure{Units: 161, Segments: 2, Capacity: 306}},
+		{"arabic", "رمزك 482913", Measure{UCS2: true, NotGSM: 'ر', Units: 11, Segments: 1, Capacity: 70}},
+		{"one star makes English UCS-2", "Park ★ 482913", Measure{UCS2: true, NotGSM: '★', Units: 13, Segments: 1, Capacity: 70}},
+		{"ç is not gsm", "Façade", Measure{UCS2: true, NotGSM: 'ç', Units: 6, Segments: 1, Capacity: 70}},
+		{"emoji are two units", strings.Repeat("😀", 36), Measure{UCS2: true, NotGSM: '😀', Units: 72, Segments: 2, Capacity: 134}},
+		{"71 ucs2 units", strings.Repeat("ب", 71), Measure{UCS2: true, NotGSM: 'ب', Units: 71, Segments: 2, Capacity: 134}},
+		{"135 ucs2 units", strings.Repeat("ب", 135), Measure{UCS2: true, NotGSM: 'ب', Units: 135, Segments: 3, Capacity: 201}},
+	}
+	for _, tt := range tests {
+		if got := MeasureText(tt.text); got != tt.want {
+			t.Errorf("%s: MeasureText = %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+	if MeasureText("x").Encoding() != "GSM-7" || MeasureText("ب").Encoding() != "UCS-2" {
+		t.Error("Encoding names")
+	}
+	// A 16-letter Arabic park name (one more than the longest real one)
+	// still fits; a long one pushes the default PIN message to two
+	// segments, which the console warns about.
+	long := "حديقة الشيخ حمد بن خليفة آل ثاني للعائلات"
+	if m := MeasureText(Render(DefaultTemplates["ar"], "482913", 5*time.Minute, "ar", long)); m.Segments != 2 {
+		t.Errorf("a %d-letter park name: %+v", len([]rune(long)), m)
+	}
+}
