@@ -122,7 +122,9 @@ type page struct {
 	Path      string
 	OK        string // translated flash message
 	Error     string
-	Data      any
+	// Alerts are banners about faults only staff can fix (see alerts).
+	Alerts []string
+	Data   any
 }
 
 // T translates key into the page's language, for the handlers' own
@@ -211,6 +213,7 @@ func (s *Server) console(need Role, h consoleHandler) http.Handler {
 			return
 		}
 		p.User, p.CSRF = usr, cs.csrf
+		p.Alerts = s.alerts(p)
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(cs.csrf)) != 1 {

@@ -164,8 +164,13 @@ var messages = i18n.Catalog{
 	"audit.old":             {EN: "Before", AR: "قبل"},
 	"audit.new":             {EN: "After", AR: "بعد"},
 	"audit.none":            {EN: "No changes recorded yet.", AR: "لا توجد تغييرات مسجلة بعد."},
-	"err.forbidden":         {EN: "Your role does not allow this.", AR: "دورك لا يسمح بهذا الإجراء."},
-	"err.csrf":              {EN: "The form expired. Reload the page and try again.", AR: "انتهت صلاحية النموذج. أعد تحميل الصفحة وحاول مرة أخرى."},
+	// {1} the provider's code, {2} since when.
+	"alert.sms-paused": {
+		EN: "SMS sending is paused since {2}: the SMS provider refuses parkportal's account ({1}): wrong credentials, no credit or a suspended account. Visitors are told to try again later. Fix the account (the daemon's log has the details); sending resumes by itself once the provider accepts a message.",
+		AR: "إرسال الرسائل متوقف منذ \u2068{2}\u2069: يرفض مزوّد الرسائل حساب \u2068parkportal\u2069 (\u2068{1}\u2069): بيانات اعتماد خاطئة أو رصيد منتهٍ أو حساب موقوف. يُطلب من الزوار المحاولة لاحقًا. أصلح الحساب (التفاصيل في سجل البرنامج)؛ يُستأنف الإرسال تلقائيًا عندما يقبل المزوّد رسالة.",
+	},
+	"err.forbidden": {EN: "Your role does not allow this.", AR: "دورك لا يسمح بهذا الإجراء."},
+	"err.csrf":      {EN: "The form expired. Reload the page and try again.", AR: "انتهت صلاحية النموذج. أعد تحميل الصفحة وحاول مرة أخرى."},
 }
 
 // tr returns key's text in lang ("ar" or "en").

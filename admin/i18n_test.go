@@ -3,6 +3,7 @@ package admin
 import (
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,5 +92,30 @@ func TestSettingsShowSMSSegments(t *testing.T) {
 	io.Copy(b, resp.Body)
 	if !strings.Contains(b.String(), "This PIN message takes 3 SMS segments: every PIN costs 3 times as much. Shorten the message.") {
 		t.Errorf("a long message typed into a rejected form: no warning\n%s", b.String())
+	}
+}
+
+// TestSMSFaultBanner: while the SMS provider refuses our account every
+// console page says so, with the provider's code and since when, in the
+// page's language; it goes once sending works.
+func TestSMSFaultBanner(t *testing.T) {
+	e := newEnv(t)
+	a := e.login("viewer")
+	var paused atomic.Bool
+	paused.Store(true)
+	since := e.clock.Now().Add(-10 * time.Minute)
+	e.srv.SetSMSFault(func() (string, time.Time, bool) { return "20003", since, paused.Load() })
+	for _, path := range []string{"/", "/sessions", "/settings", "/audit"} {
+		en, ar := a.get(path+"?lang=en"), a.get(path+"?lang=ar")
+		if !strings.Contains(en, "SMS sending is paused since "+since.Format("2006-01-02 15:04")+": the SMS provider refuses parkportal&#39;s account (20003)") {
+			t.Errorf("%s: no English banner", path)
+		}
+		if !strings.Contains(ar, "إرسال الرسائل متوقف منذ") || !strings.Contains(ar, "20003") {
+			t.Errorf("%s: no Arabic banner", path)
+		}
+	}
+	paused.Store(false)
+	if strings.Contains(a.get("/?lang=en"), "SMS sending is paused") {
+		t.Error("the banner stays after sending works again")
 	}
 }

@@ -87,6 +87,11 @@ var catalog = i18n.Catalog{
 	"problem.sms-unavailable": {
 		AR: "تعذّر إرسال الرسالة الآن. حاول مرة أخرى بعد قليل.",
 		EN: "We could not send the message just now. Please try again in a minute."},
+	// The provider refused our account (credentials, credit): nothing the
+	// visitor can do, and no other number would help.
+	"problem.sms-paused": {
+		AR: "لا يمكننا إرسال الرسائل الآن بسبب عطل في خدمة الرسائل، وقد أُبلغ موظفو الحديقة. حاول مرة أخرى لاحقًا.",
+		EN: "We cannot send messages right now: the park's SMS service has a fault and the park's staff have been told. Please try again later."},
 	"problem.sms-undeliverable": {
 		AR: "لا يمكن إيصال الرسائل إلى هذا الرقم. جرّب رقمًا آخر.",
 		EN: "Messages cannot be delivered to this number. Try another number."},
@@ -177,6 +182,7 @@ var (
 	errTooManyTries     = newProblem(http.StatusTooManyRequests, "too-many-tries")
 	errSMSTemporary     = newProblem(http.StatusServiceUnavailable, "sms-unavailable")
 	errSMSPermanent     = newProblem(http.StatusBadRequest, "sms-undeliverable")
+	errSMSPaused        = newProblem(http.StatusServiceUnavailable, "sms-paused")
 	errTermsRequired    = newProblem(http.StatusBadRequest, "terms-required")
 	errNumberBlocked    = newProblem(http.StatusForbidden, "number-blocked")
 	errAuthUnavailable  = newProblem(http.StatusServiceUnavailable, "auth-unavailable")

@@ -76,6 +76,7 @@ var problems = map[string]*problem{
 	"errTooManyTries":     errTooManyTries,
 	"errSMSTemporary":     errSMSTemporary,
 	"errSMSPermanent":     errSMSPermanent,
+	"errSMSPaused":        errSMSPaused,
 	"errTermsRequired":    errTermsRequired,
 	"errNumberBlocked":    errNumberBlocked,
 	"errAuthUnavailable":  errAuthUnavailable,

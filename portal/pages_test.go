@@ -265,7 +265,7 @@ func TestEventReasonsKnownToMetrics(t *testing.T) {
 			t.Errorf("SMSRefused(%q) is not among metrics.SMSRefusedReasons %q", r, metrics.SMSRefusedReasons)
 		}
 	}
-	for _, r := range []string{errSMSTemporary.Code, errSMSPermanent.Code} {
+	for _, r := range []string{errSMSTemporary.Code, errSMSPermanent.Code, errSMSPaused.Code} {
 		if !slices.Contains(metrics.SMSFailedReasons, r) {
 			t.Errorf("SMSFailed(%q) is not among metrics.SMSFailedReasons %q", r, metrics.SMSFailedReasons)
 		}

@@ -250,7 +250,7 @@ func (s *Server) SetEvents(e Events) { s.events = e }
 
 // Events hears what happens in the login flow, for metrics. The reasons
 // passed are stable names: SMSFailed gets a problem code
-// (sms-unavailable, sms-undeliverable); SMSRefused a problem code
+// (sms-unavailable, sms-undeliverable, sms-paused); SMSRefused a problem code
 // (malformed-number, number-not-allowed) or a limits.Reason (per-number,
 // per-device, site-budget, resend-gap); PINRefused a limits.Reason
 // (pin-backoff), for a PIN try refused before it was checked.
@@ -647,10 +647,18 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		if sms.NotSent(err) {
 			release()
 		}
+		// The visitor hears what they can do: try another number (the
+		// number cannot get messages), try later (our account is
+		// refused: staff are alerted), or try again shortly.
 		p := errSMSTemporary
 		var se *sms.Error
-		if errors.As(err, &se) && se.Kind == sms.Permanent {
-			p = errSMSPermanent
+		if errors.As(err, &se) {
+			switch se.Kind {
+			case sms.Permanent:
+				p = errSMSPermanent
+			case sms.Operator:
+				p = errSMSPaused
+			}
 		}
 		s.events.SMSFailed(p.Code)
 		s.o.Logger.Warn("sending PIN SMS failed", "to", maskPhone(e164), "err", err)

@@ -537,6 +537,10 @@ func TestSMSFailures(t *testing.T) {
 		{"permanent", &sms.Error{Kind: sms.Permanent, Code: "21211", Provider: "twilio"}, http.StatusBadRequest, "sms-undeliverable"},
 		{"wrapped permanent", fmt.Errorf("retrying: %w", &sms.Error{Kind: sms.Permanent}), http.StatusBadRequest, "sms-undeliverable"},
 		{"temporary", &sms.Error{Kind: sms.Temporary, Code: "20429", Provider: "twilio"}, http.StatusServiceUnavailable, "sms-unavailable"},
+		// Our account refused (no credit, bad token): try later, never
+		// "try another number".
+		{"operator fault", &sms.Error{Kind: sms.Operator, Code: "http-402", Provider: "http"}, http.StatusServiceUnavailable, "sms-paused"},
+		{"breaker open on an operator fault", fmt.Errorf("x: %w", &sms.Error{Kind: sms.Operator, Code: "20003", Err: sms.ErrCircuitOpen}), http.StatusServiceUnavailable, "sms-paused"},
 		{"unclassified", errors.New("connection reset"), http.StatusServiceUnavailable, "sms-unavailable"},
 	}
 	for _, c := range cases {
@@ -547,6 +551,9 @@ func TestSMSFailures(t *testing.T) {
 			for _, lang := range []string{"ar", "en"} {
 				w := p.post(t, v, "/sms", url.Values{"phone": {"33123456"}, "lang": {lang}})
 				expect(t, "send", w, c.status, c.code)
+				if c.code == "sms-paused" && (strings.Contains(w.Body.String(), "another number") || !strings.Contains(w.Body.String(), "try again later")) {
+					t.Errorf("operator fault page does not say to try later:\n%s", w.Body.String())
+				}
 				if l, _ := pageLang(t, w); l != lang {
 					t.Errorf("page in %s, want %s", l, lang)
 				}

@@ -46,6 +46,8 @@ type ProviderConfig struct {
 	HTTPSuccessContains  string
 	HTTPSuccessJSONField string
 	HTTPSuccessJSONValue string
+	HTTPNumberFormat     string // e164 (default), international, 00 or national
+	HTTPCountryCode      string // digits, e.g. "974": required for national
 
 	// Delivery policy for twilio and http (see Retrying and Breaker).
 	Timeout         string // per request, e.g. "10s"
@@ -119,6 +121,8 @@ func New(cfg ProviderConfig) (Sender, error) {
 			SuccessContains:  cfg.HTTPSuccessContains,
 			SuccessJSONField: cfg.HTTPSuccessJSONField,
 			SuccessJSONValue: cfg.HTTPSuccessJSONValue,
+			NumberFormat:     cfg.HTTPNumberFormat,
+			CountryCode:      cfg.HTTPCountryCode,
 			Timeout:          timeout,
 		})
 		if err != nil {

@@ -181,27 +181,39 @@ func classifyTwilio(err error, status int) error {
 var twilioCodes = map[int]Kind{
 	// The recipient cannot get this message: a retry fails the same way.
 	21211: Permanent, // invalid 'To' number: the visitor mistyped it
-	21408: Permanent, // no permission to send to this region: a console (geo permissions) setting, not a glitch
 	21610: Permanent, // recipient replied STOP to this sender; only they can undo it
 	21612: Permanent, // no route from this sender to this 'To' number
 	21614: Permanent, // 'To' is not a mobile number (landline)
-	21608: Permanent, // trial account and the number is not verified
 	30003: Permanent, // unreachable handset: phone off or out of coverage; the carrier already retried, and by the time we know the PIN has nearly expired, so the visitor must request a new one
 	30004: Permanent, // message blocked (by the recipient or the carrier)
 	30005: Permanent, // unknown handset: the number does not exist
 	30006: Permanent, // landline or unreachable carrier
 	30007: Permanent, // carrier filtered the content as spam; the same text is filtered again
 
-	// Our configuration is wrong: no retry fixes it, the operator must.
-	20003: Permanent, // authentication failed: wrong account SID or token
-	20404: Permanent, // resource not found: wrong account SID
+	// Our account or configuration is refused: no visitor gets a PIN
+	// until staff fix it, so visitors are told to try later and the
+	// breaker opens at once (see Operator).
+	20003: Operator, // authentication failed: wrong account SID or token
+	20005: Operator, // account not active: out of funds, or a trial never activated
+	10001: Operator, // account not active (suspended, balance at or below zero)
+	20404: Operator, // resource not found: wrong account SID
+	20008: Operator, // test credentials cannot send real messages
+	21222: Operator, // twilio-go: account SID has illegal characters
+	21224: Operator, // twilio-go: auth token has illegal characters
+	21408: Operator, // no permission to send to this region: the account's geo permissions, for every visitor alike
+	21601: Operator, // 'From' is not an SMS-capable number of this account
+	21606: Operator, // 'From' is not an SMS-capable number of this account (for this destination)
+	21212: Operator, // 'From' is not a valid number or sender ID
+	21603: Operator, // 'From' missing
+	21608: Operator, // trial account: it can only text numbers verified in its console
+	21659: Operator, // 'From' is not a Twilio number (or a short code of another country)
+	21661: Operator, // 'From' is not SMS-capable
+	30002: Operator, // account suspended
+	30010: Operator, // price exceeds the MaxPrice we set
+
+	// Our message is wrong: no retry fixes it.
 	21602: Permanent, // body missing
-	21606: Permanent, // 'From' is not an SMS-capable number of this account
 	21617: Permanent, // body over 1600 characters
-	21222: Permanent, // twilio-go: account SID has illegal characters
-	21224: Permanent, // twilio-go: auth token has illegal characters
-	30002: Permanent, // account suspended
-	30010: Permanent, // price exceeds the MaxPrice we set
 
 	// Load or a transient fault at Twilio or the carrier: worth a retry
 	// after a back-off.
@@ -217,7 +229,7 @@ var twilioCodes = map[int]Kind{
 
 // TwilioKind classifies a Twilio error code, falling back to the HTTP
 // status (0 if unknown) for codes not in the table: 429 and 5xx are
-// Temporary, everything else Permanent.
+// Temporary, 401, 402, 403 and 407 Operator, everything else Permanent.
 func TwilioKind(code, status int) Kind {
 	if k, ok := twilioCodes[code]; ok {
 		return k
@@ -232,10 +244,16 @@ func TwilioKind(code, status int) Kind {
 
 // httpStatusKind classifies an HTTP error status: the server asked us to
 // slow down (429), timed out waiting for us (408) or failed itself (5xx)
-// → Temporary; any other status means the request itself is wrong.
+// → Temporary; it refused our credentials or account (401, 403), wants
+// payment (402, an operator's "no credit") or our proxy's credentials
+// (407) → Operator; any other status means the request itself is wrong.
 func httpStatusKind(status int) Kind {
-	if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
+	switch {
+	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
 		return Temporary
+	case status == http.StatusUnauthorized || status == http.StatusPaymentRequired || status == http.StatusForbidden ||
+		status == http.StatusProxyAuthRequired:
+		return Operator
 	}
 	return Permanent
 }

@@ -151,13 +151,16 @@ func TestTwilioErrors(t *testing.T) {
 		want         Kind
 	}{
 		{21211, 400, Permanent},
-		{21408, 400, Permanent},
+		{21408, 400, Operator}, // the account's geo permissions
 		{21610, 400, Permanent},
 		{21612, 400, Permanent},
 		{21614, 400, Permanent},
-		{21606, 400, Permanent},
-		{20003, 401, Permanent},
-		{20404, 404, Permanent},
+		{21606, 400, Operator},
+		{20005, 401, Operator},
+		{21608, 400, Operator},
+		{20003, 401, Operator},
+		{20404, 404, Operator},
+		{99999, 403, Operator}, // unknown code: the status decides
 		{20429, 429, Temporary},
 		{20500, 500, Temporary},
 		{20503, 503, Temporary},
@@ -213,7 +216,10 @@ func TestTwilioKind(t *testing.T) {
 		{12345, 0, Permanent}, // unknown without status: do not retry blindly
 		{0, 408, Temporary},
 		{0, 504, Temporary},
-		{0, 403, Permanent},
+		{0, 403, Operator},
+		{0, 402, Operator},
+		{0, 404, Permanent},
+		{30002, 0, Operator}, // account suspended
 	}
 	for _, tt := range tests {
 		if got := TwilioKind(tt.code, tt.status); got != tt.want {
@@ -226,7 +232,7 @@ func TestTwilioUndecodableError(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		want   Kind
-	}{{503, Temporary}, {502, Temporary}, {403, Permanent}} {
+	}{{503, Temporary}, {502, Temporary}, {403, Operator}, {400, Permanent}} {
 		tw, _ := fakeTwilio(t, TwilioConfig{From: "+15005550006"}, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(tt.status)

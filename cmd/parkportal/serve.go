@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parkwifi/parkportal/admin"
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/firewall"
 	"github.com/parkwifi/parkportal/limits"
@@ -87,6 +88,7 @@ func newSender(c *config.Config) (sms.Sender, error) {
 		HTTPAuthFile: o["http_auth_file"], HTTPAuthEnv: o["http_auth_env"],
 		HTTPSuccessStatus: o["http_success_status"], HTTPSuccessContains: o["http_success_contains"],
 		HTTPSuccessJSONField: o["http_success_json_field"], HTTPSuccessJSONValue: o["http_success_json_value"],
+		HTTPNumberFormat: o["http_number_format"], HTTPCountryCode: o["http_country_code"],
 		Timeout: o["timeout"], RetryAttempts: o["retry_attempts"], RetryBackoff: o["retry_backoff"],
 		RetryDeadline: o["retry_deadline"], BreakerFailures: o["breaker_failures"], BreakerCooldown: o["breaker_cooldown"],
 	})
@@ -94,6 +96,33 @@ func newSender(c *config.Config) (sms.Sender, error) {
 		return nil, fmt.Errorf("config sms: %w", err)
 	}
 	return s, nil
+}
+
+// watchSMSFaults makes an operator fault (the SMS provider refusing our
+// account: credentials, credit, suspension) reach staff: an error in the
+// log when it starts, the parkportal_sms_paused gauge (met returns nil
+// until the metrics exist) and, through the returned func, the console's
+// banner. It returns nil for a sender without a breaker (the console
+// sender of the lab).
+func watchSMSFaults(sender sms.Sender, log *slog.Logger, met func() *metrics.Metrics) admin.SMSFault {
+	b, ok := sender.(*sms.Breaker)
+	if !ok {
+		return nil
+	}
+	b.OnFault = func(e *sms.Error) {
+		log.Error("the SMS provider refuses parkportal's account: sending is paused and visitors are told to try again later; check the credentials and the credit",
+			"provider", e.Provider, "code", e.Code, "err", e)
+		if m := met(); m != nil {
+			m.SetSMSPaused(true)
+		}
+	}
+	return func() (string, time.Time, bool) {
+		f, since := b.Fault()
+		if f == nil {
+			return "", time.Time{}, false
+		}
+		return f.Code, since, true
+	}
 }
 
 // limitsConfig maps the site's SMS caps onto the limiter's settings.
@@ -182,11 +211,12 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	var met *metrics.Metrics // set once the admin side is up
+	smsFault := watchSMSFaults(sender, log, func() *metrics.Metrics { return met })
 	lim, err := limits.Open(st.DB(), limitsConfig(cfg.Site, cfg.Timezone), time.Now)
 	if err != nil {
 		return fmt.Errorf("opening SMS limits: %w", err)
 	}
-	var met *metrics.Metrics // set once the admin side is up
 	mgr := session.NewManager(session.Options{
 		Store: st, Gate: fw, Site: cfg.Site.ID, Logger: log,
 		LANPrefix: cfg.LANPrefix, Neighbors: fw,
@@ -239,6 +269,9 @@ func cmdServe(args []string) error {
 	}
 	met = adm.Metrics
 	srv.SetEvents(adm.Metrics)
+	if smsFault != nil {
+		adm.Server.SetSMSFault(smsFault)
+	}
 	// Site policy lives in the store from the first start on; staff change
 	// it in the console and it applies here, live, without a restart.
 	apply := func(s settings.Site) {
@@ -264,6 +297,10 @@ func cmdServe(args []string) error {
 				return
 			case <-t.C:
 				met.SetRADIUSQueue(radiusNAS.queueLen(), radiusNAS.dropped())
+				if smsFault != nil {
+					_, _, paused := smsFault()
+					met.SetSMSPaused(paused)
+				}
 			}
 		}
 	})
