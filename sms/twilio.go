@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +41,51 @@ type TwilioConfig struct {
 	// Transport carries the requests; nil means http.DefaultTransport.
 	// Tests and outbound proxies set it.
 	Transport http.RoundTripper
+
+	// APIBase, for tests only, sends every request to this scheme and host
+	// instead of https://api.twilio.com (twilio-go's base URL is fixed),
+	// path unchanged. See ParseTwilioAPIURL: only loopback is accepted.
+	APIBase *url.URL
+}
+
+// TwilioAPIURLEnv names the environment variable with which the daemon
+// sends its Twilio requests to a fake Twilio instead of api.twilio.com:
+// the end-to-end tests run one on the gateway's loopback. It is for
+// tests only: ParseTwilioAPIURL accepts nothing but a loopback address,
+// and the daemon logs a warning at every start while it is set.
+const TwilioAPIURLEnv = "PARKPORTAL_TWILIO_API_URL"
+
+// ParseTwilioAPIURL checks a test override of Twilio's API base URL:
+// http or https, a loopback IP address (127.0.0.0/8 or ::1) and a port,
+// no path. Anything else is refused, so the override cannot quietly send
+// a production gateway's credentials and visitors' numbers elsewhere.
+func ParseTwilioAPIURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", TwilioAPIURLEnv, raw, err)
+	}
+	ip, perr := netip.ParseAddr(u.Hostname())
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%s=%q: want http://127.0.0.1:PORT (a fake Twilio for tests)", TwilioAPIURLEnv, raw)
+	case perr != nil || !ip.IsLoopback():
+		return nil, fmt.Errorf("%s=%q: only a loopback address is allowed (it is for tests against a fake Twilio)", TwilioAPIURLEnv, raw)
+	case u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+		return nil, fmt.Errorf("%s=%q: want scheme, loopback address and port only, like http://127.0.0.1:8080", TwilioAPIURLEnv, raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// toAPIBase sends requests to base instead of the host in their URL.
+type toAPIBase struct {
+	base *url.URL
+	next http.RoundTripper
+}
+
+func (t toAPIBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host, out.Host = t.base.Scheme, t.base.Host, ""
+	return t.next.RoundTrip(out)
 }
 
 // Twilio sends messages through Twilio's Programmable Messaging API.
@@ -72,6 +119,13 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.APIBase != nil {
+		base, err := ParseTwilioAPIURL(cfg.APIBase.String())
+		if err != nil {
+			return nil, fmt.Errorf("configuring twilio: %w", err)
+		}
+		cfg.Transport = toAPIBase{base: base, next: cfg.Transport}
 	}
 	return &Twilio{cfg: cfg}, nil
 }

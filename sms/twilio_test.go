@@ -357,3 +357,62 @@ func TestLoadSecret(t *testing.T) {
 		t.Errorf("want ErrNoSecret, got %v", err)
 	}
 }
+
+func TestParseTwilioAPIURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://127.0.0.1:8080":  "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080/": "http://127.0.0.1:8080",
+		"https://[::1]:9443":     "https://[::1]:9443",
+		"http://127.3.2.1:1":     "http://127.3.2.1:1",
+	} {
+		u, err := ParseTwilioAPIURL(raw)
+		if err != nil || u.String() != want {
+			t.Errorf("%q: %v, %v; want %s", raw, u, err, want)
+		}
+	}
+	for _, raw := range []string{
+		"http://api.twilio.example:80", // a name, not loopback
+		"http://localhost:8080",        // a name: could resolve anywhere
+		"http://192.0.2.10:8080",       // not loopback
+		"ftp://127.0.0.1:21",
+		"http://127.0.0.1",               // no port
+		"http://127.0.0.1:80/2010-04-01", // a path
+		"http://user:pw@127.0.0.1:80",
+		"127.0.0.1:8080",
+		"",
+	} {
+		if u, err := ParseTwilioAPIURL(raw); err == nil {
+			t.Errorf("%q accepted as %v", raw, u)
+		} else if !strings.Contains(err.Error(), TwilioAPIURLEnv) {
+			t.Errorf("%q: error %q does not name %s", raw, err, TwilioAPIURLEnv)
+		}
+	}
+}
+
+// TestTwilioAPIBase: with the test override the real twilio-go client's
+// requests reach the fake at the override's address, same path; without
+// it, sms.New refuses a non-loopback override outright.
+func TestTwilioAPIBase(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, twilioCreated("+97433123456", "+15005550006", ""))
+	}))
+	defer srv.Close()
+	s, err := New(ProviderConfig{Provider: "twilio", TwilioAccountSID: testSID, TwilioAuthToken: testToken,
+		TwilioFrom: "+15005550006", TwilioAPIURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), Message{To: "+97433123456", Body: testPIN}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-got; p != "/2010-04-01/Accounts/"+testSID+"/Messages.json" {
+		t.Errorf("fake saw path %q", p)
+	}
+	if _, err := New(ProviderConfig{Provider: "twilio", TwilioAccountSID: testSID, TwilioAuthToken: testToken,
+		TwilioFrom: "+15005550006", TwilioAPIURL: "https://sms.example.net:443"}); err == nil {
+		t.Error("a non-loopback Twilio override was accepted")
+	}
+}

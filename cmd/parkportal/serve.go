@@ -81,8 +81,8 @@ func newSender(c *config.Config) (sms.Sender, error) {
 		TwilioAccountSID: o["twilio_account_sid"], TwilioAuthToken: o["twilio_auth_token"],
 		TwilioAuthTokenFile: o["twilio_auth_token_file"], TwilioAuthTokenEnv: o["twilio_auth_token_env"],
 		TwilioFrom: o["twilio_from"], TwilioMessagingServiceSID: o["twilio_messaging_service_sid"],
-		TwilioValidity: o["twilio_validity"],
-		HTTPURL:        o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
+		TwilioValidity: o["twilio_validity"], TwilioAPIURL: os.Getenv(sms.TwilioAPIURLEnv),
+		HTTPURL: o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
 		HTTPBodyTemplate: o["http_body_template"], HTTPHeaders: headers,
 		HTTPAuthHeader: o["http_auth_header"], HTTPAuthValue: o["http_auth_value"],
 		HTTPAuthFile: o["http_auth_file"], HTTPAuthEnv: o["http_auth_env"],
@@ -210,6 +210,10 @@ func cmdServe(args []string) error {
 	sender, err := newSender(cfg)
 	if err != nil {
 		return err
+	}
+	if u := os.Getenv(sms.TwilioAPIURLEnv); u != "" && cfg.SMS["provider"] == "twilio" {
+		log.Warn("TEST ONLY: "+sms.TwilioAPIURLEnv+" is set: Twilio requests go to a fake Twilio, not api.twilio.com; no visitor gets a real SMS. Unset it on a real gateway.",
+			"url", u)
 	}
 	var met *metrics.Metrics // set once the admin side is up
 	smsFault := watchSMSFaults(sender, log, func() *metrics.Metrics { return met })
