@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,10 +21,10 @@ const labDir = "/tmp/parkportal-lab"
 // cmdLab builds the virtual park, runs the real daemon in its gateway and
 // either waits for Ctrl-C (explore by hand) or runs the scripted visitor.
 func cmdLab(args []string) error {
-	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	fs := newFlags("lab", "lab [--check] [--visitors N]   build a virtual park in network namespaces and run the daemon in it (root)")
 	check := fs.Bool("check", false, "run a scripted visitor through the captive loop, print a line per step, then clean up")
 	visitors := fs.Int("visitors", 2, "number of visitor namespaces")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if os.Geteuid() != 0 {

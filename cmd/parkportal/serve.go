@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,17 +31,6 @@ import (
 	"github.com/parkwifi/parkportal/sms"
 	"github.com/parkwifi/parkportal/store"
 )
-
-func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, error) {
-	path := fs.String("config", "", "config file (UCI syntax, e.g. /etc/config/parkportal); empty means the lab defaults")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if *path == "" {
-		return config.Parse(config.LabDefault)
-	}
-	return config.Load(*path)
-}
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
@@ -142,7 +130,7 @@ func limitsConfig(s config.Site, tz *time.Location) limits.Config {
 const defaultMemoryLimit = 32 << 20
 
 func cmdServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlags("serve", "serve [--config FILE | --lab-defaults] [--keep-firewall]   run the daemon")
 	keep := fs.Bool("keep-firewall", false, "on stop, leave chains, set and shaping in place (visitors stay online across a planned restart)")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
@@ -409,13 +397,19 @@ func newHTTPServer(h http.Handler) *http.Server {
 }
 
 func cmdConfigCheck(args []string) error {
-	cfg, err := loadConfig(flag.NewFlagSet("config check", flag.ContinueOnError), args)
+	cfg, err := loadConfig(newFlags("config check", "config check [--config FILE | --lab-defaults]   validate a config file and its SMS provider settings"), args)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up\n",
+	// The SMS section is read by package sms: build the sender (nothing
+	// is sent) so a bad number format or template fails here, not at
+	// the first visitor.
+	if _, err := newSender(cfg); err != nil {
+		return err
+	}
+	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up, SMS via %s\n",
 		cfg.Site.ID, cfg.Site.NameEN, cfg.Site.NameAR, cfg.LANPrefix, cfg.LANIface, cfg.GatewayIP, cfg.PortalPort,
-		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp))
+		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp), cfg.SMS["provider"])
 	return nil
 }
 
@@ -423,7 +417,7 @@ func cmdConfigCheck(args []string) error {
 // damaged file is reported with its path and what to do, never by a
 // panic, and checking it writes nothing that could make it worse.
 func cmdDBCheck(args []string) error {
-	cfg, err := loadConfig(flag.NewFlagSet("db check", flag.ContinueOnError), args)
+	cfg, err := loadConfig(newFlags("db check", "db check [--config FILE | --lab-defaults]   verify the state database, read-only"), args)
 	if err != nil {
 		return err
 	}
@@ -439,7 +433,7 @@ func cmdDBCheck(args []string) error {
 }
 
 func cmdCleanup(args []string) error {
-	cfg, err := loadConfig(flag.NewFlagSet("cleanup", flag.ContinueOnError), args)
+	cfg, err := loadConfig(newFlags("cleanup", "cleanup [--config FILE | --lab-defaults]   remove parkportal's chains, allowlist set and shaping (after a crash)"), args)
 	if err != nil {
 		return err
 	}
@@ -491,7 +485,7 @@ func tlsHost(c *config.Config) string {
 // cmdDBExport writes the session log for the ministry: every stored
 // session (phone, device, address, times, traffic) as CSV or JSON lines.
 func cmdDBExport(args []string) error {
-	fs := flag.NewFlagSet("db export", flag.ContinueOnError)
+	fs := newFlags("db export", "db export [--config FILE | --lab-defaults] [--format csv|json]   the session log (stop the daemon first)")
 	format := fs.String("format", "csv", "csv or json")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
