@@ -108,9 +108,11 @@ Act as visitor %[4]s (%[5]s, MAC %[6]s):
 
   ip netns exec %[4]s curl -i http://%[7]s/generate_204        # redirected to the splash page
   ip netns exec %[4]s curl -s %[3]s                            # the splash page (Arabic)
-  ip netns exec %[4]s curl -s -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d phone=33123456 %[3]ssms
-  cat %[9]s                                                     # the SMS "phone": your PIN
-  ip netns exec %[4]s curl -s -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d pin=<PIN> %[3]spin
+  ip netns exec %[4]s curl -s -o /tmp/v1.html -w 'HTTP %%{http_code} %%{redirect_url}\n' -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d phone=33123456 %[3]ssms
+        # HTTP 303 %[3]s?lang=ar: the PIN went out; anything else: grep -A2 problem /tmp/v1.html says why
+  tail -n 1 %[9]s | cut -c1-200                                 # the SMS "phone": {"to":"+97433123456","body":"رمزك 123456 …"}
+        # (the daemon also prints each SMS here: 📱 SMS to +974…)
+  ip netns exec %[4]s curl -s -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d pin=<PIN> %[3]spin | grep -o 'You are online\|أنت متصل\|data-code="[a-z-]*"'
   ip netns exec %[4]s curl -i http://%[7]s/generate_204        # 204: you are online
 
 Other visitors: %[10]s. The internet host is %[7]s (namespace %[11]s).
