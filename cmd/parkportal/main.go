@@ -48,8 +48,8 @@ func usage() error {
   parkportal sessions list|kick|extend ...                visitors' sessions
   parkportal cleanup [--config FILE] remove parkportal's chains and allowlist set
   parkportal version
-The config is FILE, else %s if it exists; --lab-defaults instead uses the
-lab's virtual park. Every command takes --help.`, defaultConfigPath)
+The config is FILE, else %s if it exists; --lab-defaults instead uses
+the lab's virtual park. Every command takes --help`, defaultConfigPath)
 }
 
 func configUsage() error {
