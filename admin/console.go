@@ -5,7 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -13,37 +13,61 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkwifi/parkportal/i18n"
+	"github.com/parkwifi/parkportal/internal/tmpl"
 	"github.com/parkwifi/parkportal/metrics"
 	"github.com/parkwifi/parkportal/settings"
 	"github.com/parkwifi/parkportal/static"
 )
 
-//go:embed web
+// The pages are web/layout.html with one of the page files, escaped by
+// html/template at build time into web/escaped (see package
+// internal/tmpl for why: no template calls a method, so the linker can
+// drop unused ones); go generate rewrites them and TestEscapedPages
+// fails while they are stale.
+//
+//go:generate go test -run ^TestEscapedPages$ . -update
+//go:embed web/escaped web/static
 var webFS embed.FS
 
-var pages = map[string]*template.Template{}
+// pageNames are the console's pages, each rendered from "layout.html".
+var pageNames = []string{"login", "dashboard", "sessions", "settings", "accounts", "audit", "error"}
+
+// renderer executes a page; *tmpl.Set is the one the daemon uses (the
+// tests put html/template in its place to compare the two).
+type renderer interface {
+	Execute(w io.Writer, name string, data any, bound tmpl.FuncMap) error
+}
+
+var pages = map[string]renderer{}
+
+// staticFuncs are the template funcs that do not depend on the request.
+var staticFuncs = tmpl.FuncMap{
+	"rate":     func(bps uint64) string { return settings.Rate(bps).String() },
+	"bytes":    humanBytes,
+	"bps":      humanRate,
+	"percent":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
+	"lines":    func(l []string) string { return strings.Join(l, "\n") },
+	"hasError": func(fe settings.FieldErrors, k string) bool { _, ok := fe[k]; return ok },
+	"list":     func(v ...string) []string { return v },
+	"dict":     dict,
+}
+
+// boundFuncs are the funcs each render binds to its page (see
+// page.funcs): the page's language, time zone and user.
+var boundFuncs = []string{"T", "N", "when", "can", "otherLang", "left", "fieldError"}
 
 func init() {
-	funcs := template.FuncMap{
-		"rate":     func(bps uint64) string { return settings.Rate(bps).String() },
-		"bytes":    humanBytes,
-		"bps":      humanRate,
-		"left":     func(sec int64) string { return settings.Duration(time.Duration(sec) * time.Second).String() },
-		"percent":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 0, 64) + "%" },
-		"lines":    func(l []string) string { return strings.Join(l, "\n") },
-		"hasError": func(fe settings.FieldErrors, k string) bool { _, ok := fe[k]; return ok },
-		// fieldError is field k's error in lang, "" when it has none.
-		"fieldError": func(lang string, fe settings.FieldErrors, k string) string {
-			if e, ok := fe[k]; ok {
-				return e.In(lang)
-			}
-			return ""
-		},
-		"list": func(v ...string) []string { return v },
-		"dict": dict,
-	}
-	for _, name := range []string{"login", "dashboard", "sessions", "settings", "accounts", "audit", "error"} {
-		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
+	for _, name := range pageNames {
+		src, err := webFS.ReadFile("web/escaped/" + name + ".tmpl")
+		if err != nil {
+			panic(err)
+		}
+		set, err := tmpl.Parse(name, string(src), staticFuncs, boundFuncs...)
+		if err != nil {
+			panic(err)
+		}
+		pages[name] = set
 	}
 }
 
@@ -98,24 +122,39 @@ type page struct {
 	Path      string
 	OK        string // translated flash message
 	Error     string
-	Data      any
+	// Alerts are banners about faults only staff can fix (see alerts).
+	Alerts []string
+	Data   any
 }
 
-// T translates key into the page's language.
+// T translates key into the page's language, for the handlers' own
+// messages (pages use the bound func T).
 func (p *page) T(key string) string { return tr(p.Lang, key) }
 
-// When formats t for the page, in the site's time zone.
-func (p *page) When(t time.Time) string { return t.In(p.loc).Format("2006-01-02 15:04") }
-
-// Can reports whether the page's user has role.
-func (p *page) Can(role string) bool { return p.User != nil && p.User.Role.Allows(Role(role)) }
-
-// OtherLang is the language the switch link offers.
-func (p *page) OtherLang() string {
-	if p.Lang == "ar" {
-		return "en"
+// funcs are the template funcs bound to this page:
+//
+//	T "key"          the key's text in the page's language
+//	N "key" n        a counted text with the plural n needs («يُعرض زائران»)
+//	when t           t in the site's time zone, 2006-01-02 15:04
+//	can "role"       whether the page's user has role
+//	otherLang        the language the switch link offers
+//	left seconds     a session's time left, worded («3 ساعات و59 دقيقة»)
+//	fieldError fe k  field k's error in the page's language, "" if none
+func (p *page) funcs() tmpl.FuncMap {
+	return tmpl.FuncMap{
+		"T":         p.T,
+		"N":         func(key string, n int) string { return messages.N(p.Lang, key, n) },
+		"when":      func(t time.Time) string { return t.In(p.loc).Format("2006-01-02 15:04") },
+		"can":       func(role string) bool { return p.User != nil && p.User.Role.Allows(Role(role)) },
+		"otherLang": func() string { return i18n.OtherLang(p.Lang) },
+		"left":      func(sec int64) string { return i18n.Remaining(p.Lang, time.Duration(sec)*time.Second) },
+		"fieldError": func(fe settings.FieldErrors, k string) string {
+			if e, ok := fe[k]; ok {
+				return e.In(p.Lang)
+			}
+			return ""
+		},
 	}
-	return "ar"
 }
 
 const langCookie = "pp_lang"
@@ -150,7 +189,7 @@ func (s *Server) newPage(w http.ResponseWriter, r *http.Request) *page {
 func (s *Server) render(w http.ResponseWriter, code int, name string, p *page) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	if err := pages[name].Execute(w, p); err != nil {
+	if err := pages[name].Execute(w, "layout.html", p, p.funcs()); err != nil {
 		s.log.Error("rendering console page", "page", name, "err", err)
 	}
 }
@@ -174,6 +213,7 @@ func (s *Server) console(need Role, h consoleHandler) http.Handler {
 			return
 		}
 		p.User, p.CSRF = usr, cs.csrf
+		p.Alerts = s.alerts(p)
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(cs.csrf)) != 1 {
@@ -424,6 +464,9 @@ type settingsForm struct {
 	V      map[string]string
 	Bools  map[string]bool
 	Errors settings.FieldErrors
+	// SMS says, per language, what the PIN message costs in SMS
+	// segments with the park's name (see smsNotes).
+	SMS map[string]*smsNote
 }
 
 func formOf(st settings.Site) settingsForm {
@@ -521,7 +564,9 @@ func siteFromForm(r *http.Request, base settings.Site) (settings.Site, settingsF
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, p *page) {
-	p.Data = formOf(s.o.Settings.Get())
+	f := formOf(s.o.Settings.Get())
+	f.SMS = smsNotes(p.Lang, f.V)
+	p.Data = f
 	s.render(w, http.StatusOK, "settings", p)
 }
 
@@ -547,6 +592,7 @@ func (s *Server) settingsPost(w http.ResponseWriter, r *http.Request, p *page) {
 		}
 	}
 	p.Error = p.T("set.errors")
+	f.SMS = smsNotes(p.Lang, f.V)
 	p.Data = f
 	s.render(w, http.StatusUnprocessableEntity, "settings", p)
 }

@@ -80,6 +80,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*consoleSession // by cookie value
+
+	smsFault smsFaults // see SetSMSFault
 }
 
 // consoleSession is a logged-in browser. CSRF is its per-session token,

@@ -549,6 +549,7 @@ var smsOptions = []string{
 	"http_url", "http_method", "http_mode", "http_body_template",
 	"http_auth_header", "http_auth_value", "http_auth_file", "http_auth_env",
 	"http_success_status", "http_success_contains", "http_success_json_field", "http_success_json_value",
+	"http_number_format", "http_country_code",
 	"timeout", "retry_attempts", "retry_backoff", "retry_deadline", "breaker_failures", "breaker_cooldown",
 }
 

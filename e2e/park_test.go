@@ -86,6 +86,8 @@ type testPark struct {
 	*lab.Park
 	t   *testing.T
 	dir string
+	// env is added to the daemon's environment (start).
+	env []string
 }
 
 // config writes a lab config whose state lives in the test's directory.
@@ -172,6 +174,9 @@ func (p *testPark) start(cfgPath string, extra ...string) *daemon {
 	d := &daemon{out: new(lab.LockedBuffer)}
 	d.cmd = lab.Cmd(p.Gateway, binary, append([]string{"serve", "--config", cfgPath}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if p.env != nil {
+		d.cmd.Env = append(os.Environ(), p.env...)
+	}
 	if err := d.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}

@@ -103,25 +103,40 @@ var pinRE = regexp.MustCompile(`\b(\d{6})\b`)
 
 // LastPIN returns the PIN of the newest outbox message to e164.
 func LastPIN(outbox, e164 string) (string, error) {
-	f, err := os.Open(outbox)
+	m, err := LastSMS(outbox, e164)
 	if err != nil {
 		return "", err
 	}
+	return m.PIN, nil
+}
+
+// SMS is one message in the console sender's outbox.
+type SMS struct {
+	To, Body string
+	PIN      string // the 6-digit code in Body
+}
+
+// LastSMS returns the newest outbox message to e164 that carries a PIN.
+func LastSMS(outbox, e164 string) (SMS, error) {
+	f, err := os.Open(outbox)
+	if err != nil {
+		return SMS{}, err
+	}
 	defer f.Close()
-	var pin string
+	var last SMS
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var m struct{ To, Body string }
 		if json.Unmarshal(sc.Bytes(), &m) == nil && m.To == e164 {
 			if p := pinRE.FindStringSubmatch(m.Body); p != nil {
-				pin = p[1]
+				last = SMS{To: m.To, Body: m.Body, PIN: p[1]}
 			}
 		}
 	}
-	if pin == "" {
-		return "", fmt.Errorf("no SMS to %s in %s", e164, outbox)
+	if last.PIN == "" {
+		return SMS{}, fmt.Errorf("no SMS to %s in %s", e164, outbox)
 	}
-	return pin, nil
+	return last, nil
 }
 
 func problemCode(body string) string {
@@ -174,11 +189,12 @@ func (c *Checker) Run() ([]Step, time.Duration) {
 
 	r = PostForm(v1.NS, c.PortalURL+"sms", map[string]string{"phone": c.Phone, "lang": "ar"})
 	e164 := "+974" + strings.TrimPrefix(strings.ReplaceAll(c.Phone, " ", ""), "+974")
-	code, err := LastPIN(c.Outbox, e164)
-	add("3. number accepted, PIN sent by SMS", r.Code == 303 && err == nil, "got %d, outbox: %v", r.Code, errOrOK(err))
+	msg, err := LastSMS(c.Outbox, e164)
+	add("3. number accepted, PIN sent by SMS", r.Code == 303 && err == nil, "%s", smsStep(r, msg, c.Outbox, err))
 	if err != nil {
 		return steps, 0
 	}
+	code := msg.PIN
 	r = Curl(v1.NS, 5*time.Second, c.PortalURL, CookieJar(v1.NS)...)
 	add("3. page now asks for the PIN", r.Code == 200 && strings.Contains(r.Body, `autocomplete="one-time-code"`), "got %d", r.Code)
 	wrong := fmt.Sprintf("%06d", (mustAtoi(code)+1)%1_000_000)
@@ -212,11 +228,23 @@ func (c *Checker) Run() ([]Step, time.Duration) {
 	return steps, flow
 }
 
-func errOrOK(err error) string {
-	if err != nil {
-		return err.Error()
+// smsStep says what happened when the visitor asked for a PIN: the
+// portal's answer, and where the SMS went with its PIN (the lab's
+// "phone" is the console sender's outbox), or why there is none.
+func smsStep(r HTTPResult, m SMS, outbox string, err error) string {
+	answer := fmt.Sprintf("HTTP %d", r.Code)
+	switch {
+	case r.Code == 303:
+		answer += " → " + r.Location
+	case r.Exit != 0:
+		answer += fmt.Sprintf(" (curl exit %d)", r.Exit)
+	case problemCode(r.Body) != "":
+		answer += " " + problemCode(r.Body)
 	}
-	return "ok"
+	if err != nil {
+		return answer + "; " + err.Error()
+	}
+	return fmt.Sprintf("%s; SMS to %s in %s, PIN %s", answer, m.To, outbox, m.PIN)
 }
 
 func mustAtoi(s string) int {

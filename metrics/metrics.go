@@ -29,9 +29,9 @@ import (
 var (
 	// SMSRefusedReasons: a number the site does not take, or an SMS cap.
 	SMSRefusedReasons = []string{"malformed-number", "number-not-allowed", "per-number", "per-device", "site-budget", "resend-gap"}
-	// SMSFailedReasons: the provider did not take the message, for now
-	// or for good.
-	SMSFailedReasons = []string{"sms-unavailable", "sms-undeliverable"}
+	// SMSFailedReasons: the provider did not take the message, for now,
+	// for good, or because it refused our account (sms-paused).
+	SMSFailedReasons = []string{"sms-unavailable", "sms-undeliverable", "sms-paused"}
 	// PINRefusedReasons: a PIN try refused before it was checked.
 	PINRefusedReasons = []string{"pin-backoff"}
 )
@@ -92,6 +92,7 @@ type Metrics struct {
 	repairs    prometheus.Counter
 	radiusQ    prometheus.Gauge
 	radiusDrop prometheus.Gauge
+	smsPaused  prometheus.Gauge
 	bytes      *prometheus.CounterVec
 
 	mu          sync.Mutex
@@ -127,9 +128,10 @@ func New(site string, online func() int, now func() time.Time) *Metrics {
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "parkportal_firewall_repairs_total", Help: "Kernel state repaired by resync (chains, set entries, classes).", ConstLabels: constLabels})
 	m.radiusQ = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_queue_length", Help: "RADIUS accounting records waiting to be delivered.", ConstLabels: constLabels})
 	m.radiusDrop = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_dropped_records", Help: "RADIUS accounting records a full queue gave up (oldest interim updates first), since the database was created.", ConstLabels: constLabels})
+	m.smsPaused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_sms_paused", Help: "1 while the SMS provider refuses parkportal's account (credentials, credit, suspension: HTTP 401/402/403, Twilio 20003, 20005, …) and sending is paused; staff must fix the account.", ConstLabels: constLabels})
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_visitor_bytes_total", Help: "Bytes carried for visitors, by direction.", ConstLabels: constLabels}, []string{"direction"})
 	onlineGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parkportal_visitors_online", Help: "Visitors with an active session.", ConstLabels: constLabels}, func() float64 { return float64(m.online()) })
-	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.bytes, onlineGauge,
+	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.smsPaused, m.bytes, onlineGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the labelled series visible at zero, so dashboards and alerts
 	// do not see "no data" before the first event.
@@ -234,6 +236,16 @@ func (m *Metrics) FirewallRepairs(n int) {
 func (m *Metrics) SetRADIUSQueue(n int, dropped uint64) {
 	m.radiusQ.Set(float64(n))
 	m.radiusDrop.Set(float64(dropped))
+}
+
+// SetSMSPaused reports whether SMS sending is paused because the provider
+// refuses our account (an alert for staff: no visitor can log in).
+func (m *Metrics) SetSMSPaused(paused bool) {
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	m.smsPaused.Set(v)
 }
 
 // AddBytes counts bytes carried for visitors since the last call.

@@ -6,7 +6,6 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +13,6 @@ import (
 
 	"github.com/parkwifi/parkportal/limits"
 )
-
-// textMeta are the texts fields that are codes or the other language's
-// name, not words in the page's language.
-var textMeta = map[string]bool{"Lang": true, "Dir": true, "OtherLang": true, "OtherName": true}
 
 func hasArabic(s string) bool {
 	for _, r := range s {
@@ -37,54 +32,35 @@ func hasLatin(s string) bool {
 	return false
 }
 
-// TestTextsComplete: every field of every language's texts is filled in,
-// Arabic texts are written in Arabic script and English ones are not,
-// and the codes agree with the language.
-func TestTextsComplete(t *testing.T) {
-	for _, lang := range []string{langAR, langEN} {
-		if textsByLang[lang] == nil {
-			t.Fatalf("no texts for %q", lang)
+// TestCatalogComplete: every text has both languages and every plural
+// form each needs (i18n.Catalog.Check), Arabic texts are written in
+// Arabic script and English ones are not; the language switch names the
+// other language in itself.
+func TestCatalogComplete(t *testing.T) {
+	for _, err := range catalog.Check() {
+		t.Error(err)
+	}
+	for k, txt := range catalog {
+		if k == "lang.other" {
+			continue
 		}
-	}
-	if len(textsByLang) != 2 {
-		t.Errorf("texts for %d languages; this test knows ar and en", len(textsByLang))
-	}
-	typ := reflect.TypeFor[texts]()
-	for lang, tx := range textsByLang {
-		v := reflect.ValueOf(tx).Elem()
-		for i := 0; i < typ.NumField(); i++ {
-			f := typ.Field(i)
-			if f.Type.Kind() != reflect.String {
-				t.Errorf("texts.%s is a %s: extend this test to check it", f.Name, f.Type)
-				continue
+		ar, en := []string{txt.AR}, []string{txt.EN}
+		if txt.Counted() {
+			ar, en = txt.CountAR[:], txt.CountEN[:]
+		}
+		for _, s := range ar {
+			if s != "" && !hasArabic(s) {
+				t.Errorf("%s: Arabic %q has no Arabic script", k, s)
 			}
-			s := v.Field(i).String()
-			if strings.TrimSpace(s) == "" {
-				t.Errorf("%s: texts.%s is empty", lang, f.Name)
-				continue
-			}
-			if textMeta[f.Name] {
-				continue
-			}
-			switch lang {
-			case langAR:
-				if !hasArabic(s) {
-					t.Errorf("ar: texts.%s = %q has no Arabic script", f.Name, s)
-				}
-			case langEN:
-				if hasArabic(s) || !hasLatin(s) {
-					t.Errorf("en: texts.%s = %q is not English text", f.Name, s)
-				}
+		}
+		for _, s := range en {
+			if s != "" && (hasArabic(s) || !hasLatin(s)) {
+				t.Errorf("%s: English %q is not English text", k, s)
 			}
 		}
 	}
-	ar, en := textsByLang[langAR], textsByLang[langEN]
-	if ar.Lang != langAR || ar.Dir != "rtl" || ar.OtherLang != langEN || en.Lang != langEN || en.Dir != "ltr" || en.OtherLang != langAR {
-		t.Errorf("language codes: ar=%s/%s→%s en=%s/%s→%s", ar.Lang, ar.Dir, ar.OtherLang, en.Lang, en.Dir, en.OtherLang)
-	}
-	// Each language's switch link names the other language in itself.
-	if !hasArabic(en.OtherName) || hasArabic(ar.OtherName) {
-		t.Errorf("switch links: from ar %q, from en %q", ar.OtherName, en.OtherName)
+	if sw := catalog["lang.other"]; !hasArabic(sw.EN) || hasArabic(sw.AR) {
+		t.Errorf("switch links: from ar %q, from en %q", sw.AR, sw.EN)
 	}
 }
 
@@ -100,6 +76,7 @@ var problems = map[string]*problem{
 	"errTooManyTries":     errTooManyTries,
 	"errSMSTemporary":     errSMSTemporary,
 	"errSMSPermanent":     errSMSPermanent,
+	"errSMSPaused":        errSMSPaused,
 	"errTermsRequired":    errTermsRequired,
 	"errNumberBlocked":    errNumberBlocked,
 	"errAuthUnavailable":  errAuthUnavailable,
@@ -110,7 +87,7 @@ var problems = map[string]*problem{
 }
 
 // TestProblemsListed parses the package's sources and finds every
-// package-level var set to a &problem{...}: each must be in problems, so
+// package-level var set to a problem (&problem{...} or newProblem): each must be in problems, so
 // that a new one cannot skip TestProblemsBilingual.
 func TestProblemsListed(t *testing.T) {
 	files, err := filepath.Glob("*.go")
@@ -158,8 +135,13 @@ func TestProblemsListed(t *testing.T) {
 	}
 }
 
-// isProblemLiteral reports whether e is &problem{...} or problem{...}.
+// isProblemLiteral reports whether e is &problem{...}, problem{...} or
+// newProblem(...).
 func isProblemLiteral(e ast.Expr) bool {
+	if c, ok := e.(*ast.CallExpr); ok {
+		id, ok := c.Fun.(*ast.Ident)
+		return ok && id.Name == "newProblem"
+	}
 	if u, ok := e.(*ast.UnaryExpr); ok && u.Op == token.AND {
 		e = u.X
 	}

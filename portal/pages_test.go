@@ -239,16 +239,15 @@ func TestSplashShowsSiteRate(t *testing.T) {
 }
 
 func TestFormatRate(t *testing.T) {
-	en, ar := textsByLang[langEN], textsByLang[langAR]
 	for bps, want := range map[uint64]string{
 		8e6: "8 Mbit/s", 1.5e6: "1.5 Mbit/s", 512e3: "512 kbit/s", 1e9: "1 Gbit/s", 2.25e6: "2.3 Mbit/s", 100e6: "100 Mbit/s",
 	} {
-		if got := formatRate(bps, en); got != want {
+		if got := formatRate(bps, langEN); got != want {
 			t.Errorf("formatRate(%d, en) = %q, want %q", bps, got, want)
 		}
 	}
-	if got := formatRate(8e6, ar); got != "8 ميغابت في الثانية" {
-		t.Errorf("formatRate(8e6, ar) = %q", got)
+	if got := formatRate(8e6, langAR); got != "8 ميغابت في الثانية" {
+		t.Errorf("formatRate(8e6, langAR) = %q", got)
 	}
 }
 
@@ -266,7 +265,7 @@ func TestEventReasonsKnownToMetrics(t *testing.T) {
 			t.Errorf("SMSRefused(%q) is not among metrics.SMSRefusedReasons %q", r, metrics.SMSRefusedReasons)
 		}
 	}
-	for _, r := range []string{errSMSTemporary.Code, errSMSPermanent.Code} {
+	for _, r := range []string{errSMSTemporary.Code, errSMSPermanent.Code, errSMSPaused.Code} {
 		if !slices.Contains(metrics.SMSFailedReasons, r) {
 			t.Errorf("SMSFailed(%q) is not among metrics.SMSFailedReasons %q", r, metrics.SMSFailedReasons)
 		}

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -23,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parkwifi/parkportal/i18n"
+	"github.com/parkwifi/parkportal/internal/tmpl"
 	"github.com/parkwifi/parkportal/limits"
 	"github.com/parkwifi/parkportal/phone"
 	"github.com/parkwifi/parkportal/pin"
@@ -32,8 +33,26 @@ import (
 	"github.com/parkwifi/parkportal/store"
 )
 
-//go:embed web
+// The pages are web/layout.html with one of web/{splash,pin,status,terms}.html,
+// escaped by html/template at build time into web/escaped (see package
+// internal/tmpl for why); go generate rewrites them and TestEscapedPages
+// fails while they are stale.
+//
+//go:generate go test -run ^TestEscapedPages$ . -update
+//go:embed web/escaped web/static
 var webFS embed.FS
+
+// pageNames are the pages, each rendered from "layout".
+var pageNames = []string{"splash", "pin", "status", "terms"}
+
+// boundFuncs are the template funcs each render binds to the page's
+// language: T "key" is the catalogue's text.
+var boundFuncs = []string{"T"}
+
+// funcsFor returns the bound funcs for lang.
+func funcsFor(lang string) tmpl.FuncMap {
+	return tmpl.FuncMap{"T": func(key string) string { return catalog.T(lang, key) }}
+}
 
 // Neighbors tells which device (MAC) is behind an address on the LAN.
 // *firewall.Firewall implements it.
@@ -93,7 +112,7 @@ type Site struct {
 	// kept; the privacy notice says so.
 	RetentionDays int
 	// SMSTemplates maps a language to the message text, with {pin},
-	// {minutes} and {site} placeholders.
+	// {validity}, {minutes} and {site} placeholders (see sms.Render).
 	SMSTemplates map[string]string
 }
 
@@ -125,7 +144,8 @@ type Server struct {
 	// SetLimits); requests read it without locks.
 	live   atomic.Pointer[liveConfig]
 	events Events
-	pages  map[string]*template.Template
+	pages  map[string]*tmpl.Set
+	funcs  map[string]tmpl.FuncMap // by language
 	mux    http.Handler
 	host   string // the Host header our own plain-HTTP pages are served under
 	hosts  map[string]bool
@@ -148,7 +168,8 @@ func New(o Options) (*Server, error) {
 	if o.Site.PINTTL <= 0 {
 		o.Site.PINTTL = 5 * time.Minute
 	}
-	s := &Server{o: o, pages: map[string]*template.Template{}, host: o.Addr.String(), hosts: map[string]bool{o.Addr.String(): true}}
+	s := &Server{o: o, pages: map[string]*tmpl.Set{}, host: o.Addr.String(), hosts: map[string]bool{o.Addr.String(): true},
+		funcs: map[string]tmpl.FuncMap{langAR: funcsFor(langAR), langEN: funcsFor(langEN)}}
 	s.live.Store(&liveConfig{site: o.Site, limits: o.Limits})
 	s.events = o.Events
 	if s.events == nil {
@@ -157,8 +178,12 @@ func New(o Options) (*Server, error) {
 	if o.TLSHost != "" {
 		s.hosts[o.TLSHost] = true
 	}
-	for _, name := range []string{"splash", "pin", "status", "terms"} {
-		t, err := template.ParseFS(webFS, "web/layout.html", "web/"+name+".html")
+	for _, name := range pageNames {
+		src, err := webFS.ReadFile("web/escaped/" + name + ".tmpl")
+		if err != nil {
+			return nil, fmt.Errorf("reading %s page: %w", name, err)
+		}
+		t, err := tmpl.Parse(name, string(src), nil, boundFuncs...)
 		if err != nil {
 			return nil, fmt.Errorf("parsing %s page: %w", name, err)
 		}
@@ -225,7 +250,7 @@ func (s *Server) SetEvents(e Events) { s.events = e }
 
 // Events hears what happens in the login flow, for metrics. The reasons
 // passed are stable names: SMSFailed gets a problem code
-// (sms-unavailable, sms-undeliverable); SMSRefused a problem code
+// (sms-unavailable, sms-undeliverable, sms-paused); SMSRefused a problem code
 // (malformed-number, number-not-allowed) or a limits.Reason (per-number,
 // per-device, site-budget, resend-gap); PINRefused a limits.Reason
 // (pin-backoff), for a PIN try refused before it was checked.
@@ -303,11 +328,13 @@ func (s *Server) handleOther(w http.ResponseWriter, r *http.Request) {
 	s.redirectToPortal(w, r)
 }
 
-// view is the data every page template gets.
+// view is the data every page template gets; texts come from the
+// catalogue through the bound func T.
 type view struct {
-	T          *texts
-	SiteName   string
-	PrivacyURL string
+	// Lang and Dir are the page's; OtherLang is the switch's.
+	Lang, Dir, OtherLang string
+	SiteName             string
+	PrivacyURL           string
 	// SwitchURL is the language switch's link: an absolute path with
 	// ?lang=, since a page may be the answer to a form post (/pin,
 	// /sms, /logout) and a relative "?lang=" would point at that form's
@@ -342,21 +369,21 @@ type view struct {
 
 func (s *Server) newView(lang string) *view {
 	site := s.site()
-	v := &view{T: textsByLang[lang], SiteName: site.NameAR, PrivacyURL: site.PrivacyURL,
-		RequireTerms: site.RequireTerms}
-	v.SwitchURL = "/?lang=" + v.T.OtherLang
+	v := &view{Lang: lang, Dir: dir(lang), OtherLang: i18n.OtherLang(lang),
+		SiteName: site.NameAR, PrivacyURL: site.PrivacyURL, RequireTerms: site.RequireTerms}
+	v.SwitchURL = "/?lang=" + v.OtherLang
 	switch {
 	case site.TermsURL != "":
 		v.TermsHref = site.TermsURL
 	case strings.TrimSpace(site.TermsAR+site.TermsEN) != "":
-		v.TermsHref = "/terms?lang=" + v.T.Lang
+		v.TermsHref = "/terms?lang=" + v.Lang
 	}
-	v.Offer = v.T.Free
+	v.Offer = tr(lang, "free")
 	if site.RateDown > 0 {
-		v.Offer = fmt.Sprintf(v.T.FreeAt, formatRate(site.RateDown, v.T))
+		v.Offer = tr(lang, "free.at", formatRate(site.RateDown, lang))
 	}
 	if d := site.RetentionDays; d > 0 {
-		v.RetentionNote = fmt.Sprintf(v.T.Retention, d)
+		v.RetentionNote = tr(lang, "privacy.retention", i18n.Days.Count(lang, d, i18n.Accusative))
 	}
 	if lang == langEN {
 		v.SiteName = site.NameEN
@@ -368,7 +395,7 @@ func (s *Server) newView(lang string) *view {
 // becomes a clean error page rather than half a page.
 func (s *Server) render(w http.ResponseWriter, status int, page string, v *view) {
 	var buf bytes.Buffer
-	if err := s.pages[page].ExecuteTemplate(&buf, "layout", v); err != nil {
+	if err := s.pages[page].Execute(&buf, "layout", v, s.funcs[v.Lang]); err != nil {
 		s.o.Logger.Error("rendering page", "page", page, "err", err)
 		http.Error(w, "internal error / خطأ داخلي", http.StatusInternalServerError)
 		return
@@ -452,7 +479,7 @@ func (s *Server) cachedSplash(lang string) []byte {
 	c := &live.splash[i]
 	c.once.Do(func() {
 		var buf bytes.Buffer
-		if err := s.pages["splash"].ExecuteTemplate(&buf, "layout", s.newView(lang)); err != nil {
+		if err := s.pages["splash"].Execute(&buf, "layout", s.newView(lang), s.funcs[lang]); err != nil {
 			s.o.Logger.Error("rendering page", "page", "splash", "err", err)
 			return
 		}
@@ -487,11 +514,11 @@ func (s *Server) renderStatus(w http.ResponseWriter, lang string, sess *store.Se
 	v := s.newView(lang)
 	left := max(sess.Expires.Sub(s.o.Now()), 0)
 	v.SecondsLeft = int(left.Seconds())
-	v.Remaining = formatRemaining(left, v.T)
+	v.Remaining = i18n.Remaining(lang, left)
 	s.o.Sessions.Fill(sess)
 	v.DataUsed = formatBytes(sess.BytesDown + sess.BytesUp)
 	if sess.RateDown > 0 {
-		v.Speed = formatRate(sess.RateDown, v.T)
+		v.Speed = formatRate(sess.RateDown, lang)
 	}
 	s.render(w, http.StatusOK, "status", v)
 }
@@ -620,10 +647,18 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 		if sms.NotSent(err) {
 			release()
 		}
+		// The visitor hears what they can do: try another number (the
+		// number cannot get messages), try later (our account is
+		// refused: staff are alerted), or try again shortly.
 		p := errSMSTemporary
 		var se *sms.Error
-		if errors.As(err, &se) && se.Kind == sms.Permanent {
-			p = errSMSPermanent
+		if errors.As(err, &se) {
+			switch se.Kind {
+			case sms.Permanent:
+				p = errSMSPermanent
+			case sms.Operator:
+				p = errSMSPaused
+			}
 		}
 		s.events.SMSFailed(p.Code)
 		s.o.Logger.Warn("sending PIN SMS failed", "to", maskPhone(e164), "err", err)
@@ -637,9 +672,10 @@ func (s *Server) handleSMS(w http.ResponseWriter, r *http.Request) {
 
 // smsText renders the site's template for the visitor's language (the
 // defaults fit one SMS each: Arabic within 70 UCS-2 characters, English
-// within 160 GSM-7).
+// within 160 GSM-7). A site still on an earlier default gets the current
+// one, worded with the right plural.
 func (s *Server) smsText(lang, code string) string {
-	tmpl := s.site().SMSTemplates[lang]
+	tmpl := sms.Upgrade(lang, s.site().SMSTemplates[lang])
 	if tmpl == "" {
 		tmpl = sms.DefaultTemplates[lang]
 	}
@@ -647,8 +683,7 @@ func (s *Server) smsText(lang, code string) string {
 	if lang == langEN {
 		name = s.site().NameEN
 	}
-	minutes := int((s.site().PINTTL + time.Minute - 1) / time.Minute)
-	return sms.Render(tmpl, code, minutes, name)
+	return sms.Render(tmpl, code, s.site().PINTTL, lang, name)
 }
 
 func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
@@ -770,14 +805,13 @@ func (s *Server) handleTerms(w http.ResponseWriter, r *http.Request) {
 		text, other = site.TermsEN, site.TermsAR
 	}
 	v := s.newView(lang)
-	v.SwitchURL = "/terms?lang=" + v.T.OtherLang
+	v.SwitchURL = "/terms?lang=" + v.OtherLang
 	if strings.TrimSpace(text) == "" {
 		if strings.TrimSpace(other) == "" {
 			s.redirectToPortal(w, r)
 			return
 		}
-		o := textsByLang[v.T.OtherLang]
-		text, v.TermsLang, v.TermsDir = other, o.Lang, o.Dir
+		text, v.TermsLang, v.TermsDir = other, v.OtherLang, dir(v.OtherLang)
 	}
 	v.Terms = paragraphs(text)
 	s.render(w, http.StatusOK, "terms", v)
@@ -827,7 +861,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, lang, "status", errInternal)
 			return
 		}
-		v.Notice = v.T.LoggedOut
+		v.Notice = tr(lang, "logout.done")
 	}
 	s.render(w, http.StatusOK, "splash", v)
 }
@@ -852,11 +886,10 @@ func formatBytes(n uint64) string {
 	return fmt.Sprintf("%d KB", n>>10)
 }
 
-func formatRemaining(d time.Duration, t *texts) string {
-	h := int(d.Hours())
-	m := int(d.Minutes()) % 60
-	if h > 0 {
-		return fmt.Sprintf("%d %s %d %s", h, t.Hours, m, t.Minutes)
+// dir is a language's writing direction.
+func dir(lang string) string {
+	if lang == langAR {
+		return "rtl"
 	}
-	return fmt.Sprintf("%d %s", m, t.Minutes)
+	return "ltr"
 }

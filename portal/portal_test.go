@@ -315,7 +315,7 @@ func TestLoginFlow(t *testing.T) {
 	if msg.To != "+97433123456" {
 		t.Errorf("SMS to %q, want +97433123456", msg.To)
 	}
-	if !strings.Contains(msg.Body, "حديقة المختبر") || !strings.Contains(msg.Body, "5") {
+	if !strings.Contains(msg.Body, "حديقة المختبر") || !strings.Contains(msg.Body, "صالح 5 دقائق.") {
 		t.Errorf("SMS body %q lacks the park name or the validity", msg.Body)
 	}
 	pend, err := p.st.Pending(v.mac.String())
@@ -339,7 +339,7 @@ func TestLoginFlow(t *testing.T) {
 	expect(t, "malformed PIN", p.enterPIN(t, v, "12ab"), http.StatusBadRequest, "malformed-pin")
 	w = p.enterPIN(t, v, otherPIN(pin))
 	expect(t, "wrong PIN", w, http.StatusBadRequest, "wrong-pin")
-	if !strings.Contains(w.Body.String(), "Tries left: 4.") || !strings.Contains(w.Body.String(), "المحاولات المتبقية: 4.") {
+	if !strings.Contains(w.Body.String(), "Wrong code. 4 tries left.") || !strings.Contains(w.Body.String(), "الرمز غير صحيح. بقيت 4 محاولات.") {
 		t.Errorf("wrong PIN page does not say 4 tries left in both languages")
 	}
 	// The other device cannot use this device's PIN.
@@ -350,7 +350,7 @@ func TestLoginFlow(t *testing.T) {
 	arabic := strings.Map(func(r rune) rune { return r - '0' + '٠' }, pin[:3]) + " " + pin[3:]
 	w = p.enterPIN(t, v, arabic)
 	expect(t, "right PIN", w, http.StatusOK, "")
-	if !strings.Contains(w.Body.String(), `id="connected"`) || !strings.Contains(w.Body.String(), `data-seconds="14400"`) || !strings.Contains(w.Body.String(), "4 ساعة 0 دقيقة") {
+	if !strings.Contains(w.Body.String(), `id="connected"`) || !strings.Contains(w.Body.String(), `data-seconds="14400"`) || !strings.Contains(w.Body.String(), ">4 ساعات<") {
 		t.Errorf("status page after login:\n%s", w.Body.String())
 	}
 	if !p.gate.Has(v.ip, v.mac) || p.gate.Len() != 1 {
@@ -364,7 +364,7 @@ func TestLoginFlow(t *testing.T) {
 	p.clock.Advance(90 * time.Minute)
 	w = p.get(t, v, "/?lang=en")
 	expect(t, "status", w, http.StatusOK, "")
-	if !strings.Contains(w.Body.String(), "2 h 30 min") || !strings.Contains(w.Body.String(), `data-seconds="9000"`) {
+	if !strings.Contains(w.Body.String(), ">2 hours and 30 minutes<") || !strings.Contains(w.Body.String(), `data-seconds="9000"`) {
 		t.Errorf("status page 90 min later:\n%s", w.Body.String())
 	}
 
@@ -418,7 +418,7 @@ func TestEnglishSMS(t *testing.T) {
 		t.Fatalf("POST /sms: %d %q", w.Code, w.Header().Get("Location"))
 	}
 	msg, _ := p.sms.last(t)
-	if msg.To != "+97455123456" || !strings.Contains(msg.Body, "Lab Park") || !strings.Contains(msg.Body, "5 min") || strings.Contains(msg.Body, "حديقة") {
+	if msg.To != "+97455123456" || !strings.Contains(msg.Body, "Lab Park") || !strings.Contains(msg.Body, "Valid for 5 minutes.") || strings.Contains(msg.Body, "حديقة") {
 		t.Errorf("SMS = %+v", msg)
 	}
 }
@@ -432,8 +432,13 @@ func TestTooManyTries(t *testing.T) {
 	for i := 1; i < 5; i++ {
 		w := p.enterPIN(t, v, wrong)
 		expect(t, fmt.Sprintf("wrong try %d", i), w, http.StatusBadRequest, "wrong-pin")
-		if want := fmt.Sprintf("Tries left: %d.", 5-i); !strings.Contains(w.Body.String(), want) {
-			t.Errorf("try %d: page lacks %q", i, want)
+		// Arabic has a form for 3–10, two and one; English for one.
+		wantEN := map[int]string{1: "4 tries left.", 2: "3 tries left.", 3: "2 tries left.", 4: "1 try left."}[i]
+		wantAR := map[int]string{1: "بقيت 4 محاولات.", 2: "بقيت 3 محاولات.", 3: "بقيت محاولتان.", 4: "بقيت محاولة واحدة."}[i]
+		for _, want := range []string{wantEN, wantAR} {
+			if !strings.Contains(w.Body.String(), want) {
+				t.Errorf("try %d: page lacks %q", i, want)
+			}
 		}
 	}
 	expect(t, "fifth wrong try", p.enterPIN(t, v, wrong), http.StatusTooManyRequests, "too-many-tries")
@@ -532,6 +537,10 @@ func TestSMSFailures(t *testing.T) {
 		{"permanent", &sms.Error{Kind: sms.Permanent, Code: "21211", Provider: "twilio"}, http.StatusBadRequest, "sms-undeliverable"},
 		{"wrapped permanent", fmt.Errorf("retrying: %w", &sms.Error{Kind: sms.Permanent}), http.StatusBadRequest, "sms-undeliverable"},
 		{"temporary", &sms.Error{Kind: sms.Temporary, Code: "20429", Provider: "twilio"}, http.StatusServiceUnavailable, "sms-unavailable"},
+		// Our account refused (no credit, bad token): try later, never
+		// "try another number".
+		{"operator fault", &sms.Error{Kind: sms.Operator, Code: "http-402", Provider: "http"}, http.StatusServiceUnavailable, "sms-paused"},
+		{"breaker open on an operator fault", fmt.Errorf("x: %w", &sms.Error{Kind: sms.Operator, Code: "20003", Err: sms.ErrCircuitOpen}), http.StatusServiceUnavailable, "sms-paused"},
 		{"unclassified", errors.New("connection reset"), http.StatusServiceUnavailable, "sms-unavailable"},
 	}
 	for _, c := range cases {
@@ -542,6 +551,9 @@ func TestSMSFailures(t *testing.T) {
 			for _, lang := range []string{"ar", "en"} {
 				w := p.post(t, v, "/sms", url.Values{"phone": {"33123456"}, "lang": {lang}})
 				expect(t, "send", w, c.status, c.code)
+				if c.code == "sms-paused" && (strings.Contains(w.Body.String(), "another number") || !strings.Contains(w.Body.String(), "try again later")) {
+					t.Errorf("operator fault page does not say to try later:\n%s", w.Body.String())
+				}
 				if l, _ := pageLang(t, w); l != lang {
 					t.Errorf("page in %s, want %s", l, lang)
 				}

@@ -4,7 +4,8 @@
 # (e.g. --check for the scripted visitor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+# shellcheck source=scripts/need-go.sh
+. scripts/need-go.sh
 scripts/deps.sh lab
 CGO_ENABLED=0 go build -o parkportal ./cmd/parkportal
 exec ./parkportal lab "$@"

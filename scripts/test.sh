@@ -4,7 +4,9 @@
 # every fuzz target. Usage: scripts/test.sh [fuzz seconds per target, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/local/go/bin"
+# shellcheck source=scripts/need-go.sh
+. scripts/need-go.sh
+start=$SECONDS
 gobin="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 export PATH="$PATH:$gobin"
 fuzztime="${1:-5}s"
@@ -51,3 +53,6 @@ echo "== go test -race (unit and end-to-end)"
 # One package at a time: the shaping tests measure throughput with iperf3
 # and must not share the two cores with another package's load.
 go test -race -count=1 -p 1 -timeout 25m ./...
+
+elapsed=$((SECONDS - start))
+echo "== all checks passed in $((elapsed / 60)) min $((elapsed % 60)) s"

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/parkwifi/parkportal/sms"
 )
 
 // Buckets this package owns in the daemon's bbolt file.
@@ -69,6 +71,11 @@ func Open(db *bolt.DB, defaults Site, now func() time.Time) (*Manager, error) {
 				return fmt.Errorf("decoding stored site policy: %w", err)
 			}
 			m.cur.ID = defaults.ID
+			// A site still on an earlier default PIN text never chose
+			// it: it gets the current one, worded with plurals.
+			for lang, t := range m.cur.SMSTemplates {
+				m.cur.SMSTemplates[lang] = sms.Upgrade(lang, t)
+			}
 			return nil
 		}
 		m.cur = defaults.Clone()

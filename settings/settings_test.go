@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -247,17 +246,8 @@ func TestRADIUSSecretCheck(t *testing.T) {
 // TestFieldErrorLanguages: every message has both languages, takes
 // exactly its parameters, and the API's JSON stays English text.
 func TestFieldErrorLanguages(t *testing.T) {
-	for code, m := range fieldMessages {
-		if m[0] == "" || m[1] == "" {
-			t.Errorf("%s: missing a language: %q", code, m)
-		}
-		for _, text := range m {
-			for i := 1; i <= 3; i++ {
-				if strings.Contains(m[0], fmt.Sprintf("{%d}", i)) != strings.Contains(text, fmt.Sprintf("{%d}", i)) {
-					t.Errorf("%s: {%d} in one language only", code, i)
-				}
-			}
-		}
+	for _, err := range fieldMessages.Check() {
+		t.Error(err)
 	}
 	s := defaults()
 	s.RateDown = 1000

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/sms"
 )
 
 // Site is one park's policy.
@@ -44,7 +45,8 @@ type Site struct {
 	WalledGarden []string `json:"walled_garden"`
 
 	// SMSTemplates holds the PIN message per language ("ar", "en"); each
-	// must contain {pin} and may contain {minutes} and {site}.
+	// must contain {pin} and may contain {validity}, {minutes} and {site}
+	// (see sms.Render).
 	SMSTemplates map[string]string `json:"sms_templates"`
 	PhoneRegion  string            `json:"phone_region"`
 	// AllowedPrefixes lists the E.164 prefixes SMS may be sent to.
@@ -82,12 +84,9 @@ const (
 	DefaultSMSDailyBudget   = 2000
 )
 
-// DefaultTemplates are the PIN messages a new site starts with; they fit
-// one SMS segment (see sms.DefaultTemplates, which they copy).
-var DefaultTemplates = map[string]string{
-	"ar": "رمز الدخول {pin} لإنترنت {site}، صالح {minutes} دقيقة. لا تشاركه.",
-	"en": "Your code is {pin} for {site} free Wi-Fi. Valid {minutes} min. Do not share it.",
-}
+// DefaultTemplates are the PIN messages a new site starts with: the SMS
+// package's, which fit one segment.
+var DefaultTemplates = sms.DefaultTemplates
 
 func orDefault(v, def int) int {
 	if v > 0 {

@@ -3,6 +3,7 @@ package sms
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ type ProviderConfig struct {
 	TwilioFrom                string
 	TwilioMessagingServiceSID string
 	TwilioValidity            string // e.g. "10m": drop the SMS if still queued then
+	// TwilioAPIURL, for tests only, is a fake Twilio's base URL on
+	// loopback (the daemon takes it from $PARKPORTAL_TWILIO_API_URL).
+	TwilioAPIURL string
 
 	// http: an operator gateway, see HTTPGatewayConfig. The auth header's
 	// value comes, like the Twilio token, from value, file or environment.
@@ -46,6 +50,8 @@ type ProviderConfig struct {
 	HTTPSuccessContains  string
 	HTTPSuccessJSONField string
 	HTTPSuccessJSONValue string
+	HTTPNumberFormat     string // e164 (default), international, 00 or national
+	HTTPCountryCode      string // digits, e.g. "974": required for national
 
 	// Delivery policy for twilio and http (see Retrying and Breaker).
 	Timeout         string // per request, e.g. "10s"
@@ -80,6 +86,12 @@ func New(cfg ProviderConfig) (Sender, error) {
 		if p.err != nil {
 			return nil, p.err
 		}
+		var apiBase *url.URL
+		if cfg.TwilioAPIURL != "" {
+			if apiBase, err = ParseTwilioAPIURL(cfg.TwilioAPIURL); err != nil {
+				return nil, fmt.Errorf("configuring twilio: %w", err)
+			}
+		}
 		tw, err := NewTwilio(TwilioConfig{
 			AccountSID:          cfg.TwilioAccountSID,
 			AuthToken:           token,
@@ -87,6 +99,7 @@ func New(cfg ProviderConfig) (Sender, error) {
 			MessagingServiceSID: cfg.TwilioMessagingServiceSID,
 			ValidityPeriod:      validity,
 			Timeout:             timeout,
+			APIBase:             apiBase,
 		})
 		if err != nil {
 			return nil, err
@@ -119,6 +132,8 @@ func New(cfg ProviderConfig) (Sender, error) {
 			SuccessContains:  cfg.HTTPSuccessContains,
 			SuccessJSONField: cfg.HTTPSuccessJSONField,
 			SuccessJSONValue: cfg.HTTPSuccessJSONValue,
+			NumberFormat:     cfg.HTTPNumberFormat,
+			CountryCode:      cfg.HTTPCountryCode,
 			Timeout:          timeout,
 		})
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -48,6 +49,7 @@ func TestNewHTTPFromConfig(t *testing.T) {
 		HTTPHeaders:      map[string]string{"X-Site": "aspire"},
 		HTTPAuthHeader:   "Authorization", HTTPAuthFile: keyFile,
 		HTTPSuccessStatus: "200", HTTPSuccessJSONField: "ok", HTTPSuccessJSONValue: "true",
+		HTTPNumberFormat: "00",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,8 +57,8 @@ func TestNewHTTPFromConfig(t *testing.T) {
 	if err := s.Send(context.Background(), Message{To: "+97433123456", Body: "hi"}); err != nil {
 		t.Fatal(err)
 	}
-	if r := <-seen; r.auth != "Bearer k3y" {
-		t.Errorf("auth header = %q", r.auth)
+	if r := <-seen; r.auth != "Bearer k3y" || !strings.Contains(r.body, `"to":"0097433123456"`) {
+		t.Errorf("auth header = %q, body %s", r.auth, r.body)
 	}
 }
 
@@ -71,6 +73,8 @@ func TestNewRejects(t *testing.T) {
 		"bad status":        {Provider: "http", HTTPURL: "https://gw/", HTTPSuccessStatus: "2xx"},
 		"auth header empty": {Provider: "http", HTTPURL: "https://gw/", HTTPAuthHeader: "Authorization"},
 		"http bad json":     {Provider: "http", HTTPURL: "https://gw/", HTTPMode: "json", HTTPBodyTemplate: "{"},
+		"number format":     {Provider: "http", HTTPURL: "https://gw/", HTTPNumberFormat: "local"},
+		"national no cc":    {Provider: "http", HTTPURL: "https://gw/", HTTPNumberFormat: "national"},
 	}
 	for name, cfg := range bad {
 		if _, err := New(cfg); err == nil {

@@ -20,6 +20,13 @@ const (
 	// Temporary means the provider or the network had a problem that may
 	// clear on its own: rate limiting, 5xx answers, timeouts.
 	Temporary
+	// Operator means the provider refused our account, not the visitor's
+	// number: wrong credentials, no credit, a suspended account, a sender
+	// that is not ours (HTTP 401, 402, 403; Twilio 20003, 20005, 21606,
+	// …). No visitor gets a PIN until staff fix it, so it is not retried,
+	// the circuit breaker opens at once, staff are alerted and visitors
+	// are told to try again later, never to try another number.
+	Operator
 )
 
 // String returns "permanent" or "temporary".
@@ -29,6 +36,8 @@ func (k Kind) String() string {
 		return "permanent"
 	case Temporary:
 		return "temporary"
+	case Operator:
+		return "operator"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -64,6 +73,12 @@ func (e *Error) Error() string {
 // context.DeadlineExceeded) and friends keep working.
 func (e *Error) Unwrap() error { return e.Err }
 
+// IsOperator reports whether err says the provider refused our account
+// (see Operator). It is false for nil.
+func IsOperator(err error) bool {
+	return err != nil && KindOf(err) == Operator
+}
+
 // KindOf classifies any error returned by a Sender.
 //
 // An *Error anywhere in the chain decides. Otherwise context deadlines,
@@ -79,7 +94,8 @@ func KindOf(err error) Kind {
 }
 
 // IsPermanent reports whether err says that sending the same message again
-// cannot succeed. It is false for nil.
+// cannot succeed because of the recipient (see Operator for our account).
+// It is false for nil.
 func IsPermanent(err error) bool {
 	return err != nil && KindOf(err) == Permanent
 }

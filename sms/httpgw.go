@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 )
 
 // Body encodings of an HTTP gateway request.
@@ -20,21 +21,47 @@ const (
 	ModeJSON = "json" // application/json
 )
 
+// Number formats for {to}: what the operator's gateway calls a number.
+const (
+	NumberE164          = "e164"          // +97433123456 (the default)
+	NumberInternational = "international" // 97433123456
+	Number00            = "00"            // 0097433123456
+	NumberNational      = "national"      // 33123456: needs CountryCode
+)
+
 // HTTPGatewayConfig describes an operator's SMS gateway: most Qatari and
 // regional aggregators take one HTTP request per message with the number
 // and text in a form or JSON body, authenticated by a header.
 //
-// The placeholders {to} and {body} are replaced in URL (query-escaped, for
-// gateways that take GET parameters) and in BodyTemplate (form-escaped in
-// form mode; JSON-string-escaped in JSON mode, so write them inside quotes:
+// Placeholders are replaced in URL (query-escaped, for gateways that take
+// GET parameters) and in BodyTemplate (form-escaped in form mode;
+// JSON-string-escaped in JSON mode, so write them inside quotes:
 // {"to":"{to}","text":"{body}"}). Replacement is a single pass: text the
 // visitor controls is never expanded again.
+//
+//	{to}         the number, in NumberFormat
+//	{body}       the text as it is (UTF-8)
+//	{body_ucs2}  the text as UCS-2 big-endian hex, four digits a UTF-16
+//	             unit ("0631064506320643…"), as many Gulf gateways want
+//	             it with dcs=8
+//	{body_auto}  {body_ucs2} when the text needs UCS-2 (any Arabic),
+//	             {body} when it fits GSM-7 (so English stays 160 a segment)
+//	{dcs}        the data coding scheme {body_auto} needs: 8 or 0
+//	{coding}     the same in Kannel's numbering: 2 or 0
+//	{unicode}    the same as a flag: 1 or 0
 type HTTPGatewayConfig struct {
 	URL          string
 	Method       string            // default POST, or GET when BodyTemplate is empty
 	Headers      map[string]string // e.g. "Authorization": "Bearer …"; never logged
 	Mode         string            // ModeForm (default) or ModeJSON
 	BodyTemplate string
+
+	// NumberFormat is how {to} is written: NumberE164 (default),
+	// NumberInternational, Number00 or NumberNational. National numbers
+	// drop CountryCode (digits, e.g. "974"); a number of another country
+	// cannot be sent in that format and fails without a request.
+	NumberFormat string
+	CountryCode  string
 
 	// A status in [SuccessMin, SuccessMax] (default 200–299) is success,
 	// provided the checks below also pass. Many gateways answer 200 with
@@ -96,6 +123,21 @@ func NewHTTPGateway(cfg HTTPGatewayConfig) (*HTTPGateway, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
 	}
+	switch cfg.NumberFormat {
+	case "":
+		cfg.NumberFormat = NumberE164
+	case NumberE164, NumberInternational, Number00:
+	case NumberNational:
+		if !validCountryCode(cfg.CountryCode) {
+			return nil, fmt.Errorf("configuring SMS gateway: national number format needs the country calling code (1 to 3 digits, e.g. 974), got %q", cfg.CountryCode)
+		}
+	default:
+		return nil, fmt.Errorf("configuring SMS gateway: number format %q is not one of %s, %s, %s, %s",
+			cfg.NumberFormat, NumberE164, NumberInternational, Number00, NumberNational)
+	}
+	if cfg.CountryCode != "" && !validCountryCode(cfg.CountryCode) {
+		return nil, fmt.Errorf("configuring SMS gateway: country code must be 1 to 3 digits (e.g. 974), got %q", cfg.CountryCode)
+	}
 	// Render with awkward sample values so a template mistake (a JSON
 	// placeholder outside quotes, a broken form) shows at start-up, not
 	// when the first visitor waits for a PIN.
@@ -125,23 +167,90 @@ func NewHTTPGateway(cfg HTTPGatewayConfig) (*HTTPGateway, error) {
 	}, nil
 }
 
-// renderBody fills the body template for mode.
+func validCountryCode(cc string) bool {
+	if len(cc) < 1 || len(cc) > 3 || cc[0] == '0' {
+		return false
+	}
+	for _, c := range cc {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// errNoRequest marks a failure before any request was made, so NotSent
+// knows nothing went out.
+var errNoRequest = errors.New("no request was made")
+
+// formatNumber writes an E.164 number the way the gateway wants it.
+func formatNumber(e164, format, cc string) (string, error) {
+	digits, ok := strings.CutPrefix(e164, "+")
+	if !ok {
+		return "", fmt.Errorf("%w: number is not in E.164 form", errNoRequest)
+	}
+	switch format {
+	case NumberInternational:
+		return digits, nil
+	case Number00:
+		return "00" + digits, nil
+	case NumberNational:
+		national, ok := strings.CutPrefix(digits, cc)
+		if !ok || national == "" {
+			return "", fmt.Errorf("%w: the number is not in country +%s, so it has no national form", errNoRequest, cc)
+		}
+		return national, nil
+	}
+	return e164, nil
+}
+
+// fields are a message's placeholder values, before escaping.
+func fields(m Message) []string {
+	hex := ucs2Hex(m.Body)
+	auto, dcs, coding, unicode := m.Body, "0", "0", "0"
+	if MeasureText(m.Body).UCS2 {
+		auto, dcs, coding, unicode = hex, "8", "2", "1"
+	}
+	return []string{"{to}", m.To, "{body}", m.Body, "{body_ucs2}", hex, "{body_auto}", auto,
+		"{dcs}", dcs, "{coding}", coding, "{unicode}", unicode}
+}
+
+// ucs2Hex writes s as UCS-2 (UTF-16) big-endian hex, four upper-case
+// digits a unit; a character outside the BMP is its surrogate pair.
+func ucs2Hex(s string) string {
+	units := utf16.Encode([]rune(s))
+	b := make([]byte, 0, 4*len(units))
+	for _, u := range units {
+		b = append(b, "0123456789ABCDEF"[u>>12], "0123456789ABCDEF"[u>>8&0xf], "0123456789ABCDEF"[u>>4&0xf], "0123456789ABCDEF"[u&0xf])
+	}
+	return string(b)
+}
+
+// replacer fills the placeholders, each value escaped by esc.
+func replacer(m Message, esc func(string) string) *strings.Replacer {
+	f := fields(m)
+	for i := 1; i < len(f); i += 2 {
+		f[i] = esc(f[i])
+	}
+	return strings.NewReplacer(f...)
+}
+
+// renderBody fills the body template for mode; m.To is already in the
+// gateway's number format.
 func renderBody(tmpl, mode string, m Message) string {
 	if tmpl == "" {
 		return ""
 	}
-	var to, body string
+	esc := url.QueryEscape
 	if mode == ModeJSON {
-		to, body = jsonStringContent(m.To), jsonStringContent(m.Body)
-	} else {
-		to, body = url.QueryEscape(m.To), url.QueryEscape(m.Body)
+		esc = jsonStringContent
 	}
-	return strings.NewReplacer("{to}", to, "{body}", body).Replace(tmpl)
+	return replacer(m, esc).Replace(tmpl)
 }
 
 // renderURL fills placeholders in the URL, query-escaped.
 func renderURL(raw string, m Message) string {
-	return strings.NewReplacer("{to}", url.QueryEscape(m.To), "{body}", url.QueryEscape(m.Body)).Replace(raw)
+	return replacer(m, url.QueryEscape).Replace(raw)
 }
 
 // jsonStringContent returns s encoded as the inside of a JSON string
@@ -157,13 +266,18 @@ func jsonStringContent(s string) string {
 // check: the gateway processed the request and said no, and repeating it
 // risks a second SMS if the check was merely misconfigured.
 func (g *HTTPGateway) Send(ctx context.Context, m Message) error {
+	to, err := formatNumber(m.To, g.cfg.NumberFormat, g.cfg.CountryCode)
+	if err != nil {
+		return &Error{Kind: Permanent, Code: "number-format", Provider: "http", Err: err}
+	}
+	m.To = to
 	var body io.Reader
 	if b := renderBody(g.cfg.BodyTemplate, g.cfg.Mode, m); b != "" {
 		body = strings.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, g.cfg.Method, renderURL(g.cfg.URL, m), body)
 	if err != nil {
-		return &Error{Kind: Permanent, Provider: "http", Err: fmt.Errorf("building gateway request: %w", err)}
+		return &Error{Kind: Operator, Provider: "http", Err: fmt.Errorf("building gateway request: %w: %w", errNoRequest, err)}
 	}
 	if body != nil {
 		if g.cfg.Mode == ModeJSON {

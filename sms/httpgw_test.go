@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -129,7 +131,10 @@ func TestHTTPGatewayClassification(t *testing.T) {
 		{name: "429", status: 429, wantErr: true, wantKind: Temporary, wantCode: "http-429"},
 		{name: "408", status: 408, wantErr: true, wantKind: Temporary, wantCode: "http-408"},
 		{name: "400", status: 400, wantErr: true, wantKind: Permanent, wantCode: "http-400"},
-		{name: "401", status: 401, wantErr: true, wantKind: Permanent, wantCode: "http-401"},
+		// Our credentials, our credit, our account: an operator fault.
+		{name: "401", status: 401, wantErr: true, wantKind: Operator, wantCode: "http-401"},
+		{name: "402", status: 402, wantErr: true, wantKind: Operator, wantCode: "http-402"},
+		{name: "403", status: 403, wantErr: true, wantKind: Operator, wantCode: "http-403"},
 		{name: "404", status: 404, wantErr: true, wantKind: Permanent, wantCode: "http-404"},
 		{name: "redirect", status: 302, wantErr: true, wantKind: Permanent, wantCode: "http-302"},
 		{name: "marker missing", status: 200, answer: "ERR 17 invalid number",
@@ -230,7 +235,7 @@ func FuzzGatewayRender(f *testing.F) {
 	f.Add("", "\x00\u2028\u2029</script>")
 	f.Add("a&b=c", "%%%+ +")
 	jsonTmpl := `{"to":"{to}","text":"{body}","again":"{body}"}`
-	formTmpl := "to={to}&text={body}&again={body}"
+	formTmpl := "to={to}&text={body}&again={body}&hex={body_ucs2}&auto={body_auto}&dcs={dcs}"
 	f.Fuzz(func(t *testing.T, to, body string) {
 		m := Message{To: to, Body: body}
 
@@ -250,8 +255,20 @@ func FuzzGatewayRender(f *testing.F) {
 		if err != nil {
 			t.Fatalf("form mode rendered invalid form %q: %v", fs, err)
 		}
-		if form.Get("to") != to || form.Get("text") != body || form.Get("again") != body || len(form) != 3 {
+		if form.Get("to") != to || form.Get("text") != body || form.Get("again") != body || len(form) != 6 {
 			t.Fatalf("form round trip: got %q, want to=%q text=%q", form, to, body)
+		}
+		if utf8.ValidString(body) {
+			if got := decodeUCS2Hex(t, form.Get("hex")); got != body {
+				t.Fatalf("UCS-2 hex round trip: %q, want %q", got, body)
+			}
+			auto := form.Get("auto")
+			if form.Get("dcs") == "8" {
+				auto = decodeUCS2Hex(t, auto)
+			}
+			if auto != body || (form.Get("dcs") == "8") != MeasureText(body).UCS2 {
+				t.Fatalf("auto body %q with dcs %s, want %q", form.Get("auto"), form.Get("dcs"), body)
+			}
 		}
 
 		u, err := url.Parse(renderURL("https://gw.example/send?to={to}&text={body}", m))
@@ -262,4 +279,95 @@ func FuzzGatewayRender(f *testing.F) {
 			t.Fatalf("URL round trip: got %q", q)
 		}
 	})
+}
+
+// decodeUCS2Hex reads back what {body_ucs2} wrote.
+func decodeUCS2Hex(t *testing.T, h string) string {
+	t.Helper()
+	if len(h)%4 != 0 {
+		t.Fatalf("UCS-2 hex %q is not whole units", h)
+	}
+	var units []uint16
+	for i := 0; i < len(h); i += 4 {
+		n, err := strconv.ParseUint(h[i:i+4], 16, 16)
+		if err != nil {
+			t.Fatalf("UCS-2 hex %q: %v", h, err)
+		}
+		units = append(units, uint16(n))
+	}
+	return string(utf16.Decode(units))
+}
+
+// TestHTTPGatewayNumberFormats: {to} in each format an operator may
+// want; a number of another country has no national form and fails
+// without a request.
+func TestHTTPGatewayNumberFormats(t *testing.T) {
+	for format, want := range map[string]string{"": "+97433123456", NumberE164: "+97433123456",
+		NumberInternational: "97433123456", Number00: "0097433123456", NumberNational: "33123456"} {
+		srv, seen := fakeGateway(t, http.StatusOK, "OK")
+		gw, err := NewHTTPGateway(HTTPGatewayConfig{URL: srv.URL + "/send?msisdn={to}", BodyTemplate: "to={to}&text={body}",
+			NumberFormat: format, CountryCode: "974"})
+		if err != nil {
+			t.Fatalf("%q: %v", format, err)
+		}
+		if err := gw.Send(context.Background(), Message{To: "+97433123456", Body: "PIN 482913"}); err != nil {
+			t.Fatalf("%q: %v", format, err)
+		}
+		r := <-seen
+		form, _ := url.ParseQuery(r.body)
+		if form.Get("to") != want || r.query.Get("msisdn") != want {
+			t.Errorf("format %q: body to=%q, URL msisdn=%q, want %q", format, form.Get("to"), r.query.Get("msisdn"), want)
+		}
+	}
+	srv, seen := fakeGateway(t, http.StatusOK, "OK")
+	gw, err := NewHTTPGateway(HTTPGatewayConfig{URL: srv.URL, BodyTemplate: "to={to}", NumberFormat: NumberNational, CountryCode: "974"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = gw.Send(context.Background(), Message{To: "+447400123456", Body: "x"})
+	var se *Error
+	if !errors.As(err, &se) || se.Kind != Permanent || se.Code != "number-format" || !NotSent(err) || len(seen) != 0 {
+		t.Errorf("a foreign number in national format: %#v, %d requests", err, len(seen))
+	}
+	for _, bad := range []HTTPGatewayConfig{
+		{NumberFormat: "local"},
+		{NumberFormat: NumberNational},
+		{NumberFormat: NumberNational, CountryCode: "0974"},
+		{NumberFormat: NumberNational, CountryCode: "97a"},
+		{NumberFormat: NumberE164, CountryCode: "9745"},
+	} {
+		bad.URL = "https://gw.example/"
+		if _, err := NewHTTPGateway(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+// TestHTTPGatewayUCS2: {body_ucs2} is UCS-2 big-endian hex as Gulf
+// gateways want it with dcs=8; {body_auto} and {dcs} send English as
+// GSM-7 text (160 a segment) and Arabic as UCS-2.
+func TestHTTPGatewayUCS2(t *testing.T) {
+	srv, seen := fakeGateway(t, http.StatusOK, "OK")
+	gw, err := NewHTTPGateway(HTTPGatewayConfig{URL: srv.URL,
+		BodyTemplate: "to={to}&hex={body_ucs2}&text={body_auto}&dcs={dcs}&coding={coding}&unicode={unicode}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		body                               string
+		hex, text, dcs, coding, unicodeVal string
+	}{
+		{"رمز 12", "063106450632002000310032", "063106450632002000310032", "8", "2", "1"},
+		{"PIN 12", "00500049004E002000310032", "PIN 12", "0", "0", "0"},
+		{"😀", "D83DDE00", "D83DDE00", "8", "2", "1"},
+	}
+	for _, c := range cases {
+		if err := gw.Send(context.Background(), Message{To: "+97433123456", Body: c.body}); err != nil {
+			t.Fatal(err)
+		}
+		form, _ := url.ParseQuery((<-seen).body)
+		if form.Get("hex") != c.hex || form.Get("text") != c.text || form.Get("dcs") != c.dcs || form.Get("coding") != c.coding || form.Get("unicode") != c.unicodeVal {
+			t.Errorf("%q: got %q", c.body, form)
+		}
+	}
 }

@@ -82,8 +82,8 @@ func (r *Retrying) Send(ctx context.Context, m Message) error {
 		} else if maybeSent {
 			err = &earlierTryMayHaveSent{err}
 		}
-		if IsPermanent(err) {
-			return err
+		if KindOf(err) != Temporary {
+			return err // the recipient or our account: the same again
 		}
 		if try >= attempts {
 			return fmt.Errorf("giving up after %d attempts: %w", try, err)
@@ -140,7 +140,7 @@ func NotSent(err error) bool {
 	if errors.As(err, &earlier) {
 		return false
 	}
-	if errors.Is(err, ErrCircuitOpen) {
+	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, errNoRequest) {
 		return true
 	}
 	var re *client.TwilioRestError
@@ -209,6 +209,11 @@ var ErrCircuitOpen error = &Error{
 // provider that is rate-limiting us. After the cool-down one call goes
 // through as a probe: success closes the breaker, failure opens it again.
 //
+// An Operator failure (the provider refused our account) opens it at once:
+// every visitor would fail the same way. While it is open for that reason
+// the calls it refuses are Operator errors too, so visitors keep hearing
+// "try later", and Fault reports it to staff until a send succeeds.
+//
 // Permanent failures count as the provider working (it answered), and so
 // do calls the caller cancelled. Zero fields take the defaults above.
 type Breaker struct {
@@ -216,11 +221,25 @@ type Breaker struct {
 	Failures int
 	Cooldown time.Duration
 	Now      func() time.Time // nil means time.Now
+	// OnFault, if set, is called (outside the breaker's lock) when an
+	// Operator failure opens the breaker, once per fault: the daemon logs
+	// it as an error and counts it. Set it before the first Send.
+	OnFault func(*Error)
 
-	mu        sync.Mutex
-	failures  int       // consecutive Temporary failures
-	openUntil time.Time // refuse calls until then, once failures ≥ threshold
-	probing   bool      // a half-open probe is in flight
+	mu         sync.Mutex
+	failures   int       // consecutive Temporary failures
+	openUntil  time.Time // refuse calls until then, once failures ≥ threshold
+	probing    bool      // a half-open probe is in flight
+	fault      *Error    // the Operator failure that opened it, until a success
+	faultSince time.Time
+}
+
+// Fault returns the Operator failure that paused sending and since when,
+// or nil while sending works (a success clears it).
+func (b *Breaker) Fault() (*Error, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fault, b.faultSince
 }
 
 func (b *Breaker) now() time.Time {
@@ -243,7 +262,11 @@ func (b *Breaker) Send(ctx context.Context, m Message) error {
 	probe := false
 	if b.failures >= b.threshold() {
 		if b.probing || b.now().Before(b.openUntil) {
+			fault := b.fault
 			b.mu.Unlock()
+			if fault != nil {
+				return &Error{Kind: Operator, Code: fault.Code, Provider: fault.Provider, Err: ErrCircuitOpen}
+			}
 			return ErrCircuitOpen
 		}
 		b.probing, probe = true, true
@@ -253,26 +276,44 @@ func (b *Breaker) Send(ctx context.Context, m Message) error {
 	err := b.Sender.Send(ctx, m)
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if probe {
 		b.probing = false
 	}
+	var newFault *Error
 	switch {
-	case err == nil || IsPermanent(err):
+	case err == nil:
+		b.failures, b.fault = 0, nil
+	case IsPermanent(err):
 		b.failures = 0
 	case errors.Is(err, context.Canceled):
 		// The visitor went away; that says nothing about the provider.
+	case IsOperator(err):
+		b.failures = b.threshold()
+		b.openUntil = b.now().Add(b.cooldown())
+		if b.fault == nil {
+			var se *Error
+			errors.As(err, &se)
+			b.fault, b.faultSince, newFault = se, b.now(), se
+		}
 	default:
 		b.failures++
 		if b.failures >= b.threshold() {
-			cool := b.Cooldown
-			if cool <= 0 {
-				cool = DefaultBreakerCooldown
-			}
-			b.openUntil = b.now().Add(cool)
+			b.openUntil = b.now().Add(b.cooldown())
 		}
 	}
+	onFault := b.OnFault
+	b.mu.Unlock()
+	if newFault != nil && onFault != nil {
+		onFault(newFault)
+	}
 	return err
+}
+
+func (b *Breaker) cooldown() time.Duration {
+	if b.Cooldown > 0 {
+		return b.Cooldown
+	}
+	return DefaultBreakerCooldown
 }
 
 // Open reports whether the breaker currently refuses calls, for health

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +41,51 @@ type TwilioConfig struct {
 	// Transport carries the requests; nil means http.DefaultTransport.
 	// Tests and outbound proxies set it.
 	Transport http.RoundTripper
+
+	// APIBase, for tests only, sends every request to this scheme and host
+	// instead of https://api.twilio.com (twilio-go's base URL is fixed),
+	// path unchanged. See ParseTwilioAPIURL: only loopback is accepted.
+	APIBase *url.URL
+}
+
+// TwilioAPIURLEnv names the environment variable with which the daemon
+// sends its Twilio requests to a fake Twilio instead of api.twilio.com:
+// the end-to-end tests run one on the gateway's loopback. It is for
+// tests only: ParseTwilioAPIURL accepts nothing but a loopback address,
+// and the daemon logs a warning at every start while it is set.
+const TwilioAPIURLEnv = "PARKPORTAL_TWILIO_API_URL"
+
+// ParseTwilioAPIURL checks a test override of Twilio's API base URL:
+// http or https, a loopback IP address (127.0.0.0/8 or ::1) and a port,
+// no path. Anything else is refused, so the override cannot quietly send
+// a production gateway's credentials and visitors' numbers elsewhere.
+func ParseTwilioAPIURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", TwilioAPIURLEnv, raw, err)
+	}
+	ip, perr := netip.ParseAddr(u.Hostname())
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%s=%q: want http://127.0.0.1:PORT (a fake Twilio for tests)", TwilioAPIURLEnv, raw)
+	case perr != nil || !ip.IsLoopback():
+		return nil, fmt.Errorf("%s=%q: only a loopback address is allowed (it is for tests against a fake Twilio)", TwilioAPIURLEnv, raw)
+	case u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+		return nil, fmt.Errorf("%s=%q: want scheme, loopback address and port only, like http://127.0.0.1:8080", TwilioAPIURLEnv, raw)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
+// toAPIBase sends requests to base instead of the host in their URL.
+type toAPIBase struct {
+	base *url.URL
+	next http.RoundTripper
+}
+
+func (t toAPIBase) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := req.Clone(req.Context())
+	out.URL.Scheme, out.URL.Host, out.Host = t.base.Scheme, t.base.Host, ""
+	return t.next.RoundTrip(out)
 }
 
 // Twilio sends messages through Twilio's Programmable Messaging API.
@@ -72,6 +119,13 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.APIBase != nil {
+		base, err := ParseTwilioAPIURL(cfg.APIBase.String())
+		if err != nil {
+			return nil, fmt.Errorf("configuring twilio: %w", err)
+		}
+		cfg.Transport = toAPIBase{base: base, next: cfg.Transport}
 	}
 	return &Twilio{cfg: cfg}, nil
 }
@@ -181,27 +235,39 @@ func classifyTwilio(err error, status int) error {
 var twilioCodes = map[int]Kind{
 	// The recipient cannot get this message: a retry fails the same way.
 	21211: Permanent, // invalid 'To' number: the visitor mistyped it
-	21408: Permanent, // no permission to send to this region: a console (geo permissions) setting, not a glitch
 	21610: Permanent, // recipient replied STOP to this sender; only they can undo it
 	21612: Permanent, // no route from this sender to this 'To' number
 	21614: Permanent, // 'To' is not a mobile number (landline)
-	21608: Permanent, // trial account and the number is not verified
 	30003: Permanent, // unreachable handset: phone off or out of coverage; the carrier already retried, and by the time we know the PIN has nearly expired, so the visitor must request a new one
 	30004: Permanent, // message blocked (by the recipient or the carrier)
 	30005: Permanent, // unknown handset: the number does not exist
 	30006: Permanent, // landline or unreachable carrier
 	30007: Permanent, // carrier filtered the content as spam; the same text is filtered again
 
-	// Our configuration is wrong: no retry fixes it, the operator must.
-	20003: Permanent, // authentication failed: wrong account SID or token
-	20404: Permanent, // resource not found: wrong account SID
+	// Our account or configuration is refused: no visitor gets a PIN
+	// until staff fix it, so visitors are told to try later and the
+	// breaker opens at once (see Operator).
+	20003: Operator, // authentication failed: wrong account SID or token
+	20005: Operator, // account not active: out of funds, or a trial never activated
+	10001: Operator, // account not active (suspended, balance at or below zero)
+	20404: Operator, // resource not found: wrong account SID
+	20008: Operator, // test credentials cannot send real messages
+	21222: Operator, // twilio-go: account SID has illegal characters
+	21224: Operator, // twilio-go: auth token has illegal characters
+	21408: Operator, // no permission to send to this region: the account's geo permissions, for every visitor alike
+	21601: Operator, // 'From' is not an SMS-capable number of this account
+	21606: Operator, // 'From' is not an SMS-capable number of this account (for this destination)
+	21212: Operator, // 'From' is not a valid number or sender ID
+	21603: Operator, // 'From' missing
+	21608: Operator, // trial account: it can only text numbers verified in its console
+	21659: Operator, // 'From' is not a Twilio number (or a short code of another country)
+	21661: Operator, // 'From' is not SMS-capable
+	30002: Operator, // account suspended
+	30010: Operator, // price exceeds the MaxPrice we set
+
+	// Our message is wrong: no retry fixes it.
 	21602: Permanent, // body missing
-	21606: Permanent, // 'From' is not an SMS-capable number of this account
 	21617: Permanent, // body over 1600 characters
-	21222: Permanent, // twilio-go: account SID has illegal characters
-	21224: Permanent, // twilio-go: auth token has illegal characters
-	30002: Permanent, // account suspended
-	30010: Permanent, // price exceeds the MaxPrice we set
 
 	// Load or a transient fault at Twilio or the carrier: worth a retry
 	// after a back-off.
@@ -217,7 +283,7 @@ var twilioCodes = map[int]Kind{
 
 // TwilioKind classifies a Twilio error code, falling back to the HTTP
 // status (0 if unknown) for codes not in the table: 429 and 5xx are
-// Temporary, everything else Permanent.
+// Temporary, 401, 402, 403 and 407 Operator, everything else Permanent.
 func TwilioKind(code, status int) Kind {
 	if k, ok := twilioCodes[code]; ok {
 		return k
@@ -232,10 +298,16 @@ func TwilioKind(code, status int) Kind {
 
 // httpStatusKind classifies an HTTP error status: the server asked us to
 // slow down (429), timed out waiting for us (408) or failed itself (5xx)
-// → Temporary; any other status means the request itself is wrong.
+// → Temporary; it refused our credentials or account (401, 403), wants
+// payment (402, an operator's "no credit") or our proxy's credentials
+// (407) → Operator; any other status means the request itself is wrong.
 func httpStatusKind(status int) Kind {
-	if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 {
+	switch {
+	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
 		return Temporary
+	case status == http.StatusUnauthorized || status == http.StatusPaymentRequired || status == http.StatusForbidden ||
+		status == http.StatusProxyAuthRequired:
+		return Operator
 	}
 	return Permanent
 }

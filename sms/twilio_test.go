@@ -151,13 +151,16 @@ func TestTwilioErrors(t *testing.T) {
 		want         Kind
 	}{
 		{21211, 400, Permanent},
-		{21408, 400, Permanent},
+		{21408, 400, Operator}, // the account's geo permissions
 		{21610, 400, Permanent},
 		{21612, 400, Permanent},
 		{21614, 400, Permanent},
-		{21606, 400, Permanent},
-		{20003, 401, Permanent},
-		{20404, 404, Permanent},
+		{21606, 400, Operator},
+		{20005, 401, Operator},
+		{21608, 400, Operator},
+		{20003, 401, Operator},
+		{20404, 404, Operator},
+		{99999, 403, Operator}, // unknown code: the status decides
 		{20429, 429, Temporary},
 		{20500, 500, Temporary},
 		{20503, 503, Temporary},
@@ -213,7 +216,10 @@ func TestTwilioKind(t *testing.T) {
 		{12345, 0, Permanent}, // unknown without status: do not retry blindly
 		{0, 408, Temporary},
 		{0, 504, Temporary},
-		{0, 403, Permanent},
+		{0, 403, Operator},
+		{0, 402, Operator},
+		{0, 404, Permanent},
+		{30002, 0, Operator}, // account suspended
 	}
 	for _, tt := range tests {
 		if got := TwilioKind(tt.code, tt.status); got != tt.want {
@@ -226,7 +232,7 @@ func TestTwilioUndecodableError(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		want   Kind
-	}{{503, Temporary}, {502, Temporary}, {403, Permanent}} {
+	}{{503, Temporary}, {502, Temporary}, {403, Operator}, {400, Permanent}} {
 		tw, _ := fakeTwilio(t, TwilioConfig{From: "+15005550006"}, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(tt.status)
@@ -349,5 +355,64 @@ func TestLoadSecret(t *testing.T) {
 	}
 	if _, err := LoadSecret("", "", ""); !errors.Is(err, ErrNoSecret) {
 		t.Errorf("want ErrNoSecret, got %v", err)
+	}
+}
+
+func TestParseTwilioAPIURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://127.0.0.1:8080":  "http://127.0.0.1:8080",
+		"http://127.0.0.1:8080/": "http://127.0.0.1:8080",
+		"https://[::1]:9443":     "https://[::1]:9443",
+		"http://127.3.2.1:1":     "http://127.3.2.1:1",
+	} {
+		u, err := ParseTwilioAPIURL(raw)
+		if err != nil || u.String() != want {
+			t.Errorf("%q: %v, %v; want %s", raw, u, err, want)
+		}
+	}
+	for _, raw := range []string{
+		"http://api.twilio.example:80", // a name, not loopback
+		"http://localhost:8080",        // a name: could resolve anywhere
+		"http://192.0.2.10:8080",       // not loopback
+		"ftp://127.0.0.1:21",
+		"http://127.0.0.1",               // no port
+		"http://127.0.0.1:80/2010-04-01", // a path
+		"http://user:pw@127.0.0.1:80",
+		"127.0.0.1:8080",
+		"",
+	} {
+		if u, err := ParseTwilioAPIURL(raw); err == nil {
+			t.Errorf("%q accepted as %v", raw, u)
+		} else if !strings.Contains(err.Error(), TwilioAPIURLEnv) {
+			t.Errorf("%q: error %q does not name %s", raw, err, TwilioAPIURLEnv)
+		}
+	}
+}
+
+// TestTwilioAPIBase: with the test override the real twilio-go client's
+// requests reach the fake at the override's address, same path; without
+// it, sms.New refuses a non-loopback override outright.
+func TestTwilioAPIBase(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, twilioCreated("+97433123456", "+15005550006", ""))
+	}))
+	defer srv.Close()
+	s, err := New(ProviderConfig{Provider: "twilio", TwilioAccountSID: testSID, TwilioAuthToken: testToken,
+		TwilioFrom: "+15005550006", TwilioAPIURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), Message{To: "+97433123456", Body: testPIN}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-got; p != "/2010-04-01/Accounts/"+testSID+"/Messages.json" {
+		t.Errorf("fake saw path %q", p)
+	}
+	if _, err := New(ProviderConfig{Provider: "twilio", TwilioAccountSID: testSID, TwilioAuthToken: testToken,
+		TwilioFrom: "+15005550006", TwilioAPIURL: "https://sms.example.net:443"}); err == nil {
+		t.Error("a non-loopback Twilio override was accepted")
 	}
 }

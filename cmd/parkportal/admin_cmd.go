@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -183,7 +182,7 @@ type apiClient struct {
 
 // openAPI parses a CLI subcommand's flags (with --config) and connects
 // to the admin API; it returns the remaining arguments.
-func openAPI(fs *flag.FlagSet, args []string) (*apiClient, *config.Config, []string, error) {
+func openAPI(fs *flags, args []string) (*apiClient, *config.Config, []string, error) {
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return nil, nil, nil, err
@@ -320,6 +319,15 @@ func readPassword(prompt string) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
+// adminSynopses are each admin subcommand's usage line.
+var adminSynopses = map[string]string{
+	"add-user": "admin add-user [--config FILE] [--role viewer|operator|admin] NAME   (password from the terminal or stdin)",
+	"passwd":   "admin passwd   [--config FILE] NAME",
+	"role":     "admin role     [--config FILE] NAME viewer|operator|admin",
+	"token":    "admin token    [--config FILE] [--label TEXT] NAME   (prints a new API token once)",
+	"list":     "admin list     [--config FILE]",
+}
+
 func adminUsage() error {
 	return errors.New(`usage:
   parkportal admin add-user [--config FILE] [--role viewer|operator|admin] NAME   (password from the terminal or stdin)
@@ -336,9 +344,21 @@ func cmdAdmin(args []string) error {
 		return adminUsage()
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("admin "+sub, flag.ContinueOnError)
-	role := fs.String("role", "admin", "role of the new account: viewer, operator or admin")
-	label := fs.String("label", "", "what the token is for (shown in the console)")
+	if isHelp(sub) {
+		return showHelp(adminUsage())
+	}
+	synopsis, ok := adminSynopses[sub]
+	if !ok {
+		return adminUsage()
+	}
+	fs := newFlags("admin "+sub, synopsis)
+	role, label := new(string), new(string)
+	switch sub {
+	case "add-user":
+		role = fs.String("role", "admin", "role of the new account: viewer, operator or admin")
+	case "token":
+		label = fs.String("label", "", "what the token is for (shown in the console)")
+	}
 	c, cfg, rest, err := openAPI(fs, args[1:])
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,10 +21,10 @@ const labDir = "/tmp/parkportal-lab"
 // cmdLab builds the virtual park, runs the real daemon in its gateway and
 // either waits for Ctrl-C (explore by hand) or runs the scripted visitor.
 func cmdLab(args []string) error {
-	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	fs := newFlags("lab", "lab [--check] [--visitors N]   build a virtual park in network namespaces and run the daemon in it (root)")
 	check := fs.Bool("check", false, "run a scripted visitor through the captive loop, print a line per step, then clean up")
 	visitors := fs.Int("visitors", 2, "number of visitor namespaces")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if os.Geteuid() != 0 {
@@ -109,9 +108,11 @@ Act as visitor %[4]s (%[5]s, MAC %[6]s):
 
   ip netns exec %[4]s curl -i http://%[7]s/generate_204        # redirected to the splash page
   ip netns exec %[4]s curl -s %[3]s                            # the splash page (Arabic)
-  ip netns exec %[4]s curl -s -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d phone=33123456 %[3]ssms
-  cat %[9]s                                                     # the SMS "phone": your PIN
-  ip netns exec %[4]s curl -s -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d pin=<PIN> %[3]spin
+  ip netns exec %[4]s curl -s -o /tmp/v1.html -w 'HTTP %%{http_code} %%{redirect_url}\n' -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d phone=33123456 %[3]ssms
+        # HTTP 303 %[3]s?lang=ar: the PIN went out; anything else: grep -A2 problem /tmp/v1.html says why
+  tail -n 1 %[9]s | cut -c1-200                                 # the SMS "phone": {"to":"+97433123456","body":"رمزك 123456 …"}
+        # (the daemon also prints each SMS here: 📱 SMS to +974…)
+  ip netns exec %[4]s curl -s -c /tmp/v1 -b /tmp/v1 -H 'Origin: %[8]s' -d pin=<PIN> %[3]spin | grep -o 'You are online\|أنت متصل\|data-code="[a-z-]*"'
   ip netns exec %[4]s curl -i http://%[7]s/generate_204        # 204: you are online
 
 Other visitors: %[10]s. The internet host is %[7]s (namespace %[11]s).

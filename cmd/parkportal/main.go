@@ -2,16 +2,21 @@
 // Wi-Fi: visitors log in with their mobile number and an SMS PIN and are
 // let out through the gateway's firewall, shaped to the park's rate.
 //
-//	parkportal serve --config /etc/config/parkportal   run the daemon
+//	parkportal serve [--config FILE]                   run the daemon
 //	parkportal lab [--check]                           a virtual park in network namespaces
-//	parkportal config check --config FILE              validate a config file
-//	parkportal db check --config FILE                  verify the state database
-//	parkportal db export --config FILE [--format json] the session log, for the ministry
-//	parkportal cleanup --config FILE                   remove our chains and set after a crash
+//	parkportal config check [--config FILE]            validate a config file
+//	parkportal db check [--config FILE]                verify the state database
+//	parkportal db export [--config FILE] [--format json] the session log, for the ministry
+//	parkportal cleanup [--config FILE]                 remove our chains and set after a crash
 //	parkportal version
+//
+// The config is FILE, else /etc/config/parkportal if it exists; only
+// --lab-defaults uses the lab's embedded one.
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -21,7 +26,11 @@ import (
 var version = "dev"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help printed what was asked
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "parkportal:", err)
 		os.Exit(1)
 	}
@@ -29,16 +38,28 @@ func main() {
 
 func usage() error {
 	return fmt.Errorf(`usage:
-  parkportal serve --config FILE     run the daemon
+  parkportal serve [--config FILE]   run the daemon
   parkportal lab [--check]           build a virtual park in network namespaces and run the daemon in it
-  parkportal config check --config FILE
-  parkportal db check --config FILE
-  parkportal db export --config FILE [--format csv|json]   the session log (stop the daemon first)
+  parkportal config check [--config FILE]
+  parkportal db check [--config FILE]
+  parkportal db export [--config FILE] [--format csv|json]   the session log (stop the daemon first)
   parkportal admin add-user|passwd|role|token|list ...   staff accounts
   parkportal site get|set|export|import ...               site policy and profiles
   parkportal sessions list|kick|extend ...                visitors' sessions
-  parkportal cleanup --config FILE   remove parkportal's chains and allowlist set
-  parkportal version`)
+  parkportal cleanup [--config FILE] remove parkportal's chains and allowlist set
+  parkportal version
+The config is FILE, else %s if it exists; --lab-defaults instead uses
+the lab's virtual park. Every command takes --help`, defaultConfigPath)
+}
+
+func configUsage() error {
+	return errors.New("usage: parkportal config check [--config FILE | --lab-defaults]   validate a config file")
+}
+
+func dbUsage() error {
+	return errors.New(`usage:
+  parkportal db check  [--config FILE | --lab-defaults]   verify the state database, read-only
+  parkportal db export [--config FILE | --lab-defaults] [--format csv|json]   the session log (stop the daemon first)`)
 }
 
 func run(args []string) error {
@@ -53,16 +74,23 @@ func run(args []string) error {
 	case "lab-internet":
 		return cmdLabInternet(args[1:])
 	case "config":
-		if len(args) > 1 && args[1] == "check" {
+		switch {
+		case len(args) > 1 && args[1] == "check":
 			return cmdConfigCheck(args[2:])
+		case len(args) > 1 && isHelp(args[1]):
+			return showHelp(configUsage())
 		}
+		return configUsage()
 	case "db":
-		if len(args) > 1 && args[1] == "check" {
+		switch {
+		case len(args) > 1 && args[1] == "check":
 			return cmdDBCheck(args[2:])
-		}
-		if len(args) > 1 && args[1] == "export" {
+		case len(args) > 1 && args[1] == "export":
 			return cmdDBExport(args[2:])
+		case len(args) > 1 && isHelp(args[1]):
+			return showHelp(dbUsage())
 		}
+		return dbUsage()
 	case "admin":
 		return cmdAdmin(args[1:])
 	case "site":
@@ -74,9 +102,8 @@ func run(args []string) error {
 	case "version", "--version", "-v":
 		fmt.Println(versionString())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Println(usage())
-		return nil
+	case "help", "-h", "-help", "--help":
+		return showHelp(usage())
 	}
 	return usage()
 }

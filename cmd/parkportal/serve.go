@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parkwifi/parkportal/admin"
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/firewall"
 	"github.com/parkwifi/parkportal/limits"
@@ -31,17 +31,6 @@ import (
 	"github.com/parkwifi/parkportal/sms"
 	"github.com/parkwifi/parkportal/store"
 )
-
-func loadConfig(fs *flag.FlagSet, args []string) (*config.Config, error) {
-	path := fs.String("config", "", "config file (UCI syntax, e.g. /etc/config/parkportal); empty means the lab defaults")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if *path == "" {
-		return config.Parse(config.LabDefault)
-	}
-	return config.Load(*path)
-}
 
 func newLogger(level string) *slog.Logger {
 	var l slog.Level
@@ -81,13 +70,14 @@ func newSender(c *config.Config) (sms.Sender, error) {
 		TwilioAccountSID: o["twilio_account_sid"], TwilioAuthToken: o["twilio_auth_token"],
 		TwilioAuthTokenFile: o["twilio_auth_token_file"], TwilioAuthTokenEnv: o["twilio_auth_token_env"],
 		TwilioFrom: o["twilio_from"], TwilioMessagingServiceSID: o["twilio_messaging_service_sid"],
-		TwilioValidity: o["twilio_validity"],
-		HTTPURL:        o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
+		TwilioValidity: o["twilio_validity"], TwilioAPIURL: os.Getenv(sms.TwilioAPIURLEnv),
+		HTTPURL: o["http_url"], HTTPMethod: o["http_method"], HTTPMode: o["http_mode"],
 		HTTPBodyTemplate: o["http_body_template"], HTTPHeaders: headers,
 		HTTPAuthHeader: o["http_auth_header"], HTTPAuthValue: o["http_auth_value"],
 		HTTPAuthFile: o["http_auth_file"], HTTPAuthEnv: o["http_auth_env"],
 		HTTPSuccessStatus: o["http_success_status"], HTTPSuccessContains: o["http_success_contains"],
 		HTTPSuccessJSONField: o["http_success_json_field"], HTTPSuccessJSONValue: o["http_success_json_value"],
+		HTTPNumberFormat: o["http_number_format"], HTTPCountryCode: o["http_country_code"],
 		Timeout: o["timeout"], RetryAttempts: o["retry_attempts"], RetryBackoff: o["retry_backoff"],
 		RetryDeadline: o["retry_deadline"], BreakerFailures: o["breaker_failures"], BreakerCooldown: o["breaker_cooldown"],
 	})
@@ -95,6 +85,33 @@ func newSender(c *config.Config) (sms.Sender, error) {
 		return nil, fmt.Errorf("config sms: %w", err)
 	}
 	return s, nil
+}
+
+// watchSMSFaults makes an operator fault (the SMS provider refusing our
+// account: credentials, credit, suspension) reach staff: an error in the
+// log when it starts, the parkportal_sms_paused gauge (met returns nil
+// until the metrics exist) and, through the returned func, the console's
+// banner. It returns nil for a sender without a breaker (the console
+// sender of the lab).
+func watchSMSFaults(sender sms.Sender, log *slog.Logger, met func() *metrics.Metrics) admin.SMSFault {
+	b, ok := sender.(*sms.Breaker)
+	if !ok {
+		return nil
+	}
+	b.OnFault = func(e *sms.Error) {
+		log.Error("the SMS provider refuses parkportal's account: sending is paused and visitors are told to try again later; check the credentials and the credit",
+			"provider", e.Provider, "code", e.Code, "err", e)
+		if m := met(); m != nil {
+			m.SetSMSPaused(true)
+		}
+	}
+	return func() (string, time.Time, bool) {
+		f, since := b.Fault()
+		if f == nil {
+			return "", time.Time{}, false
+		}
+		return f.Code, since, true
+	}
 }
 
 // limitsConfig maps the site's SMS caps onto the limiter's settings.
@@ -114,7 +131,7 @@ func limitsConfig(s config.Site, tz *time.Location) limits.Config {
 const defaultMemoryLimit = 32 << 20
 
 func cmdServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlags("serve", "serve [--config FILE | --lab-defaults]   run the daemon")
 	// Kept so that old init scripts still start: a stop always leaves the
 	// gate in place now.
 	fs.Bool("keep-firewall", true, "no effect: a stop always leaves the gate closed and visitors online ('parkportal cleanup' removes it)")
@@ -185,11 +202,16 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	if u := os.Getenv(sms.TwilioAPIURLEnv); u != "" && cfg.SMS["provider"] == "twilio" {
+		log.Warn("TEST ONLY: "+sms.TwilioAPIURLEnv+" is set: Twilio requests go to a fake Twilio, not api.twilio.com; no visitor gets a real SMS. Unset it on a real gateway.",
+			"url", u)
+	}
+	var met *metrics.Metrics // set once the admin side is up
+	smsFault := watchSMSFaults(sender, log, func() *metrics.Metrics { return met })
 	lim, err := limits.Open(st.DB(), limitsConfig(cfg.Site, cfg.Timezone), time.Now)
 	if err != nil {
 		return fmt.Errorf("opening SMS limits: %w", err)
 	}
-	var met *metrics.Metrics // set once the admin side is up
 	mgr := session.NewManager(session.Options{
 		Store: st, Gate: fw, Site: cfg.Site.ID, Logger: log,
 		LANPrefix: cfg.LANPrefix, Neighbors: fw,
@@ -241,6 +263,9 @@ func cmdServe(args []string) error {
 	}
 	met = adm.Metrics
 	srv.SetEvents(adm.Metrics)
+	if smsFault != nil {
+		adm.Server.SetSMSFault(smsFault)
+	}
 	// Site policy lives in the store from the first start on; staff change
 	// it in the console and it applies here, live, without a restart.
 	apply := func(s settings.Site) {
@@ -266,6 +291,10 @@ func cmdServe(args []string) error {
 				return
 			case <-t.C:
 				met.SetRADIUSQueue(radiusNAS.queueLen(), radiusNAS.dropped())
+				if smsFault != nil {
+					_, _, paused := smsFault()
+					met.SetSMSPaused(paused)
+				}
 			}
 		}
 	})
@@ -370,13 +399,19 @@ func newHTTPServer(h http.Handler) *http.Server {
 }
 
 func cmdConfigCheck(args []string) error {
-	cfg, err := loadConfig(flag.NewFlagSet("config check", flag.ContinueOnError), args)
+	cfg, err := loadConfig(newFlags("config check", "config check [--config FILE | --lab-defaults]   validate a config file and its SMS provider settings"), args)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up\n",
+	// The SMS section is read by package sms: build the sender (nothing
+	// is sent) so a bad number format or template fails here, not at
+	// the first visitor.
+	if _, err := newSender(cfg); err != nil {
+		return err
+	}
+	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up, SMS via %s\n",
 		cfg.Site.ID, cfg.Site.NameEN, cfg.Site.NameAR, cfg.LANPrefix, cfg.LANIface, cfg.GatewayIP, cfg.PortalPort,
-		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp))
+		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp), cfg.SMS["provider"])
 	return nil
 }
 
@@ -384,7 +419,7 @@ func cmdConfigCheck(args []string) error {
 // damaged file is reported with its path and what to do, never by a
 // panic, and checking it writes nothing that could make it worse.
 func cmdDBCheck(args []string) error {
-	cfg, err := loadConfig(flag.NewFlagSet("db check", flag.ContinueOnError), args)
+	cfg, err := loadConfig(newFlags("db check", "db check [--config FILE | --lab-defaults]   verify the state database, read-only"), args)
 	if err != nil {
 		return err
 	}
@@ -400,7 +435,7 @@ func cmdDBCheck(args []string) error {
 }
 
 func cmdCleanup(args []string) error {
-	cfg, err := loadConfig(flag.NewFlagSet("cleanup", flag.ContinueOnError), args)
+	cfg, err := loadConfig(newFlags("cleanup", "cleanup [--config FILE | --lab-defaults]   remove parkportal's chains, allowlist set and shaping (after a crash)"), args)
 	if err != nil {
 		return err
 	}
@@ -452,7 +487,7 @@ func tlsHost(c *config.Config) string {
 // cmdDBExport writes the session log for the ministry: every stored
 // session (phone, device, address, times, traffic) as CSV or JSON lines.
 func cmdDBExport(args []string) error {
-	fs := flag.NewFlagSet("db export", flag.ContinueOnError)
+	fs := newFlags("db export", "db export [--config FILE | --lab-defaults] [--format csv|json]   the session log (stop the daemon first)")
 	format := fs.String("format", "csv", "csv or json")
 	cfg, err := loadConfig(fs, args)
 	if err != nil {

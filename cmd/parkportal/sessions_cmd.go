@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -16,6 +15,13 @@ import (
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/settings"
 )
+
+// sessionsSynopses are each sessions subcommand's usage line.
+var sessionsSynopses = map[string]string{
+	"list":   "sessions list   [--config FILE] [SEARCH]   active sessions; SEARCH matches phone, MAC or IP",
+	"kick":   "sessions kick   [--config FILE] ID   disconnect a visitor now",
+	"extend": "sessions extend [--config FILE] ID DURATION   e.g. 30m, 2h",
+}
 
 func sessionsUsage() error {
 	return errors.New(`usage:
@@ -31,8 +37,14 @@ func cmdSessions(args []string) error {
 		return sessionsUsage()
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("sessions "+sub, flag.ContinueOnError)
-	c, _, rest, err := openAPI(fs, args[1:])
+	if isHelp(sub) {
+		return showHelp(sessionsUsage())
+	}
+	synopsis, ok := sessionsSynopses[sub]
+	if !ok {
+		return sessionsUsage()
+	}
+	c, _, rest, err := openAPI(newFlags("sessions "+sub, synopsis), args[1:])
 	if err != nil {
 		return err
 	}

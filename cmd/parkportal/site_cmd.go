@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/parkwifi/parkportal/settings"
 )
+
+// siteSynopses are each site subcommand's usage line.
+var siteSynopses = map[string]string{
+	"get":    "site get    [--config FILE]   print the site policy as JSON",
+	"set":    "site set    [--config FILE] FIELD=VALUE ...   e.g. rate_down=4mbit idle_timeout=30m allowed_prefixes=+9743,+9745",
+	"export": "site export [--config FILE] [FILE]   write a site profile (stdout without FILE)",
+	"import": "site import [--config FILE] [--keep-names] FILE   apply a profile exported on another gateway",
+}
 
 func siteUsage() error {
 	return errors.New(`usage:
@@ -27,8 +34,18 @@ func cmdSite(args []string) error {
 		return siteUsage()
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("site "+sub, flag.ContinueOnError)
-	keepNames := fs.Bool("keep-names", false, "import: keep this park's Arabic and English names")
+	if isHelp(sub) {
+		return showHelp(siteUsage())
+	}
+	synopsis, ok := siteSynopses[sub]
+	if !ok {
+		return siteUsage()
+	}
+	fs := newFlags("site "+sub, synopsis)
+	keepNames := new(bool)
+	if sub == "import" {
+		keepNames = fs.Bool("keep-names", false, "keep this park's Arabic and English names")
+	}
 	c, _, rest, err := openAPI(fs, args[1:])
 	if err != nil {
 		return err

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/parkwifi/parkportal/config"
+)
+
+// defaultConfigPath is where OpenWrt keeps the config; commands read it
+// when no --config is given, if it exists.
+var defaultConfigPath = "/etc/config/parkportal"
+
+// helpOut is where --help prints (stdout; tests swap it).
+var helpOut io.Writer = os.Stdout
+
+// flags are one subcommand's flags and its usage line.
+type flags struct {
+	*flag.FlagSet
+	synopsis string // after "parkportal ", as --help prints it
+}
+
+func newFlags(name, synopsis string) *flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parse prints the usage itself, to the right stream
+	fs.Usage = func() {}
+	return &flags{FlagSet: fs, synopsis: synopsis}
+}
+
+// parse parses args. --help prints the subcommand's usage and its own
+// flags to stdout and returns flag.ErrHelp, which main treats as
+// success; a bad flag prints them to stderr and returns the error.
+func (f *flags) parse(args []string) error {
+	err := f.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		f.usage(helpOut)
+		return flag.ErrHelp
+	case err != nil:
+		f.usage(os.Stderr)
+		return err
+	}
+	return nil
+}
+
+func (f *flags) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: parkportal %s\n", f.synopsis)
+	n := 0
+	f.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintln(w, "flags:")
+		f.SetOutput(w)
+		f.PrintDefaults()
+		f.SetOutput(io.Discard)
+	}
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
+// showHelp prints a command group's usage to stdout and returns
+// flag.ErrHelp.
+func showHelp(usage error) error {
+	fmt.Fprintln(helpOut, usage.Error())
+	return flag.ErrHelp
+}
+
+// loadConfig adds --config and --lab-defaults to f, parses args and
+// loads the config. Without --config it reads /etc/config/parkportal if
+// it exists; it never falls back to the lab's embedded defaults by
+// itself (a real gateway would then run a lab park on interfaces and a
+// database path that are not its own): only --lab-defaults does that.
+func loadConfig(f *flags, args []string) (*config.Config, error) {
+	path := f.String("config", "", "config file (UCI syntax); default "+defaultConfigPath+" if it exists")
+	lab := f.Bool("lab-defaults", false, "use the lab's embedded config (the virtual park of parkportal lab) instead of a file; never on a real gateway")
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case *lab && *path != "":
+		return nil, errors.New("--config and --lab-defaults: give one, not both")
+	case *lab:
+		return config.Parse(config.LabDefault)
+	case *path != "":
+		return config.Load(*path)
+	}
+	if _, err := os.Stat(defaultConfigPath); err == nil {
+		return config.Load(defaultConfigPath)
+	}
+	return nil, fmt.Errorf("no config file: give --config FILE (%s, OpenWrt's, does not exist here), or --lab-defaults for the lab's virtual park (never on a real gateway)", defaultConfigPath)
+}
