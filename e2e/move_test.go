@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"net/netip"
-	"slices"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"

@@ -500,4 +500,3 @@ func cmdDBExport(args []string) error {
 	defer st.Close()
 	return st.Export(os.Stdout, *format)
 }
-
