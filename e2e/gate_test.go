@@ -50,16 +50,6 @@ func (p *testPark) allowlist() ([]string, error) {
 	return out, nil
 }
 
-// allows reports whether the allowlist holds v's pair.
-func (p *testPark) allows(t *testing.T, ip, mac string) bool {
-	t.Helper()
-	list, err := p.allowlist()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return slices.Contains(list, ip+" "+strings.ToLower(mac))
-}
-
 var countersRE = regexp.MustCompile(`counter packets \d+ bytes \d+|\[\d+:\d+\]`)
 
 // gateView is the kernel's own rendering of our gate, counters and
