@@ -297,7 +297,7 @@ func checkControl(t *testing.T, tg target, control []member, wantDeps []string) 
 	if got, want := f["Depends"], strings.Join(wantDeps, ", "); got != want {
 		t.Errorf("control: Depends %q, want the Makefile's list %q", got, want)
 	}
-	for _, d := range []string{"iptables-nft", "kmod-ipt-ipset", "kmod-sched-core", "kmod-ifb", "ca-bundle"} {
+	for _, d := range []string{"kmod-nft-core", "kmod-nft-nat", "kmod-sched-core", "kmod-ifb", "ca-bundle"} {
 		if !strings.Contains(", "+f["Depends"]+",", ", "+d+",") {
 			t.Errorf("control: Depends lacks %s", d)
 		}
