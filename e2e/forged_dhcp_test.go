@@ -20,12 +20,18 @@ import (
 // forgery imitates one. Each case has the real dnsmasq running in the
 // gateway, as in a park, and checks that the victim's session stays
 // where it was and that the daemon saw and refused the forgery (so a pass
-// does not just mean the frame never arrived).
+// does not just mean the frame never arrived). On both firewall backends.
 func TestForgedDHCPAck(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be, func(t *testing.T) { forgedDHCPAck(t, be) })
+	}
+}
+
+func forgedDHCPAck(t *testing.T, be string) {
 	unused := netip.MustParseAddr("198.51.100.77") // in the LAN, outside dnsmasq's range, no device
 
 	t.Run("broadcast with the gateway's MAC moving the victim to the attacker", func(t *testing.T) {
-		f := newForgery(t)
+		f := newForgery(t, be)
 		f.sendFrame(f.v2.NS, f.forgedAck(f.v1, f.v2.IP))
 		f.wantRefused("sent from the LAN with the gateway's MAC")
 		f.wantUnmoved(f.v1)
@@ -39,7 +45,7 @@ func TestForgedDHCPAck(t *testing.T) {
 	})
 
 	t.Run("broadcast with the gateway's MAC moving the victim to an unused address", func(t *testing.T) {
-		f := newForgery(t)
+		f := newForgery(t, be)
 		f.sendFrame(f.v2.NS, f.forgedAck(f.v1, unused))
 		f.wantRefused("sent from the LAN with the gateway's MAC")
 		f.wantUnmoved(f.v1)
@@ -49,7 +55,7 @@ func TestForgedDHCPAck(t *testing.T) {
 		// This ACK the gateway itself transmits on the LAN: the attacker
 		// logs in, opens a UDP flow from port 68 to port 67 of a host
 		// outside that it controls, and that host answers with the ACK.
-		f := newForgery(t)
+		f := newForgery(t, be)
 		f.login(f.v2, "33123457")
 		// (To its own address the move would be refused anyway: that
 		// address has the attacker's session. To an unused one it would
@@ -68,9 +74,10 @@ type forgery struct {
 	v1, v2 lab.Visitor
 }
 
-func newForgery(t *testing.T) *forgery {
+func newForgery(t *testing.T, backend string) *forgery {
 	p := newPark(t, 2)
-	f := &forgery{testPark: p, d: p.start(p.config(nil)), v1: p.Visitors[0], v2: p.Visitors[1]}
+	cfg := p.config(map[string]string{"parkportal.firewall_backend": backend})
+	f := &forgery{testPark: p, d: p.start(cfg), v1: p.Visitors[0], v2: p.Visitors[1]}
 	p.startDHCP()
 	p.login(f.v1, "33123456")
 	if !online(f.v1) {
