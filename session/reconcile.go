@@ -178,6 +178,22 @@ func (m *Manager) Sweep() (int, error) {
 		return 0, fmt.Errorf("loading active sessions: %w", err)
 	}
 	defer m.mu.Unlock()
+	var due []string
+	defer func() {
+		if len(due) == 0 {
+			return
+		}
+		if _, err := m.store.UpdateEach(due, func(x *store.Session) error {
+			if x.State != store.Active {
+				return store.ErrNotFound
+			}
+			x.LastActive = now
+			m.live[x.ID].fill(x)
+			return nil
+		}); err != nil {
+			m.log.Error("recording visitors' activity", "sessions", len(due), "err", err)
+		}
+	}()
 	ended := 0
 	for _, s := range active {
 		if u, ok := usage[s.IP]; ok {
@@ -194,22 +210,12 @@ func (m *Manager) Sweep() (int, error) {
 		if u, ok := usage[s.IP]; ok && u.Packets != m.activity[s.IP] {
 			m.activity[s.IP] = u.Packets
 			// Write activity to the store at most once a minute per
-			// session: enough for idle timeouts across a restart, and
-			// gentle on a router's flash.
+			// session (enough for idle timeouts across a restart, and
+			// gentle on a router's flash), all due sessions in one write.
 			if now.Sub(s.LastActive) >= time.Minute {
-				if ns, err := m.store.Update(s.ID, func(x *store.Session) error {
-					x.LastActive = now
-					m.live[s.ID].fill(x)
-					return nil
-				}); err == nil {
-					s = ns
-				}
-			} else {
-				s.LastActive = now
+				due = append(due, s.ID)
 			}
-			if s.LastActive.Before(now) {
-				s.LastActive = now
-			}
+			s.LastActive = now
 		}
 		var reason store.EndReason
 		switch {
