@@ -3,7 +3,7 @@
 // let out through the gateway's firewall, shaped to the park's rate.
 //
 //	parkportal serve --config /etc/config/parkportal   run the daemon
-//	parkportal lab [--check]                           a virtual park in network namespaces
+//	parkportal lab [--check]                           a virtual park in network namespaces (built with -tags lab only)
 //	parkportal config check --config FILE              validate a config file
 //	parkportal db check --config FILE                  verify the state database
 //	parkportal db export --config FILE [--format json] the session log, for the ministry
@@ -31,6 +31,7 @@ func usage() error {
 	return fmt.Errorf(`usage:
   parkportal serve --config FILE     run the daemon
   parkportal lab [--check]           build a virtual park in network namespaces and run the daemon in it
+                                     (development builds only: scripts/lab.sh, or go build -tags lab)
   parkportal config check --config FILE
   parkportal db check --config FILE
   parkportal db export --config FILE [--format csv|json]   the session log (stop the daemon first)
