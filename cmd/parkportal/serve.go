@@ -372,9 +372,10 @@ func cmdConfigCheck(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up\n",
+	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up, day ends at midnight %s (now UTC%s)\n",
 		cfg.Site.ID, cfg.Site.NameEN, cfg.Site.NameAR, cfg.LANPrefix, cfg.LANIface, cfg.GatewayIP, cfg.PortalPort,
-		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp))
+		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp),
+		cfg.Timezone, time.Now().In(cfg.Timezone).Format("-07:00"))
 	return nil
 }
 
