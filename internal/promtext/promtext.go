@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -124,10 +123,25 @@ type bucket struct {
 	count uint64
 }
 
-var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
+// validName reports whether s is a classic metric name
+// ([a-zA-Z_:][a-zA-Z0-9_:]*, colon allowed) or label name (no colon).
+// Checked by hand rather than with regexp so that every CLI call, which
+// links this package, does not compile expressions at start.
+func validName(s string, colon bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':' && colon:
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // desc is what every metric of a family shares.
 type desc struct {
@@ -140,13 +154,13 @@ type desc struct {
 // a bad name is a programming error, found at start.
 func newDesc(namespace, subsystem, name, help, typ string, constLabels Labels, variable []string) *desc {
 	fq := BuildFQName(namespace, subsystem, name)
-	if !metricNameRE.MatchString(fq) {
+	if !validName(fq, true) {
 		panic(fmt.Sprintf("promtext: %q is not a valid metric name", fq))
 	}
 	d := &desc{name: fq, help: help, typ: typ, variable: variable}
 	seen := map[string]bool{}
 	check := func(l string) {
-		if !labelNameRE.MatchString(l) || strings.HasPrefix(l, "__") {
+		if !validName(l, false) || strings.HasPrefix(l, "__") {
 			panic(fmt.Sprintf("promtext: %s: %q is not a valid label name", fq, l))
 		}
 		if typ == typeHistogram && l == "le" || typ == typeSummary && l == "quantile" {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -157,6 +158,22 @@ func TestCounterExactLikeClient(t *testing.T) {
 	r2.MustRegister(c2)
 	if a, b := ourText(t, r1), clientText(t, r2); a != b {
 		t.Errorf("ours:\n%s\nclient:\n%s", a, b)
+	}
+}
+
+// TestValidName: the hand-written name check is the client's expressions
+// ^[a-zA-Z_:][a-zA-Z0-9_:]*$ (metrics) and ^[a-zA-Z_][a-zA-Z0-9_]*$
+// (labels).
+func TestValidName(t *testing.T) {
+	metricRE := regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	labelRE := regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	for _, s := range []string{"", "a", "_", ":", "a:b", "a_b9", "9a", "a-b", "ä", "a b", "A_Z:09", "__x", ":9", "_9", "a\x00"} {
+		if got, want := validName(s, true), metricRE.MatchString(s); got != want {
+			t.Errorf("metric name %q: %v, want %v", s, got, want)
+		}
+		if got, want := validName(s, false), labelRE.MatchString(s); got != want {
+			t.Errorf("label name %q: %v, want %v", s, got, want)
+		}
 	}
 }
 
