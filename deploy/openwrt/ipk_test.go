@@ -536,7 +536,7 @@ func TestSizes(t *testing.T) {
 	}
 }
 
-// TestSizeFloor runs sizes.sh, which README section 7 quotes: it must
+// TestSizeFloor runs sizes.sh, which docs/BENCHMARKS.md quotes: it must
 // keep building (the floor program uses each part the way parkportal
 // does, so an API change would break it), and its table goes into the
 // CI log. Checked: the floor is smaller than parkportal, and every part
