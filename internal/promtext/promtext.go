@@ -594,14 +594,14 @@ func (r *Registry) WriteText(w io.Writer) error {
 	return err
 }
 
+// writeFamily writes a family's HELP (also when the help is empty: the
+// client always writes it), TYPE and sample lines.
 func writeFamily(b *bytes.Buffer, f *family) {
-	if f.help != "" {
-		b.WriteString("# HELP ")
-		b.WriteString(f.name)
-		b.WriteByte(' ')
-		writeEscaped(b, f.help, false)
-		b.WriteByte('\n')
-	}
+	b.WriteString("# HELP ")
+	b.WriteString(f.name)
+	b.WriteByte(' ')
+	writeEscaped(b, f.help, false)
+	b.WriteByte('\n')
 	b.WriteString("# TYPE ")
 	b.WriteString(f.name)
 	b.WriteByte(' ')
