@@ -14,7 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	_ "time/tzdata" // routers rarely ship a zone database
+
+	"github.com/parkwifi/parkportal/internal/tz"
 )
 
 // LabDefault is the configuration `parkportal lab` runs on: a virtual park
@@ -161,8 +162,10 @@ type Site struct {
 	SMSResendGap                               time.Duration
 }
 
+// mustLoadLocation loads a zone tz always knows (routers rarely have a
+// zone database; tz then builds it from its compiled rules).
 func mustLoadLocation(name string) *time.Location {
-	loc, err := time.LoadLocation(name)
+	loc, err := tz.Load(name)
 	if err != nil {
 		return time.UTC
 	}
@@ -403,12 +406,12 @@ func (c *Config) applyMain(s *Section) []error {
 	}
 	r.duration("retention", &c.Retention, time.Hour, 5*365*24*time.Hour)
 	r.integer("max_sessions", &c.MaxSessions, 100, 10_000_000)
-	var tz string
-	r.str("timezone", &tz)
-	if tz != "" {
-		loc, err := time.LoadLocation(tz)
+	var zone string
+	r.str("timezone", &zone)
+	if zone != "" {
+		loc, err := tz.Load(zone)
 		if err != nil {
-			r.fail("timezone", "want an IANA zone like Asia/Qatar, got %q", tz)
+			r.fail("timezone", "want an IANA zone like Asia/Qatar, got %q", zone)
 		} else {
 			c.Timezone = loc
 		}

@@ -28,7 +28,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "parkportal")
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/parkwifi/parkportal/cmd/parkportal").CombinedOutput()
+	// -tags lab: the tests run the lab's internet host from this binary
+	// (`parkportal lab-internet`), which router builds leave out; and the
+	// router's own tag (deploy/openwrt/build.sh), so the daemon under test
+	// speaks HTTP as it does on a router.
+	out, err := exec.Command("go", "build", "-tags", "lab,nethttpomithttp2", "-o", binary, "github.com/parkwifi/parkportal/cmd/parkportal").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building parkportal: %v\n%s", err, out)
 		os.Exit(1)

@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/need-go.sh
 . scripts/need-go.sh
 scripts/deps.sh lab
-CGO_ENABLED=0 go build -o parkportal ./cmd/parkportal
+# -tags lab: the virtual park is left out of router builds; the daemon
+# is otherwise built as on a router (deploy/openwrt/build.sh).
+CGO_ENABLED=0 go build -tags lab,nethttpomithttp2 -o parkportal ./cmd/parkportal
 exec ./parkportal lab "$@"

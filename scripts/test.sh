@@ -19,6 +19,8 @@ if [[ -n "$bad" ]]; then echo "not gofmt'ed:"; echo "$bad"; exit 1; fi
 
 echo "== go vet"
 go vet ./...
+# The lab command is built only with -tags lab (router builds leave it out).
+go vet -tags lab ./cmd/parkportal/
 # The routers are 32-bit and big-endian too: every package, tests
 # included, must build there (go vet compiles them).
 for target in mipsle mips arm; do
@@ -29,6 +31,7 @@ done
 echo "== staticcheck"
 command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 staticcheck ./...
+staticcheck -tags lab ./cmd/parkportal/
 
 echo "== short fuzz runs ($fuzztime each)"
 for f in $(grep -rl --include='*_test.go' '^func Fuzz' .); do

@@ -1,3 +1,9 @@
+//go:build lab
+
+// The virtual park is for development machines and the tests, not
+// routers: this file is built only with -tags lab (scripts/lab.sh and the
+// e2e tests build that way); nolab.go stands in for it otherwise.
+
 package main
 
 import (

@@ -3,11 +3,11 @@
 // let out through the gateway's firewall, shaped to the park's rate.
 //
 //	parkportal serve [--config FILE]                   run the daemon
-//	parkportal lab [--check]                           a virtual park in network namespaces
+//	parkportal lab [--check]                           a virtual park in network namespaces (built with -tags lab only)
 //	parkportal config check [--config FILE]            validate a config file
 //	parkportal db check [--config FILE]                verify the state database
 //	parkportal db export [--config FILE] [--format json] the session log, for the ministry
-//	parkportal cleanup [--config FILE]                 remove our chains and set after a crash
+//	parkportal cleanup [--config FILE]                 remove the firewall gate (the only command that opens it)
 //	parkportal version
 //
 // The config is FILE, else /etc/config/parkportal if it exists; only
@@ -40,6 +40,7 @@ func usage() error {
 	return fmt.Errorf(`usage:
   parkportal serve [--config FILE]   run the daemon
   parkportal lab [--check]           build a virtual park in network namespaces and run the daemon in it
+                                     (development builds only: scripts/lab.sh, or go build -tags lab)
   parkportal config check [--config FILE]
   parkportal db check [--config FILE]
   parkportal db export [--config FILE] [--format csv|json]   the session log (stop the daemon first)

@@ -409,9 +409,10 @@ func cmdConfigCheck(args []string) error {
 	if _, err := newSender(cfg); err != nil {
 		return err
 	}
-	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up, SMS via %s\n",
+	fmt.Printf("config ok: site %q (%s / %s), LAN %s on %s, portal %s:%d, rates %s down / %s up, SMS via %s, day ends at midnight %s (now UTC%s)\n",
 		cfg.Site.ID, cfg.Site.NameEN, cfg.Site.NameAR, cfg.LANPrefix, cfg.LANIface, cfg.GatewayIP, cfg.PortalPort,
-		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp), cfg.SMS["provider"])
+		config.FormatRate(cfg.Site.RateDown), config.FormatRate(cfg.Site.RateUp), cfg.SMS["provider"],
+		cfg.Timezone, time.Now().In(cfg.Timezone).Format("-07:00"))
 	return nil
 }
 

@@ -45,6 +45,13 @@ GO=${GO:-go}
 DIST=${DIST:-$repo/dist}
 OUTER=${OUTER:-tgz}
 
+# Build tags of every router binary (sizes.sh and the SDK Makefile use
+# the same): nethttpomithttp2 leaves net/http's HTTP/2 out (-0.56 MiB).
+# Nothing needs it: the portal and console serve phones and browsers over
+# HTTP/1.1, and Twilio's and operators' SMS APIs take HTTP/1.1 (twilio-go
+# uses the http.Client it is given, with no HTTP/2 of its own).
+router_tags=nethttpomithttp2
+
 all_arches="mips_24kc mipsel_24kc arm_cortex-a7_neon-vfpv4 aarch64_cortex-a53 x86_64"
 
 die() { echo "build.sh: $*" >&2; exit 1; }
@@ -124,7 +131,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/parkportal-ipk.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 sizes="$work/SIZES.txt"
-printf '# parkportal %s: stripped binary size per target (go build -trimpath -ldflags "-s -w")\n' "$VERSION" >"$sizes"
+printf '# parkportal %s: stripped binary size per target (go build -trimpath -tags %s -ldflags "-s -w")\n' "$VERSION" "$router_tags" >"$sizes"
 printf '# %-26s %10s %8s %10s\n' arch bytes MiB ipk_bytes >>"$sizes"
 
 for a in $arches; do
@@ -138,7 +145,7 @@ for a in $arches; do
 
 	# shellcheck disable=SC2046 # goenv's words are meant to split
 	(cd "$repo" && env CGO_ENABLED=0 GOOS=linux $(goenv "$a") \
-		"$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
+		"$GO" build -trimpath -tags "$router_tags" -ldflags "-s -w -X main.version=$VERSION" \
 		-o "$data/usr/bin/parkportal" ./cmd/parkportal)
 
 	install -m 0755 "$here/files/parkportal.init" "$data/etc/init.d/parkportal"
@@ -201,9 +208,12 @@ else
 		cp "$work/sizes.old" "$DIST/SIZES.txt"
 	done
 fi
-# Issue 9's budget: the stripped mipsel binary under 10 MiB.
+# Issue 14's budgets for a 16 MB-flash router: the stripped mipsel
+# binary at most 11 MiB, its ipk at most 4 MiB (TestSizes enforces them).
 grep -v '^# budget:' "$DIST/SIZES.txt" >"$work/sizes.new" || true
-awk '$1 == "mipsel_24kc" { printf "# budget: mipsel_24kc under 10 MiB: %s (%.2f MiB)\n", ($2 < 10485760 ? "met" : "NOT MET"), $2 / 1048576 }' \
-	"$work/sizes.new" >>"$work/sizes.new.budget"
+awk '$1 == "mipsel_24kc" {
+	printf "# budget: mipsel_24kc binary at most 11 MiB: %s (%.2f MiB)\n", ($2 <= 11534336 ? "met" : "NOT MET"), $2 / 1048576
+	printf "# budget: mipsel_24kc ipk at most 4 MiB: %s (%.2f MiB)\n", ($4 <= 4194304 ? "met" : "NOT MET"), $4 / 1048576
+}' "$work/sizes.new" >>"$work/sizes.new.budget"
 cat "$work/sizes.new" "$work/sizes.new.budget" >"$DIST/SIZES.txt"
 cat "$DIST/SIZES.txt"

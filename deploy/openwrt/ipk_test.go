@@ -48,16 +48,16 @@ var targets = []target{
 	{"x86_64", elf.EM_X86_64, elf.ELFCLASS64, binary.LittleEndian, "", false},
 }
 
-// Size limits for the stripped mipsel binary. mipselBudget is issue 9's
-// target (10 MB), which the binary misses: 20.13 MiB at the time of
-// writing, and the floor of any Go portal with a TLS server, an HTTPS
-// client and html/template is already 9.31 MiB (deploy/openwrt/sizes.sh
-// measures it and what each dependency adds; README section 7 has the
-// figures). The test logs the overage loudly and fails above
-// mipselCeiling, so the binary cannot keep growing unnoticed.
+// Size budgets of issue 14, for a router with 16 MB of flash: the
+// stripped mipsel binary at most 11 MiB (the stretch goal, 10 MiB, is
+// logged), its ipk at most 4 MiB (opkg keeps the package's files on the
+// compressed overlay, so the ipk's size is about what it costs in
+// flash). deploy/openwrt/sizes.sh shows what each part adds;
+// docs/BENCHMARKS.md ("Size and memory") has the history.
 const (
-	mipselBudget  = 10 << 20
-	mipselCeiling = 22 << 20
+	mipselBudget    = 11 << 20
+	mipselStretch   = 10 << 20
+	mipselIPKBudget = 4 << 20
 )
 
 var (
@@ -518,21 +518,29 @@ func TestSizes(t *testing.T) {
 	}
 	mib := float64(st.Size()) / (1 << 20)
 	switch {
-	case st.Size() >= mipselCeiling:
-		t.Errorf("mipsel binary is %d bytes (%.2f MiB), over the %d MiB ceiling (issue 9's budget: %d MiB)", st.Size(), mib, mipselCeiling>>20, mipselBudget>>20)
-	case st.Size() >= mipselBudget:
-		t.Logf("BUDGET NOT MET: mipsel binary is %d bytes (%.2f MiB); issue 9's budget is %d MiB (see mipselBudget)", st.Size(), mib, mipselBudget>>20)
+	case st.Size() > mipselBudget:
+		t.Errorf("mipsel binary is %d bytes (%.2f MiB), over the %d MiB budget (deploy/openwrt/sizes.sh shows what each part adds)", st.Size(), mib, mipselBudget>>20)
+	case st.Size() > mipselStretch:
+		t.Logf("mipsel binary is %d bytes (%.2f MiB): within the %d MiB budget, above the %d MiB stretch goal", st.Size(), mib, mipselBudget>>20, mipselStretch>>20)
 	default:
-		t.Logf("mipsel binary is %d bytes (%.2f MiB), within the %d MiB budget", st.Size(), mib, mipselBudget>>20)
+		t.Logf("mipsel binary is %d bytes (%.2f MiB), within the %d MiB stretch goal", st.Size(), mib, mipselStretch>>20)
+	}
+	ipk, err := os.Stat(filepath.Join(dist, fmt.Sprintf("parkportal_%s_mipsel_24kc.ipk", testVersion)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ipk.Size() > mipselIPKBudget {
+		t.Errorf("mipsel ipk is %d bytes (%.2f MiB), over the %d MiB budget", ipk.Size(), float64(ipk.Size())/(1<<20), mipselIPKBudget>>20)
+	} else {
+		t.Logf("mipsel ipk is %d bytes (%.2f MiB), within the %d MiB budget", ipk.Size(), float64(ipk.Size())/(1<<20), mipselIPKBudget>>20)
 	}
 }
 
-// TestSizeFloor runs sizes.sh, which README section 7 quotes: it must
-// keep building (the floor program uses each dependency the way
-// parkportal does, so an API change would break it), and its table goes
-// into the CI log. The one claim checked is the one the budget
-// discussion rests on: the floor is smaller than parkportal, and every
-// dependency adds to it.
+// TestSizeFloor runs sizes.sh, which docs/BENCHMARKS.md quotes: it must
+// keep building (the floor program uses each part the way parkportal
+// does, so an API change would break it), and its table goes into the
+// CI log. Checked: the floor is smaller than parkportal, and every part
+// adds to it.
 func TestSizeFloor(t *testing.T) {
 	built(t) // warm build cache
 	cmd := exec.Command("sh", filepath.Join(repoRoot(t), "deploy/openwrt/sizes.sh"))
@@ -544,7 +552,7 @@ func TestSizeFloor(t *testing.T) {
 	t.Logf("sizes.sh:\n%s", out)
 	rows := regexp.MustCompile(`(?m)^(floor|parkportal).*?(\d+\.\d+) MiB(?:\s+\+\s*(\d+\.\d+) MiB)?`).FindAllStringSubmatch(string(out), -1)
 	if len(rows) != 8 {
-		t.Fatalf("sizes.sh printed %d size rows, want 8 (floor, six dependencies, parkportal)", len(rows))
+		t.Fatalf("sizes.sh printed %d size rows, want 8 (floor, six parts, parkportal)", len(rows))
 	}
 	for _, r := range rows[1:] {
 		if r[3] == "" || r[3] == "0.00" {

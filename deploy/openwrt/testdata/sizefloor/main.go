@@ -1,12 +1,13 @@
 // Command sizefloor measures what the parts of parkportal cost in binary
-// size on a router, by building the same small program with one
-// dependency switched on at a time (see ../../sizes.sh).
+// size on a router, by building the same small program with one part
+// switched on at a time (see ../../sizes.sh).
 //
-// With no build tag it is the floor no captive portal in Go can go
-// under: the runtime, an HTTP server that also speaks TLS (RFC 8908's
-// API over HTTPS), an HTTPS client (Twilio, the operator's SMS gateway)
-// and html/template (the pages). Each tag adds one dependency, used the
-// way parkportal uses it, so the linker keeps what parkportal keeps.
+// With no build tag it is a reference point, the floor of this program:
+// the runtime, an HTTP server that also speaks TLS (RFC 8908's API over
+// HTTPS), an HTTPS client (Twilio, the operator's SMS gateway) and
+// html/template (the pages). It is not a bound on parkportal: parts
+// share code with it and with each other. Each tag adds one part, used
+// the way parkportal uses it, so the linker keeps what parkportal keeps.
 package main
 
 import (
