@@ -347,8 +347,8 @@ type view struct {
 	// terms page when staff wrote terms, else "" (no link).
 	TermsHref string
 	// Offer is the splash page's opening line, with the site's rate.
-	Offer       string
-	Problem     *problem
+	Offer   string
+	Problem *problem
 	// ProblemNote is a message from elsewhere, in its own language (a
 	// RADIUS server's Reply-Message), shown under Problem's text.
 	ProblemNote string
