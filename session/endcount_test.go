@@ -139,3 +139,71 @@ func TestCounted(t *testing.T) {
 		t.Errorf("Counted again: %d, want 500", list[0].BytesUp)
 	}
 }
+
+// TestSameDeviceReLoginCountsFromZero: a device that logs in again at the
+// same address keeps its kernel entry (and its counters): the old
+// session ends with what it moved, the new one counts only what comes
+// after.
+func TestSameDeviceReLoginCountsFromZero(t *testing.T) {
+	f, _ := newCountingFixture(t)
+	a := f.activate(t, login(1))
+	f.gate.Traffic(a.IP, 7)
+	b := f.activate(t, login(1)) // same MAC, same IP
+	if ev := endedEvent(t, f.st, a.ID); ev.BytesUp != 700 {
+		t.Errorf("replaced session's end: %d bytes, want 700", ev.BytesUp)
+	}
+	f.gate.Traffic(b.IP, 3)
+	if _, err := f.m.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := f.m.End(b.ID, store.ReasonLogout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended.BytesUp != 300 || ended.PacketsUp != 3 {
+		t.Errorf("new session: %d bytes, %d packets; want 300 and 3 (not the old session's too)", ended.BytesUp, ended.PacketsUp)
+	}
+}
+
+// denyWatcher records whether the store still said active when the
+// session was taken out of the kernel.
+type denyWatcher struct {
+	*countingGate
+	st           *store.Store
+	activeAtDeny []bool
+}
+
+func (g *denyWatcher) Deny(c firewall.Client) error {
+	s, err := g.st.ActiveByMAC(c.MAC)
+	g.activeAtDeny = append(g.activeAtDeny, err == nil && s.IP == c.IP)
+	return g.countingGate.Deny(c)
+}
+
+// TestEndCutsBeforeItStores: the visitor is cut off before the end is
+// written (an fsync a busy flash may take seconds over), so nothing moves
+// uncounted between the counters' reading and the cut.
+func TestEndCutsBeforeItStores(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "pp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := &denyWatcher{countingGate: &countingGate{Gate: fake.NewGate()}, st: st}
+	m := NewManager(Options{Store: st, Gate: g, Site: "park", Policy: policy, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := m.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.Activate(login(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.End(s.ID, store.ReasonKicked); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.activeAtDeny) != 1 || !g.activeAtDeny[0] {
+		t.Errorf("the store said active at the cut: %v, want [true] (cut first, then store)", g.activeAtDeny)
+	}
+	if g.Has(s.IP, s.MAC) {
+		t.Error("still allowed after the end")
+	}
+}

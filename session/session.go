@@ -293,8 +293,16 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 	// nothing). They go into its stored end, and so into its Stop.
 	m.usage = nil
 	m.gen++ // see lockedActive
+	var carried *traffic
 	replaced, err := m.store.ActivateWithFinal(s, "", func(old *store.Session) {
-		m.countLocked(old, m.usageLocked())
+		usage := m.usageLocked()
+		m.countLocked(old, usage)
+		if u, ok := usage[old.IP]; ok && old.IP == s.IP && old.MAC.String() == s.MAC.String() {
+			// The same device at the same address: the kernel's entry
+			// and its counters carry on into the new session, which
+			// counts from here.
+			carried = &traffic{primed: true, last: u, start: u}
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storing session for %s: %w", l.MAC, err)
@@ -307,6 +315,9 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		}
 		delete(m.live, old.ID)
 		m.notifyEnded(old)
+	}
+	if carried != nil {
+		m.live[s.ID] = carried
 	}
 	if err := m.gate.Allow(clientOf(s)); err != nil {
 		// A replaced session of this very device may still be in the
@@ -406,14 +417,31 @@ func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, 
 // finishLocked ends session id in the store and tells the observers;
 // with deny, it also takes the session out of the kernel. The session's
 // final traffic comes from the kernel's counters read right before the
-// store update (within usageMaxAge when a sweep ends several), and is
-// written with the end, so the end event the store records carries it.
+// session is cut off (within usageMaxAge when a sweep ends several), and
+// is written with the end, so the end event the store records carries
+// it. The kernel goes first here: the store's write (an fsync, which a
+// busy flash can take seconds over) would otherwise leave the visitor
+// downloading, uncounted, between the reading and the cut. Should the
+// store then fail, the store still says active and the next resync lets
+// the visitor back in: the two disagree only towards closed.
 func (m *Manager) finishLocked(id string, reason store.EndReason, deny bool) (*store.Session, error) {
+	cur, err := m.store.Session(id)
+	if err != nil {
+		return nil, fmt.Errorf("ending session %s: %w", id, err)
+	}
+	if cur.State != store.Active {
+		return cur, nil
+	}
 	var usage map[netip.Addr]firewall.Usage
 	if deny {
 		// Without deny the kernel never held the session (Restore and
 		// Resync end sessions it cannot take): nothing to read.
 		usage = m.usageLocked()
+		if err := m.gate.Deny(clientOf(cur)); err != nil {
+			// The next resync removes what is left.
+			m.log.Error("removing ended session from firewall", "session", id, "err", err)
+			m.requestResyncLocked()
+		}
 	}
 	var wasActive bool
 	m.gen++ // see lockedActive
@@ -426,17 +454,13 @@ func (m *Manager) finishLocked(id string, reason store.EndReason, deny bool) (*s
 		return nil
 	})
 	if err != nil {
+		if deny {
+			m.requestResyncLocked()
+		}
 		return nil, fmt.Errorf("ending session %s: %w", id, err)
 	}
 	if !wasActive {
 		return s, nil
-	}
-	if deny {
-		if err := m.gate.Deny(clientOf(s)); err != nil {
-			// The store says ended; the next resync removes what is left.
-			m.log.Error("removing ended session from firewall", "session", id, "err", err)
-			m.requestResyncLocked()
-		}
 	}
 	delete(m.activity, s.IP)
 	delete(m.live, id)
