@@ -429,6 +429,13 @@ func TestRADIUS(t *testing.T) {
 		p.login(v4, "55100006")
 		s := q.sessionOf(v4)
 		fr.waitRecord(s.ID, "Start", 20*time.Second)
+		// FreeRADIUS writes the record before it answers, and the daemon
+		// removes it from its queue once the answer is in: a kill in
+		// between sends it again after the restart (delivery is at least
+		// once, and servers key on Acct-Unique-Session-Id). Give the
+		// answer time to land; the test is about restored sessions, which
+		// must not get a second Start of their own.
+		time.Sleep(500 * time.Millisecond)
 		d.cmd.Process.Kill() // no planned-restart mark is left behind
 		d.cmd.Wait()
 		d = p.start(cfg, "--keep-firewall") // lives on for the next subtests
@@ -441,6 +448,9 @@ func TestRADIUS(t *testing.T) {
 		fr.waitRecord(s.ID, "Stop", 20*time.Second)
 		if n := len(fr.records(s.ID, "Start")); n != 1 {
 			t.Errorf("session %s: %d Start records across the crash, want 1:\n%s", s.ID, n, fr.summary())
+			for _, r := range fr.records(s.ID, "Start") {
+				t.Logf("Start: Event-Timestamp %s, Acct-Delay-Time %s", r.Get("Event-Timestamp"), r.Get("Acct-Delay-Time"))
+			}
 		}
 	})
 
