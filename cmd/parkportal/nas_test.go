@@ -398,3 +398,33 @@ func TestNASIPDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestDASProblemReported: Disconnect/CoA requests a configured client
+// sends without Message-Authenticator are counted and shown on the
+// console until one arrives signed.
+func TestDASProblemReported(t *testing.T) {
+	logBuf := &logBuffer{}
+	n := &nas{log: slog.New(slog.NewTextHandler(logBuf, nil)), health: map[string]serverState{}}
+	met := metrics.New("park", nil, nil)
+	n.setMetrics(met)
+	client := netip.MustParseAddr("192.0.2.10")
+	n.onDASRequest(client, radius.ProblemNoMessageAuthenticator)
+	n.onDASRequest(client, radius.ProblemNoMessageAuthenticator)
+	for _, lang := range []string{"en", "ar"} {
+		if a := n.alerts(lang); len(a) != 1 || !strings.Contains(a[0], "192.0.2.10") || !strings.Contains(a[0], "Disconnect/CoA") {
+			t.Errorf("%s banner: %q", lang, a)
+		}
+	}
+	rec := httptest.NewRecorder()
+	met.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `parkportal_radius_das_refused_total{problem="no-message-authenticator",site="park"} 2`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	if log := logBuf.String(); strings.Count(log, "DAS client's requests are dropped") != 1 || !strings.Contains(log, "Message-Authenticator = 0x00") {
+		t.Errorf("want one log line with the fix:\n%s", log)
+	}
+	n.onDASRequest(client, radius.ProblemNone)
+	if a := n.alerts("en"); len(a) != 0 {
+		t.Errorf("banner after a signed request: %q", a)
+	}
+}
