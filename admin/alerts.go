@@ -30,5 +30,8 @@ func (s *Server) alerts(p *page) []string {
 			out = append(out, i18n.Fill(p.T("alert.sms-paused"), code, since.In(p.loc).Format("2006-01-02 15:04")))
 		}
 	}
+	if s.o.Alerts != nil {
+		out = append(out, s.o.Alerts(p.Lang)...)
+	}
 	return out
 }

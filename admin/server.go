@@ -61,6 +61,10 @@ type Options struct {
 	Location *time.Location
 	// SessionTTL is how long a console login lasts without use.
 	SessionTTL time.Duration
+	// Alerts, when set, returns what staff must know now, in lang ("ar"
+	// or "en"), such as a RADIUS server whose answers cannot be
+	// trusted; every console page shows it above its content.
+	Alerts func(lang string) []string
 }
 
 // Server is the admin http.Handler.

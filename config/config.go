@@ -324,11 +324,14 @@ func (r *optionReader) rate(name string, dst *uint64, allowZero bool) {
 		return
 	}
 	n, err := ParseRate(v)
-	if err != nil || (n == 0 && !allowZero) {
+	switch {
+	case err != nil || (n == 0 && !allowZero):
 		r.fail(name, "want a rate like 8mbit or 512kbit, got %q", v)
-		return
+	case n != 0 && !VisitorRateRange.Contains(n):
+		r.fail(name, "want a rate from %s to %s, got %q", FormatRate(VisitorRateRange.Min), FormatRate(VisitorRateRange.Max), v)
+	default:
+		*dst = n
 	}
-	*dst = n
 }
 
 func (r *optionReader) boolean(name string, dst *bool) {
@@ -438,15 +441,20 @@ func (c *Config) applyMain(s *Section) []error {
 
 func (s *Site) apply(sec *Section) []error {
 	r := newReader(sec)
+	s.applyWith(r, sec)
+	return r.errs
+}
+
+func (s *Site) applyWith(r *optionReader, sec *Section) {
 	if sec.Name != "" {
 		s.ID = sec.Name
 	}
 	r.str("name_ar", &s.NameAR)
 	r.str("name_en", &s.NameEN)
-	r.duration("session_timeout", &s.SessionTimeout, 10*time.Second, 7*24*time.Hour)
-	r.duration("idle_timeout", &s.IdleTimeout, 10*time.Second, 24*time.Hour)
-	r.duration("pin_ttl", &s.PINTTL, 30*time.Second, time.Hour)
-	r.integer("pin_max_tries", &s.PINMaxTries, 1, 10)
+	r.duration("session_timeout", &s.SessionTimeout, SessionTimeoutRange.Min, SessionTimeoutRange.Max)
+	r.duration("idle_timeout", &s.IdleTimeout, IdleTimeoutRange.Min, IdleTimeoutRange.Max)
+	r.duration("pin_ttl", &s.PINTTL, PINTTLRange.Min, PINTTLRange.Max)
+	r.integer("pin_max_tries", &s.PINMaxTries, PINMaxTriesRange.Min, PINMaxTriesRange.Max)
 	r.rate("rate_down", &s.RateDown, false)
 	r.rate("rate_up", &s.RateUp, false)
 	r.rate("uplink_down", &s.UplinkDown, true)
@@ -457,13 +465,29 @@ func (s *Site) apply(sec *Section) []error {
 	r.str("venue_url", &s.VenueURL)
 	r.str("terms_url", &s.TermsURL)
 	r.boolean("require_terms", &s.RequireTerms)
-	r.integer("sms_per_number", &s.SMSPerNumber, 1, 100)
-	r.integer("sms_per_device", &s.SMSPerDevice, 1, 100)
-	r.integer("sms_daily_budget", &s.SMSDailyBudget, 1, 10_000_000)
-	r.duration("sms_resend_gap", &s.SMSResendGap, 0, time.Hour)
+	r.integer("sms_per_number", &s.SMSPerNumber, SMSPerHourRange.Min, SMSPerHourRange.Max)
+	r.integer("sms_per_device", &s.SMSPerDevice, SMSPerHourRange.Min, SMSPerHourRange.Max)
+	r.integer("sms_daily_budget", &s.SMSDailyBudget, SMSDailyBudgetRange.Min, SMSDailyBudgetRange.Max)
+	r.duration("sms_resend_gap", &s.SMSResendGap, SMSResendGapRange.Min, SMSResendGapRange.Max)
 	var garden []string
 	r.list("walled_garden", &garden)
 	r.unknown()
+	for _, name := range []struct {
+		option, v string
+	}{{"name_ar", s.NameAR}, {"name_en", s.NameEN}} {
+		if err := CheckName(name.v); err != nil && !errors.Is(err, ErrNameRequired) {
+			r.fail(name.option, "%v, got %q", err, name.v)
+		}
+	}
+	if _, ok := sec.Options["phone_region"]; ok && !IsRegion(s.PhoneRegion) {
+		r.fail("phone_region", "want a two-letter region in capitals like QA, got %q", s.PhoneRegion)
+	}
+	if len(garden) > MaxListEntries {
+		r.fail("walled_garden", "at most %d entries, got %d", MaxListEntries, len(garden))
+	}
+	if len(s.AllowedPrefixes) > MaxListEntries {
+		r.fail("allowed_prefix", "at most %d entries, got %d", MaxListEntries, len(s.AllowedPrefixes))
+	}
 	for _, g := range garden {
 		p, err := ParsePrefixOrAddr(g)
 		if err != nil {
@@ -472,7 +496,6 @@ func (s *Site) apply(sec *Section) []error {
 		}
 		s.WalledGarden = append(s.WalledGarden, p)
 	}
-	return r.errs
 }
 
 func (rc *Radius) apply(s *Section) []error {
@@ -619,8 +642,10 @@ func (c *Config) validate() []error {
 		errs = append(errs, fmt.Errorf("parkportal.tls_port: %d is already portal_port", c.TLSPort))
 	}
 	for _, u := range []struct{ name, v string }{{"site.privacy_url", c.Site.PrivacyURL}, {"site.venue_url", c.Site.VenueURL}, {"site.terms_url", c.Site.TermsURL}} {
-		if u.v != "" && !strings.HasPrefix(u.v, "https://") && !strings.HasPrefix(u.v, "http://") {
-			errs = append(errs, fmt.Errorf("%s: want an http(s):// URL, got %q", u.name, u.v))
+		if u.v != "" {
+			if err := CheckURL(u.v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
+			}
 		}
 	}
 	switch c.LogLevel {
@@ -632,7 +657,7 @@ func (c *Config) validate() []error {
 	if s.NameAR == "" || s.NameEN == "" {
 		errs = append(errs, errors.New("site.name_ar, site.name_en: the park needs a name in both languages"))
 	}
-	if s.PhoneRegion == "" || len(s.PhoneRegion) != 2 {
+	if s.PhoneRegion == "" {
 		errs = append(errs, fmt.Errorf("site.phone_region: want a two-letter region like QA, got %q", s.PhoneRegion))
 	}
 	for _, p := range s.AllowedPrefixes {

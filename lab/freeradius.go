@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -51,7 +52,7 @@ type FreeRADIUSConfig struct {
 // FreeRADIUS is a real FreeRADIUS 3.2 for tests: the radius package's
 // against loopback, the end-to-end tests' in a lab namespace.
 type FreeRADIUS struct {
-	dir, acctDir, ns string
+	dir, acctDir, stateDir, ns string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -62,8 +63,8 @@ type FreeRADIUS struct {
 
 // NewFreeRADIUS copies the config; Start runs the server.
 func NewFreeRADIUS(c FreeRADIUSConfig) (*FreeRADIUS, error) {
-	f := &FreeRADIUS{dir: filepath.Join(c.Root, "conf"), acctDir: filepath.Join(c.Root, "acct"), ns: c.NS}
 	state := filepath.Join(c.Root, "state")
+	f := &FreeRADIUS{dir: filepath.Join(c.Root, "conf"), acctDir: filepath.Join(c.Root, "acct"), stateDir: state, ns: c.NS}
 	for _, d := range []string{f.acctDir, state} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -191,6 +192,45 @@ func (f *FreeRADIUS) Detail() ([]DetailRecord, error) {
 	}
 	defer fh.Close()
 	return ParseDetail(fh)
+}
+
+// RadAcct is one row of FreeRADIUS's SQL accounting table (radacct, in
+// the schema FreeRADIUS ships), as an operator's billing reads it.
+type RadAcct struct {
+	SessionID       string `json:"acctsessionid"`
+	UserName        string `json:"username"`
+	NASIPAddress    string `json:"nasipaddress"`
+	StartTime       int64  `json:"acctstarttime"`
+	UpdateTime      *int64 `json:"acctupdatetime"`
+	StopTime        *int64 `json:"acctstoptime"`
+	SessionTime     *int64 `json:"acctsessiontime"`
+	InputOctets     *int64 `json:"acctinputoctets"`
+	OutputOctets    *int64 `json:"acctoutputoctets"`
+	TerminateCause  string `json:"acctterminatecause"`
+	CallingStation  string `json:"callingstationid"`
+	FramedIPAddress string `json:"framedipaddress"`
+}
+
+// RadAcct reads radacct (written by the config's sql module) with the
+// sqlite3 command; no rows before the first accounting record.
+func (f *FreeRADIUS) RadAcct() ([]RadAcct, error) {
+	db := filepath.Join(f.stateDir, "radacct.db")
+	if _, err := os.Stat(db); os.IsNotExist(err) {
+		return nil, nil
+	}
+	out, err := exec.Command("sqlite3", "-json", db, `SELECT acctsessionid, username, nasipaddress, acctstarttime, acctupdatetime, acctstoptime,
+		acctsessiontime, acctinputoctets, acctoutputoctets, acctterminatecause, callingstationid, framedipaddress FROM radacct ORDER BY radacctid`).Output()
+	if err != nil {
+		return nil, fmt.Errorf("reading radacct (apt-get install -y sqlite3): %w", err)
+	}
+	var rows []RadAcct
+	if len(bytes.TrimSpace(out)) == 0 {
+		return nil, nil
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return nil, fmt.Errorf("decoding radacct rows: %w", err)
+	}
+	return rows, nil
 }
 
 // ParseDetail reads FreeRADIUS detail-file records.

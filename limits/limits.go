@@ -81,6 +81,13 @@ func DefaultConfig() Config {
 	}
 }
 
+// Effective returns the limits c stands for, as Open applies them: each
+// zero field is DefaultConfig's, a negative one is off; an error when c
+// is contradictory. It is the limiter's validator: the site policy that
+// feeds it (settings, config) never passes a zero that would mean
+// something else there, which cmd/parkportal's tests check.
+func (c Config) Effective() (Config, error) { return c.withDefaults() }
+
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig()
 	fillInt := func(v *int, def int) {

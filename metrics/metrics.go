@@ -38,6 +38,9 @@ var (
 	SMSFailedReasons = []string{"sms-unavailable", "sms-undeliverable", "sms-paused"}
 	// PINRefusedReasons: a PIN try refused before it was checked.
 	PINRefusedReasons = []string{"pin-backoff"}
+	// RADIUSProblems: what can be wrong with a RADIUS server or a DAS
+	// client (package radius's Problem values).
+	RADIUSProblems = []string{"no-message-authenticator", "wrong-secret", "unreachable"}
 )
 
 // SampleEvery is the dashboard's chart resolution; 288 samples are 24 h.
@@ -97,6 +100,9 @@ type Metrics struct {
 	radiusQ    prometheus.Gauge
 	radiusDrop prometheus.Gauge
 	smsPaused  prometheus.Gauge
+	radiusOK   *prometheus.GaugeVec
+	radiusProb *prometheus.GaugeVec
+	dasRefused *prometheus.CounterVec
 	bytes      *prometheus.CounterVec
 
 	handlerOnce sync.Once
@@ -136,9 +142,13 @@ func New(site string, online func() int, now func() time.Time) *Metrics {
 	m.radiusQ = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_queue_length", Help: "RADIUS accounting records waiting to be delivered.", ConstLabels: constLabels})
 	m.radiusDrop = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_radius_dropped_records", Help: "RADIUS accounting records a full queue gave up (oldest interim updates first), since the database was created.", ConstLabels: constLabels})
 	m.smsPaused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "parkportal_sms_paused", Help: "1 while the SMS provider refuses parkportal's account (credentials, credit, suspension: HTTP 401/402/403, Twilio 20003, 20005, …) and sending is paused; staff must fix the account.", ConstLabels: constLabels})
+	m.radiusOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parkportal_radius_server_ok", Help: "1 when the RADIUS server (role auth or acct) answers and its answers can be verified, 0 when not (see parkportal_radius_server_problem).", ConstLabels: constLabels}, []string{"role", "server"})
+	m.radiusProb = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parkportal_radius_server_problem", Help: "1 for what is wrong with the RADIUS server now (no-message-authenticator: its Access-Accept/Reject cannot be trusted and logins that need it are refused; wrong-secret; unreachable), 0 for the rest.", ConstLabels: constLabels}, []string{"role", "server", "problem"})
+	m.dasRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_radius_das_refused_total", Help: "Disconnect/CoA requests from configured clients dropped, by problem (no-message-authenticator, wrong-secret).", ConstLabels: constLabels}, []string{"problem"})
 	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parkportal_visitor_bytes_total", Help: "Bytes carried for visitors, by direction.", ConstLabels: constLabels}, []string{"direction"})
 	onlineGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parkportal_visitors_online", Help: "Visitors with an active session.", ConstLabels: constLabels}, func() float64 { return float64(m.online()) })
-	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.smsPaused, m.bytes, onlineGauge,
+	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.smsPaused,
+		m.radiusOK, m.radiusProb, m.dasRefused, m.bytes, onlineGauge,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector())
 	// Make the labelled series visible at zero, so dashboards and alerts
 	// do not see "no data" before the first event.
@@ -156,6 +166,9 @@ func New(site string, online func() int, now func() time.Time) *Metrics {
 	}
 	for _, d := range []string{"down", "up"} {
 		m.bytes.WithLabelValues(d)
+	}
+	for _, p := range RADIUSProblems[:2] {
+		m.dasRefused.WithLabelValues(p)
 	}
 	m.day = midnight(now())
 	m.lastSampled = now()
@@ -255,6 +268,29 @@ func (m *Metrics) SetSMSPaused(paused bool) {
 		v = 1
 	}
 	m.smsPaused.Set(v)
+}
+
+// SetRADIUSServer reports a RADIUS server's state: role is "auth" or
+// "acct", problem one of RADIUSProblems or "" when it is fine.
+func (m *Metrics) SetRADIUSServer(role, server, problem string) {
+	ok := 0.0
+	if problem == "" {
+		ok = 1
+	}
+	m.radiusOK.WithLabelValues(role, server).Set(ok)
+	for _, p := range RADIUSProblems {
+		v := 0.0
+		if p == problem {
+			v = 1
+		}
+		m.radiusProb.WithLabelValues(role, server, p).Set(v)
+	}
+}
+
+// DASRefused counts a Disconnect/CoA request from a configured client
+// that was dropped, by problem (no-message-authenticator, wrong-secret).
+func (m *Metrics) DASRefused(problem string) {
+	m.dasRefused.WithLabelValues(problem).Inc()
 }
 
 // AddBytes counts bytes carried for visitors since the last call.

@@ -79,7 +79,9 @@ type Authorizer interface {
 	Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (*session.Grant, error)
 }
 
-// Rejected is a central refusal of a number.
+// Rejected is a central refusal of a number. Reason, the server's
+// Reply-Message cleaned for display (radius.VisitorText), is shown to
+// the visitor under the bilingual refusal.
 type Rejected struct{ Reason string }
 
 func (r *Rejected) Error() string { return "rejected by central authorisation: " + r.Reason }
@@ -345,8 +347,11 @@ type view struct {
 	// terms page when staff wrote terms, else "" (no link).
 	TermsHref string
 	// Offer is the splash page's opening line, with the site's rate.
-	Offer       string
-	Problem     *problem
+	Offer   string
+	Problem *problem
+	// ProblemNote is a message from elsewhere, in its own language (a
+	// RADIUS server's Reply-Message), shown under Problem's text.
+	ProblemNote string
 	Notice      string
 	Phone       string // as shown to the visitor
 	PhoneE164   string
@@ -758,7 +763,9 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.As(err, &rej):
 			s.o.Logger.Warn("number refused by central authorisation", "to", maskPhone(p.Phone), "mac", mac.String(), "reason", rej.Reason)
-			s.fail(w, lang, "splash", errNumberBlocked)
+			v := s.newView(lang)
+			v.Problem, v.ProblemNote = errNumberBlocked, rej.Reason
+			s.render(w, errNumberBlocked.Status, "splash", v)
 			return
 		case err != nil:
 			s.o.Logger.Error("central authorisation unavailable; site fails closed", "err", err)

@@ -746,7 +746,7 @@ func TestCentralAuthorisation(t *testing.T) {
 	}{
 		{"defaults", nil, nil, http.StatusOK, ""},
 		{"grant", &session.Grant{SessionTimeout: time.Hour, RateDown: 2e6}, nil, http.StatusOK, ""},
-		{"rejected", nil, &Rejected{Reason: "blocked by staff"}, http.StatusForbidden, "number-blocked"},
+		{"rejected", nil, &Rejected{Reason: "blocked by staff <b>now</b>"}, http.StatusForbidden, "number-blocked"},
 		{"unavailable", nil, errors.New("radius: no answer"), http.StatusServiceUnavailable, "auth-unavailable"},
 	}
 	for _, c := range cases {
@@ -757,6 +757,11 @@ func TestCentralAuthorisation(t *testing.T) {
 			_, pin := p.sms.last(t)
 			w := p.enterPIN(t, v, pin)
 			expect(t, "PIN", w, c.status, c.code)
+			// The server's Reply-Message reaches the visitor, escaped,
+			// under the bilingual refusal.
+			if note := `id="problem-note">blocked by staff &lt;b&gt;now&lt;/b&gt;</p>`; (c.name == "rejected") != strings.Contains(w.Body.String(), note) {
+				t.Errorf("Reply-Message shown: %v, want %v:\n%s", !(c.name == "rejected"), c.name == "rejected", w.Body.String())
+			}
 			if want := "+97433123456 " + v.mac.String() + " " + v.ip.String(); len(auth.asked) != 1 || auth.asked[0] != want {
 				t.Errorf("Authorize asked %q, want [%q]", auth.asked, want)
 			}

@@ -241,17 +241,116 @@ func (a *Accounting) Dropped() uint64 { return a.dropped.Load() }
 
 // Start records the start of a session.
 func (a *Accounting) Start(s Session) error {
-	return a.enqueueSession(s, statusStart, 0)
+	return a.Enqueue(Record{Kind: RecordStart, Session: s})
 }
 
 // Interim records an interim update with the session's current counters.
 func (a *Accounting) Interim(s Session) error {
-	return a.enqueueSession(s, statusInterim, 0)
+	return a.Enqueue(Record{Kind: RecordInterim, Session: s})
 }
 
 // Stop records the end of a session with its final counters.
 func (a *Accounting) Stop(s Session, cause TerminateCause) error {
-	return a.enqueueSession(s, statusStop, cause)
+	return a.Enqueue(Record{Kind: RecordStop, Session: s, Cause: cause})
+}
+
+// RecordKind says which Accounting-Request a Record becomes.
+type RecordKind uint32
+
+// Record kinds, valued as their Acct-Status-Type.
+const (
+	RecordStart   RecordKind = statusStart
+	RecordInterim RecordKind = statusInterim
+	RecordStop    RecordKind = statusStop
+)
+
+// Record is one session event to report, at the time it happened.
+type Record struct {
+	Kind    RecordKind
+	Session Session
+	// Cause is the Stop's Acct-Terminate-Cause (User-Request when 0).
+	Cause TerminateCause
+	// At is when the event happened (zero: now). It is sent as
+	// Event-Timestamp, Acct-Delay-Time counts from it, and a Stop's
+	// Acct-Session-Time runs from the session's start to it: an event
+	// queued late (found in a store written while the daemon was down)
+	// still tells the server when it happened.
+	At time.Time
+}
+
+// Enqueue commits r to the queue.
+func (a *Accounting) Enqueue(r Record) error {
+	attrs, at, err := a.recordAttrs(r)
+	if err != nil {
+		return err
+	}
+	return a.enqueue(attrs, at)
+}
+
+// recordAttrs builds r's attributes and the time it is stamped with.
+func (a *Accounting) recordAttrs(r Record) (rad.Attributes, time.Time, error) {
+	switch r.Kind {
+	case RecordStart, RecordInterim, RecordStop:
+	default:
+		return nil, time.Time{}, fmt.Errorf("radius accounting for session %q: unknown record kind %d", r.Session.ID, r.Kind)
+	}
+	at := r.At
+	if at.IsZero() {
+		at = a.cfg.Now()
+	}
+	attrs, err := a.sessionAttrs(r.Session, uint32(r.Kind), r.Cause, at)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("radius accounting for session %q: %w", r.Session.ID, err)
+	}
+	attrs.Add(attrEventTimestamp, unixSeconds(at))
+	return attrs, at, nil
+}
+
+// Transfer moves records into the queue in one bbolt transaction with
+// the caller's own bookkeeping: fill runs inside the transaction, may
+// change the caller's buckets in tx (say, delete the events it read
+// from an outbox) and returns the records to queue. Both commit
+// together or not at all, so a record is neither lost nor queued twice
+// across a crash. It returns how many records were queued.
+func (a *Accounting) Transfer(fill func(tx *bbolt.Tx) ([]Record, error)) (int, error) {
+	if a.closed.Load() {
+		return 0, errors.New("radius accounting: closed")
+	}
+	var n int
+	var delta int64
+	var droppedNow uint64
+	// The queue lock before bbolt's writer lock, as in enqueue and ack.
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.cfg.DB.Update(func(tx *bbolt.Tx) error {
+		recs, err := fill(tx)
+		if err != nil {
+			return err
+		}
+		delta, droppedNow, n = 0, 0, 0
+		for _, r := range recs {
+			attrs, at, err := a.recordAttrs(r)
+			if err != nil {
+				// One record we cannot encode must not hold the
+				// others back for ever.
+				a.log.Error("dropping an accounting record that cannot be encoded", "session", r.Session.ID, "err", err)
+				continue
+			}
+			d, dropped, err := a.putLocked(tx, attrs, at, delta)
+			if err != nil {
+				return err
+			}
+			delta += d
+			droppedNow += dropped
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("radius accounting: transferring records: %w", err)
+	}
+	a.committed(delta, droppedNow)
+	return n, nil
 }
 
 // On records an Accounting-On: this NAS has (re)started and has no
@@ -353,15 +452,6 @@ func (a *Accounting) sessionAttrs(s Session, status uint32, cause TerminateCause
 	return attrs, nil
 }
 
-func (a *Accounting) enqueueSession(s Session, status uint32, cause TerminateCause) error {
-	now := a.cfg.Now()
-	attrs, err := a.sessionAttrs(s, status, cause, now)
-	if err != nil {
-		return fmt.Errorf("radius accounting for session %q: %w", s.ID, err)
-	}
-	return a.enqueue(attrs, now)
-}
-
 // enqueueNAS queues Accounting-On or -Off. Their Acct-Session-Id is made
 // unique from the time, as RFC 2866 wants one in every request.
 func (a *Accounting) enqueueNAS(status uint32) error {
@@ -369,79 +459,95 @@ func (a *Accounting) enqueueNAS(status uint32) error {
 	var attrs rad.Attributes
 	attrs.Add(attrAcctStatusType, rad.NewInteger(status))
 	attrs.Add(attrAcctSessionID, rad.Attribute(fmt.Sprintf("nas-%x", now.UnixNano())))
+	attrs.Add(attrEventTimestamp, unixSeconds(now))
 	return a.enqueue(attrs, now)
 }
 
 // enqueue commits one record (bbolt fsyncs at commit) and wakes the sender.
-// Event-Timestamp is fixed now; NAS attributes and Acct-Delay-Time are added
-// at each send.
-func (a *Accounting) enqueue(attrs rad.Attributes, now time.Time) error {
+// attrs carry their Event-Timestamp; NAS attributes and Acct-Delay-Time
+// (counted from at) are added at each send.
+func (a *Accounting) enqueue(attrs rad.Attributes, at time.Time) error {
 	if a.closed.Load() && !isOnOff(attrs) {
 		return errors.New("radius accounting: closed")
 	}
-	attrs.Add(attrEventTimestamp, unixSeconds(now))
-	size, err := rad.AttributesEncodedLen(attrs)
-	if err != nil {
-		return fmt.Errorf("radius accounting: encoding record: %w", err)
-	}
-	p := &rad.Packet{Attributes: attrs}
-	wire, err := p.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("radius accounting: encoding record: %w", err)
-	}
-	rec := make([]byte, 9, 9+size)
-	rec[0] = recordVersion
-	binary.BigEndian.PutUint64(rec[1:9], uint64(now.UnixNano()))
-	rec = append(rec, wire[20:]...)
-
 	var delta int64
 	var droppedNow uint64
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	err = a.cfg.DB.Update(func(tx *bbolt.Tx) error {
-		q := tx.Bucket(bucketQueue)
-		for n := a.length.Load(); n >= int64(a.cfg.MaxQueue); n-- {
-			k := oldestExpendable(q)
-			if k == nil {
-				break
-			}
-			if err := q.Delete(k); err != nil {
-				return err
-			}
-			delta--
-			droppedNow++
-		}
-		if droppedNow > 0 {
-			m := tx.Bucket(bucketMeta)
-			var total uint64
-			if v := m.Get(keyDropped); len(v) == 8 {
-				total = binary.BigEndian.Uint64(v)
-			}
-			var b [8]byte
-			binary.BigEndian.PutUint64(b[:], total+droppedNow)
-			if err := m.Put(keyDropped, b[:]); err != nil {
-				return err
-			}
-		}
-		seq, err := q.NextSequence()
-		if err != nil {
-			return err
-		}
-		var k [8]byte
-		binary.BigEndian.PutUint64(k[:], seq)
-		delta++
-		return q.Put(k[:], rec)
+	err := a.cfg.DB.Update(func(tx *bbolt.Tx) error {
+		var err error
+		delta, droppedNow, err = a.putLocked(tx, attrs, at, 0)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("radius accounting: enqueueing record: %w", err)
 	}
+	a.committed(delta, droppedNow)
+	return nil
+}
+
+// putLocked writes one record in tx, first dropping what a full queue
+// gives up. pending is how much earlier records of the same transaction
+// already changed the queue's length. It returns the length change and
+// how many records were dropped; the caller holds a.mu and, once tx
+// committed, passes both to committed.
+func (a *Accounting) putLocked(tx *bbolt.Tx, attrs rad.Attributes, at time.Time, pending int64) (delta int64, droppedNow uint64, err error) {
+	size, err := rad.AttributesEncodedLen(attrs)
+	if err != nil {
+		return 0, 0, fmt.Errorf("encoding record: %w", err)
+	}
+	p := &rad.Packet{Attributes: attrs}
+	wire, err := p.MarshalBinary()
+	if err != nil {
+		return 0, 0, fmt.Errorf("encoding record: %w", err)
+	}
+	rec := make([]byte, 9, 9+size)
+	rec[0] = recordVersion
+	binary.BigEndian.PutUint64(rec[1:9], uint64(at.UnixNano()))
+	rec = append(rec, wire[20:]...)
+
+	q := tx.Bucket(bucketQueue)
+	for n := a.length.Load() + pending; n >= int64(a.cfg.MaxQueue); n-- {
+		k := oldestExpendable(q)
+		if k == nil {
+			break
+		}
+		if err := q.Delete(k); err != nil {
+			return 0, 0, err
+		}
+		delta--
+		droppedNow++
+	}
+	if droppedNow > 0 {
+		m := tx.Bucket(bucketMeta)
+		var total uint64
+		if v := m.Get(keyDropped); len(v) == 8 {
+			total = binary.BigEndian.Uint64(v)
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], total+droppedNow)
+		if err := m.Put(keyDropped, b[:]); err != nil {
+			return 0, 0, err
+		}
+	}
+	seq, err := q.NextSequence()
+	if err != nil {
+		return 0, 0, err
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	delta++
+	return delta, droppedNow, q.Put(k[:], rec)
+}
+
+// committed accounts for a committed write and wakes the sender.
+func (a *Accounting) committed(delta int64, droppedNow uint64) {
 	a.length.Add(delta)
 	if droppedNow > 0 {
 		a.dropped.Add(droppedNow)
 		a.log.Warn("accounting queue full, dropped oldest records", "dropped", droppedNow, "max", a.cfg.MaxQueue)
 	}
 	a.kick()
-	return nil
 }
 
 func isOnOff(attrs rad.Attributes) bool {

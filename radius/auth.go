@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	rad "layeh.com/radius"
 )
@@ -126,8 +129,9 @@ func NewAuthorizer(cfg AuthConfig) (*Authorizer, error) {
 // with Reject set and a nil error. An error wrapping ErrUnreachable means no
 // server answered validly, and the caller applies its fail-open/closed
 // policy; any other error means a server answered with something unusable
-// (Access-Challenge, malformed attributes) and should be treated as a reject.
-// If ctx ends first, the error wraps ctx.Err() instead.
+// (one without Message-Authenticator: ErrUnverifiable; Access-Challenge,
+// malformed attributes) and should be treated as a reject. If ctx ends
+// first, the error wraps ctx.Err() instead.
 func (a *Authorizer) Authorize(ctx context.Context, phone string, mac net.HardwareAddr, ip netip.Addr) (Decision, error) {
 	nasAttrs, err := a.cfg.NAS.attrs()
 	if err != nil {
@@ -228,4 +232,50 @@ func parseDecision(attrs rad.Attributes) (Decision, error) {
 		d.RateUp = *p
 	}
 	return d, nil
+}
+
+// MaxVisitorText bounds, in characters, a server's Reply-Message as a
+// visitor sees it: a sentence or two, never a page.
+const MaxVisitorText = 200
+
+// VisitorText makes a server's Reply-Message fit to show a visitor next
+// to the portal's own bilingual text: invalid UTF-8 is dropped, control
+// characters (line breaks included) become spaces, bidirectional
+// embedding, override and isolate characters are removed (they could
+// reorder the portal's text around the message), runs of white space
+// become one space, and what is left is cut to MaxVisitorText
+// characters, with an ellipsis when cut. HTML escaping is the page
+// template's job; this keeps the text itself sane.
+func VisitorText(s string) string {
+	out := make([]rune, 0, min(len(s), 4*MaxVisitorText))
+	space := false
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				continue // an invalid byte
+			}
+		}
+		switch {
+		case unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029':
+			space = len(out) > 0
+			continue
+		case r == '\u200c' || r == '\u200d' || r == '\u200e' || r == '\u200f':
+			// The zero-width (non-)joiners, which Arabic and emoji
+			// need, and LRM/RLM, which only mark a direction.
+		case unicode.Is(unicode.Bidi_Control, r) || unicode.In(r, unicode.Cf):
+			// Embeddings, overrides and isolates would reach past the
+			// message into the portal's text; other invisible format
+			// characters have no business in it either.
+			continue
+		}
+		if space {
+			out = append(out, ' ')
+			space = false
+		}
+		out = append(out, r)
+	}
+	if len(out) > MaxVisitorText {
+		out = append([]rune(strings.TrimRight(string(out[:MaxVisitorText-1]), " ")), '…')
+	}
+	return string(out)
 }

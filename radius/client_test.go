@@ -97,19 +97,27 @@ func reply(t testing.TB, req *rad.Packet, code rad.Code, withMA bool, attrs ...*
 	return b
 }
 
+// TestClientRequiresMessageAuthenticatorOnAccessAccept: an Access-Accept
+// with a wrong Message-Authenticator is a forgery and ignored (the request
+// is retransmitted, then the server counts as unreachable); a genuine one
+// without any (FreeRADIUS 3.2.1) is not used either, but it ends the
+// exchange with ErrUnverifiable, which is not ErrUnreachable: a fail-open
+// policy must not turn what may have been a reject into an accept.
 func TestClientRequiresMessageAuthenticatorOnAccessAccept(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		mangle func([]byte) []byte
-		withMA bool
+		name    string
+		mangle  func([]byte) []byte
+		withMA  bool
+		want    error
+		packets int
 	}{
-		{"missing", nil, false},
+		{"missing", nil, false, ErrUnverifiable, 1},
 		{"wrong", func(b []byte) []byte {
 			// Corrupt the MA and fix up the Response Authenticator so
 			// only the MA check can catch it.
 			b[25] ^= 0xff
 			return b
-		}, true},
+		}, true, ErrUnreachable, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakeServer(t, nil)
@@ -126,15 +134,29 @@ func TestClientRequiresMessageAuthenticatorOnAccessAccept(t *testing.T) {
 			client := fastClient(t, srv.addr())
 			az, _ := NewAuthorizer(AuthConfig{Client: client, NAS: testNAS, Logger: testLogger(t)})
 			_, err := az.Authorize(context.Background(), "+447700900001", nil, netip.Addr{})
-			if !errors.Is(err, ErrUnreachable) {
-				t.Fatalf("err = %v, want ErrUnreachable", err)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if tc.want == ErrUnverifiable && errors.Is(err, ErrUnreachable) {
+				t.Fatalf("err = %v also says unreachable: a fail-open policy would let the visitor in", err)
 			}
 			got := srv.received()
-			if len(got) != 2 {
-				t.Fatalf("server got %d packets, want 2 (1 retransmission)", len(got))
+			if len(got) != tc.packets {
+				t.Fatalf("server got %d packets, want %d", len(got), tc.packets)
 			}
-			if string(got[0]) != string(got[1]) {
+			if len(got) == 2 && string(got[0]) != string(got[1]) {
 				t.Error("retransmission differs from the original")
+			}
+			h := client.Health()[0]
+			switch tc.want {
+			case ErrUnverifiable:
+				if h.Problem != ProblemNoMessageAuthenticator {
+					t.Errorf("health after an unsigned Access-Accept: %+v", h)
+				}
+			case ErrUnreachable:
+				if h.Problem != ProblemUnreachable {
+					t.Errorf("health after forged answers only: %+v", h)
+				}
 			}
 		})
 	}

@@ -82,6 +82,14 @@ type DASConfig struct {
 	ReplayWindow time.Duration
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// OnRequest, when set, hears about every request from a configured
+	// client: ProblemNone when it authenticated, ProblemWrongSecret when
+	// its Request Authenticator did not verify, and
+	// ProblemNoMessageAuthenticator when it was genuine but lacked the
+	// Message-Authenticator the DAS requires (it was dropped), so the
+	// operator learns why their server's Disconnects do nothing. It is
+	// called from the DAS's one goroutine and must not block for long.
+	OnRequest func(client netip.Addr, p Problem)
 }
 
 // DAS answers RFC 5176 Disconnect- and CoA-Requests. Requests are handled
@@ -200,6 +208,21 @@ func (d *DAS) handle(b []byte, src netip.AddrPort) []byte {
 		return nil
 	}
 	b, err := authenticateDASRequest(b, client)
+	if d.cfg.OnRequest != nil {
+		switch {
+		case err == nil:
+			d.cfg.OnRequest(client.IP, ProblemNone)
+		case errors.Is(err, errDASUnsigned):
+			d.cfg.OnRequest(client.IP, ProblemNoMessageAuthenticator)
+		case errors.Is(err, errDASRequestAuthenticator):
+			d.cfg.OnRequest(client.IP, ProblemWrongSecret)
+		}
+	}
+	if errors.Is(err, errDASUnsigned) {
+		d.log.Error("DAS request without Message-Authenticator dropped", "from", src.Addr().String(),
+			"fix", "the server sending it must add Message-Authenticator: with radclient, a line `Message-Authenticator = 0x00`; in FreeRADIUS's `update coa` or `update disconnect` list, `&Message-Authenticator := 0x00`")
+		return nil
+	}
 	if err != nil {
 		d.log.Warn("DAS request dropped", "from", src.Addr().String(), "err", err)
 		return nil
@@ -233,6 +256,12 @@ func (d *DAS) handle(b []byte, src netip.AddrPort) []byte {
 	return wire
 }
 
+// Why authenticateDASRequest refused a request from a known client.
+var (
+	errDASRequestAuthenticator = fmt.Errorf("%w: Request Authenticator", errBadAuthenticator)
+	errDASUnsigned             = errors.New("without Message-Authenticator")
+)
+
 // authenticateDASRequest checks the packet's structure, code, Request
 // Authenticator and Message-Authenticator against the client's secret.
 func authenticateDASRequest(b []byte, client DASClient) ([]byte, error) {
@@ -245,7 +274,7 @@ func authenticateDASRequest(b []byte, client DASClient) ([]byte, error) {
 		return nil, fmt.Errorf("unexpected %v", code)
 	}
 	if !isAuthenticRequest(b, client.Secret) {
-		return nil, fmt.Errorf("%w: Request Authenticator of %v", errBadAuthenticator, code)
+		return nil, fmt.Errorf("%w of %v", errDASRequestAuthenticator, code)
 	}
 	var zero [16]byte
 	present, err := verifyMessageAuthenticator(b, &zero, client.Secret)
@@ -253,7 +282,7 @@ func authenticateDASRequest(b []byte, client DASClient) ([]byte, error) {
 		return nil, err
 	}
 	if !present && !client.AllowMissingMessageAuthenticator {
-		return nil, fmt.Errorf("%v without Message-Authenticator", code)
+		return nil, fmt.Errorf("%v %w", code, errDASUnsigned)
 	}
 	return b, nil
 }

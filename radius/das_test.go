@@ -496,3 +496,49 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestDASReportsProblems: OnRequest hears a known client's good request,
+// one without Message-Authenticator (dropped, as before) and one with
+// another secret; strangers are not reported at all.
+func TestDASReportsProblems(t *testing.T) {
+	type report struct {
+		client netip.Addr
+		p      Problem
+	}
+	var heard []report
+	local := netip.MustParseAddr("127.0.0.1")
+	d := &DAS{
+		cfg: DASConfig{Controller: &fakeController{sessions: []Match{visitor}}, NAS: testNAS, ReplayWindow: 300 * time.Second, Now: time.Now,
+			OnRequest: func(c netip.Addr, p Problem) { heard = append(heard, report{c, p}) }},
+		log:     testLogger(t),
+		clients: map[netip.Addr]DASClient{local: {IP: local, Secret: []byte(testSecret)}},
+		cache:   map[dupKey]cachedReply{},
+	}
+	attrs := rad.Attributes{{Type: attrAcctSessionID, Attribute: rad.Attribute("pp-0001")}}
+	unsigned := rad.New(rad.CodeDisconnectRequest, []byte(testSecret))
+	unsigned.Attributes = attrs
+	unsignedWire, err := unsigned.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddrPort("127.0.0.1:40000")
+	for _, tc := range []struct {
+		wire  []byte
+		src   netip.AddrPort
+		reply bool
+		want  []report
+	}{
+		{dasRequestWire(t, rad.CodeDisconnectRequest, testSecret, attrs), src, true, []report{{local, ProblemNone}}},
+		{unsignedWire, src, false, []report{{local, ProblemNoMessageAuthenticator}}},
+		{dasRequestWire(t, rad.CodeDisconnectRequest, "another-secret", attrs), src, false, []report{{local, ProblemWrongSecret}}},
+		{dasRequestWire(t, rad.CodeDisconnectRequest, testSecret, attrs), netip.MustParseAddrPort("192.0.2.99:3799"), false, nil},
+	} {
+		heard = nil
+		if got := d.handle(tc.wire, tc.src); (got != nil) != tc.reply {
+			t.Errorf("reply %v, want %v", got != nil, tc.reply)
+		}
+		if fmt.Sprint(heard) != fmt.Sprint(tc.want) {
+			t.Errorf("heard %v, want %v", heard, tc.want)
+		}
+	}
+}

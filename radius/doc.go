@@ -24,14 +24,30 @@
 //     request's Identifier and a code that answers the request's code;
 //   - its Response Authenticator is correct (RFC 2865/2866);
 //   - Access-Accept, Access-Reject and Access-Challenge MUST contain exactly
-//     one valid Message-Authenticator; there is no switch to turn this off;
+//     one valid Message-Authenticator; there is no switch to turn this off.
+//     A genuine answer (Response Authenticator verified) without one is
+//     what an unpatched server sends (FreeRADIUS before 3.2.5): it is not
+//     used either, but after the current retransmission timeout the
+//     exchange with that server ends with ErrUnverifiable, not
+//     ErrUnreachable, since the server may have said no and a fail-open
+//     policy must not turn that into yes;
 //   - Accounting-Response (RFC 2866 defines no Message-Authenticator for it):
 //     if one is present it must be valid, if absent the response is accepted.
 //
 // The DAS requires a valid Message-Authenticator in every Disconnect- and
 // CoA-Request unless the client entry sets AllowMissingMessageAuthenticator;
 // one that is present is always verified. Requests failing any check are
-// dropped without an answer, as RFC 5176 asks.
+// dropped without an answer, as RFC 5176 asks; DASConfig.OnRequest tells
+// the caller why, so a misconfigured server is reported.
+//
+// # Server health
+//
+// Client.Probe sends each server a Status-Server (RFC 5997, with
+// Message-Authenticator) and reports, per server, whether it answers,
+// whether its answers verify with the shared secret and whether its
+// authentication port signs them (Health, Problem, Problem.Fix); real
+// exchanges update the same state, and a real signed Access-Accept or
+// -Reject outweighs an unsigned Status-Server answer.
 //
 // Shared secrets are never logged, nor are User-Password values.
 //
@@ -53,8 +69,9 @@
 //
 // Accounting-Request: Acct-Status-Type, Acct-Session-Id, User-Name,
 // Calling-Station-Id, Called-Station-Id, NAS-Identifier, NAS-IP-Address,
-// NAS-Port-Type, Framed-IP-Address, Class, Event-Timestamp (time of
-// enqueueing), Acct-Delay-Time (seconds since enqueueing, at each send) and,
+// NAS-Port-Type, Framed-IP-Address, Class, Event-Timestamp (when the
+// event happened: Record.At, else the time of enqueueing), Acct-Delay-Time
+// (seconds since then, at each send) and,
 // on Interim-Update and Stop, Acct-Input/Output-Octets with
 // Acct-Input/Output-Gigawords, Acct-Input/Output-Packets, Acct-Session-Time;
 // on Stop, Acct-Terminate-Cause. Delivery is at least once: a record whose

@@ -20,6 +20,7 @@ type freeRADIUS struct {
 	srv                *lab.FreeRADIUS
 	authAddr, acctAddr string
 	secret             string
+	root               string
 }
 
 // requireFreeRADIUS skips when the binaries are missing; CI installs them.
@@ -44,16 +45,27 @@ func freeUDPPort(t *testing.T) int {
 
 func newFreeRADIUS(t *testing.T, secret string) *freeRADIUS {
 	t.Helper()
+	return newFreeRADIUSWith(t, secret, nil)
+}
+
+// newFreeRADIUSWith lets edit change the copied configuration (under
+// root/conf) before the server starts.
+func newFreeRADIUSWith(t *testing.T, secret string, edit func(root string)) *freeRADIUS {
+	t.Helper()
 	requireFreeRADIUS(t)
 	authPort, acctPort := freeUDPPort(t), freeUDPPort(t)
+	root := t.TempDir()
 	srv, err := lab.NewFreeRADIUS(lab.FreeRADIUSConfig{
-		Source: filepath.Join("..", "testdata", "freeradius"), Root: t.TempDir(),
+		Source: filepath.Join("..", "testdata", "freeradius"), Root: root,
 		Secret: secret, AuthPort: authPort, AcctPort: acctPort,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &freeRADIUS{t: t, srv: srv, secret: secret,
+	if edit != nil {
+		edit(root)
+	}
+	f := &freeRADIUS{t: t, srv: srv, secret: secret, root: root,
 		authAddr: fmt.Sprintf("127.0.0.1:%d", authPort), acctAddr: fmt.Sprintf("127.0.0.1:%d", acctPort)}
 	t.Cleanup(func() {
 		f.stop()

@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(iproute2 iptables ipset curl)
 if [[ "${1:-test}" == test ]]; then
-	want+=(iperf3 iputils-ping iputils-arping dnsmasq-base busybox freeradius freeradius-utils chromium qemu-user-static binutils shellcheck wrk)
+	want+=(iperf3 iputils-ping iputils-arping dnsmasq-base busybox freeradius freeradius-utils sqlite3 chromium qemu-user-static binutils shellcheck wrk)
 fi
 missing=()
 for p in "${want[@]}"; do

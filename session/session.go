@@ -98,6 +98,11 @@ type Manager struct {
 	// devices remembers what DHCP said about recently seen devices, so a
 	// session started after the device's DHCP exchange still gets it.
 	devices map[string]DeviceInfo
+	// usage is the latest reading of the kernel's counters taken to end
+	// sessions, and usageAt when (monotonic): a sweep that ends many
+	// sessions reads them once per usageMaxAge, not once per session.
+	usage   map[netip.Addr]firewall.Usage
+	usageAt time.Time
 
 	resync chan struct{}
 
@@ -283,8 +288,22 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		}
 		s.InterimInterval, s.Class = g.InterimInterval, g.Class
 	}
+	// A session this login replaces ends with the kernel's counters as
+	// they are now (read only when there is one: most logins replace
+	// nothing). They go into its stored end, and so into its Stop.
+	m.usage = nil
 	m.gen++ // see lockedActive
-	replaced, err := m.store.Activate(s, "")
+	var carried *traffic
+	replaced, err := m.store.ActivateWithFinal(s, "", func(old *store.Session) {
+		usage := m.usageLocked()
+		m.countLocked(old, usage)
+		if u, ok := usage[old.IP]; ok && old.IP == s.IP && old.MAC.String() == s.MAC.String() {
+			// The same device at the same address: the kernel's entry
+			// and its counters carry on into the new session, which
+			// counts from here.
+			carried = &traffic{primed: true, last: u, start: u}
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storing session for %s: %w", l.MAC, err)
 	}
@@ -294,7 +313,11 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 				m.log.Error("removing replaced session from firewall", "session", old.ID, "err", err)
 			}
 		}
+		delete(m.live, old.ID)
 		m.notifyEnded(old)
+	}
+	if carried != nil {
+		m.live[s.ID] = carried
 	}
 	if err := m.gate.Allow(clientOf(s)); err != nil {
 		// A replaced session of this very device may still be in the
@@ -376,10 +399,14 @@ func (m *Manager) checkAddressFreeLocked(l Login) error {
 // an idle timeout keeps its address from another device's login.
 const defaultAddressHold = 5 * time.Minute
 
-// End ends session id for reason and removes it from the kernel.
+// End ends session id for reason and removes it from the kernel. Its
+// traffic totals are read from the kernel's counters just before the
+// end is stored (not taken from the last sweep, which may be seconds
+// old), so its accounting Stop says what the visitor really moved.
 func (m *Manager) End(id string, reason store.EndReason) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.usage = nil // a logout or kick on its own: read the counters now
 	return m.endLocked(id, reason)
 }
 
@@ -388,30 +415,52 @@ func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, 
 }
 
 // finishLocked ends session id in the store and tells the observers;
-// with deny, it also takes the session out of the kernel.
+// with deny, it also takes the session out of the kernel. The session's
+// final traffic comes from the kernel's counters read right before the
+// session is cut off (within usageMaxAge when a sweep ends several), and
+// is written with the end, so the end event the store records carries
+// it. The kernel goes first here: the store's write (an fsync, which a
+// busy flash can take seconds over) would otherwise leave the visitor
+// downloading, uncounted, between the reading and the cut. Should the
+// store then fail, the store still says active and the next resync lets
+// the visitor back in: the two disagree only towards closed.
 func (m *Manager) finishLocked(id string, reason store.EndReason, deny bool) (*store.Session, error) {
+	cur, err := m.store.Session(id)
+	if err != nil {
+		return nil, fmt.Errorf("ending session %s: %w", id, err)
+	}
+	if cur.State != store.Active {
+		return cur, nil
+	}
+	var usage map[netip.Addr]firewall.Usage
+	if deny {
+		// Without deny the kernel never held the session (Restore and
+		// Resync end sessions it cannot take): nothing to read.
+		usage = m.usageLocked()
+		if err := m.gate.Deny(clientOf(cur)); err != nil {
+			// The next resync removes what is left.
+			m.log.Error("removing ended session from firewall", "session", id, "err", err)
+			m.requestResyncLocked()
+		}
+	}
 	var wasActive bool
 	m.gen++ // see lockedActive
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		wasActive = x.State == store.Active
 		if wasActive {
 			x.State, x.EndReason, x.Ended = store.Ended, reason, m.now()
-			m.live[id].fill(x)
+			m.countLocked(x, usage)
 		}
 		return nil
 	})
 	if err != nil {
+		if deny {
+			m.requestResyncLocked()
+		}
 		return nil, fmt.Errorf("ending session %s: %w", id, err)
 	}
 	if !wasActive {
 		return s, nil
-	}
-	if deny {
-		if err := m.gate.Deny(clientOf(s)); err != nil {
-			// The store says ended; the next resync removes what is left.
-			m.log.Error("removing ended session from firewall", "session", id, "err", err)
-			m.requestResyncLocked()
-		}
 	}
 	delete(m.activity, s.IP)
 	delete(m.live, id)
@@ -660,4 +709,65 @@ func (m *Manager) Fill(s *store.Session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.live[s.ID].fill(s)
+}
+
+// usageMaxAge is how old a reading of the kernel's counters may be when a
+// session ends. Ends on their own (logout, kick, RADIUS Disconnect, a
+// replacing login) always read afresh; a sweep that ends many sessions
+// at once (a crowd's sessions expiring together) reads at most this often
+// instead of once per session, since each reading walks every visitor's
+// counters.
+const usageMaxAge = 250 * time.Millisecond
+
+// usageLocked returns the kernel's per-address counters, read now unless
+// a reading younger than usageMaxAge is at hand; nil when they cannot be
+// read (the session then ends with its totals from the last sweep).
+func (m *Manager) usageLocked() map[netip.Addr]firewall.Usage {
+	if m.usage != nil && time.Since(m.usageAt) < usageMaxAge {
+		return m.usage
+	}
+	u, err := m.gate.Usage()
+	if err != nil {
+		m.log.Warn("reading traffic counters for a session's end; some totals are from the last sweep", "err", err)
+	}
+	if u == nil {
+		return nil
+	}
+	m.usage, m.usageAt = u, time.Now()
+	return u
+}
+
+// countLocked brings s's traffic totals up to the counters in usage (if
+// they have s's address) and puts them into s.
+func (m *Manager) countLocked(s *store.Session, usage map[netip.Addr]firewall.Usage) {
+	if u, ok := usage[s.IP]; ok {
+		t := m.live[s.ID]
+		if t == nil {
+			t = newTraffic(s)
+			m.live[s.ID] = t
+		}
+		down, up := t.observe(u)
+		if m.onTraffic != nil && (down > 0 || up > 0) {
+			m.onTraffic(down, up)
+		}
+	}
+	m.live[s.ID].fill(s)
+}
+
+// Counted returns the active sessions with their traffic read from the
+// kernel now (for RADIUS Interim-Updates: the last sweep's totals can be
+// seconds behind).
+func (m *Manager) Counted() ([]*store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	active, err := m.store.ActiveSessions()
+	if err != nil {
+		return nil, err
+	}
+	m.usage = nil
+	usage := m.usageLocked()
+	for _, s := range active {
+		m.countLocked(s, usage)
+	}
+	return active, nil
 }

@@ -17,6 +17,10 @@ type traffic struct {
 	// reading has been reconciled with it.
 	stored firewall.Usage
 	primed bool
+	// start is subtracted from the totals: what the kernel had counted
+	// before this session, when it took over the same device and
+	// address from a session it replaced (the entry is not re-created).
+	start firewall.Usage
 }
 
 // newTraffic starts from what the store already counted for s.
@@ -78,7 +82,8 @@ func (t *traffic) fill(s *store.Session) {
 		return
 	}
 	u := t.total()
-	s.PacketsUp, s.BytesUp, s.PacketsDown, s.BytesDown = u.Packets, u.Bytes, u.PacketsDown, u.BytesDown
+	s.PacketsUp, s.BytesUp = sub(u.Packets, t.start.Packets), sub(u.Bytes, t.start.Bytes)
+	s.PacketsDown, s.BytesDown = sub(u.PacketsDown, t.start.PacketsDown), sub(u.BytesDown, t.start.BytesDown)
 }
 
 // Live returns the active sessions with their traffic counted up to the

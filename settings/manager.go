@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,12 +49,23 @@ type Manager struct {
 	cur       Site
 	listeners []func(Site)
 	checks    []func(Site) FieldErrors
+	report    []FileOption
+	// radiusFile: the RADIUS policy is the config file's (see
+	// RADIUSFromFile).
+	radiusFile bool
 }
 
-// Open loads the site policy from db, seeding it with defaults on first
-// start. The stored ID is always replaced by defaults.ID: the config file
-// names the site.
-func Open(db *bolt.DB, defaults Site, now func() time.Time) (*Manager, error) {
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// Open loads the site policy from db and reconciles it with file, what
+// the config file says (FromFile): on the first start file is the
+// policy; after that each option the file carries applies when it
+// changed in the file since the previous start and the stored value
+// otherwise, the ID and the RADIUS policy are always the file's, and
+// FileReport says what differed and what applied (see file.go). Every
+// process that opens the store (the daemon, each CLI command) opens the
+// policy this one way, so whichever runs first seeds the same policy.
+func Open(db *bolt.DB, file Site, now func() time.Time) (*Manager, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -66,29 +78,86 @@ func Open(db *bolt.DB, defaults Site, now func() time.Time) (*Manager, error) {
 		if _, err := tx.CreateBucketIfNotExists(bucketAudit); err != nil {
 			return err
 		}
-		if v := b.Get(keyCurrent); v != nil {
-			if err := json.Unmarshal(v, &m.cur); err != nil {
-				return fmt.Errorf("decoding stored site policy: %w", err)
+		v := b.Get(keyCurrent)
+		if v == nil {
+			m.cur = file.Clone()
+			if _, _, _, err := reconcileFile(tx, m.cur, file); err != nil {
+				return err
 			}
-			m.cur.ID = defaults.ID
-			// A site still on an earlier default PIN text never chose
-			// it: it gets the current one, worded with plurals.
-			for lang, t := range m.cur.SMSTemplates {
-				m.cur.SMSTemplates[lang] = sms.Upgrade(lang, t)
-			}
-			return nil
+			return m.putCurrent(tx)
 		}
-		m.cur = defaults.Clone()
-		enc, err := json.Marshal(m.cur)
+		var stored Site
+		if err := json.Unmarshal(v, &stored); err != nil {
+			return fmt.Errorf("decoding stored site policy: %w", err)
+		}
+		// A site still on an earlier default PIN text never chose
+		// it: it gets the current one, worded with plurals.
+		for lang, t := range stored.SMSTemplates {
+			stored.SMSTemplates[lang] = sms.Upgrade(lang, t)
+		}
+		stamp := now().UTC()
+		if recs := migrateStored(&stored); len(recs) > 0 {
+			if err := writeAudit(tx, "parkportal-upgrade", stamp, recs); err != nil {
+				return err
+			}
+		}
+		next, report, changes, err := reconcileFile(tx, stored, file)
 		if err != nil {
 			return err
 		}
-		return b.Put(keyCurrent, enc)
+		for i, o := range report {
+			report[i].LastChange = lastChange(tx, o.Field)
+		}
+		m.cur, m.report = next, report
+		if err := writeAudit(tx, FileActor, stamp, changes); err != nil {
+			return err
+		}
+		return m.putCurrent(tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening site settings: %w", err)
 	}
 	return m, nil
+}
+
+func (m *Manager) putCurrent(tx *bolt.Tx) error {
+	enc, err := json.Marshal(m.cur)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSite).Put(keyCurrent, enc)
+}
+
+// lastChange finds the audit log's latest record of field (a bounded
+// walk back: the log holds at most maxAudit records).
+func lastChange(tx *bolt.Tx, field string) AuditRecord {
+	c := tx.Bucket(bucketAudit).Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		var r AuditRecord
+		if json.Unmarshal(v, &r) == nil && r.Field == field {
+			return r
+		}
+	}
+	return AuditRecord{}
+}
+
+// FileReport lists the site options whose config-file and stored values
+// differed when Open reconciled them, and which one applies; the daemon
+// logs it at every start.
+func (m *Manager) FileReport() []FileOption {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.report)
+}
+
+// RADIUSFromFile makes the RADIUS policy (radius.enabled, servers,
+// fail_policy) the config file's alone, as the daemon and the CLI use
+// it: Update refuses to change it (with a message saying where it is
+// set) and Import keeps this gateway's. Open copied it from the file.
+func (m *Manager) RADIUSFromFile() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.radiusFile = true
 }
 
 // Get returns a copy of the current policy.
@@ -128,6 +197,14 @@ func (m *Manager) Check(next Site) FieldErrors {
 
 func (m *Manager) checkLocked(next Site) FieldErrors {
 	fe := next.Validate()
+	if m.radiusFile {
+		for k, e := range m.radiusChangesLocked(next) {
+			if fe == nil {
+				fe = FieldErrors{}
+			}
+			fe[k] = e
+		}
+	}
 	for _, check := range m.checks {
 		for k, e := range check(next) {
 			if fe == nil {
@@ -136,6 +213,25 @@ func (m *Manager) checkLocked(next Site) FieldErrors {
 			if !fe.has(k) {
 				fe[k] = e
 			}
+		}
+	}
+	return fe
+}
+
+// radiusChangesLocked refuses every RADIUS field next changes.
+func (m *Manager) radiusChangesLocked(next Site) FieldErrors {
+	var fe FieldErrors
+	a, b := m.cur.RADIUS, next.RADIUS
+	for field, changed := range map[string]bool{
+		"radius.enabled":     a.Enabled != b.Enabled,
+		"radius.servers":     !slices.Equal(a.Servers, b.Servers),
+		"radius.fail_policy": a.FailPolicy != b.FailPolicy,
+	} {
+		if changed {
+			if fe == nil {
+				fe = FieldErrors{}
+			}
+			fe[field] = fieldError("radius_in_config")
 		}
 	}
 	return fe
@@ -181,22 +277,7 @@ func (m *Manager) Update(actor string, next Site) (Site, error) {
 		if err := tx.Bucket(bucketSite).Put(keyCurrent, enc); err != nil {
 			return err
 		}
-		ab := tx.Bucket(bucketAudit)
-		for _, c := range changes {
-			seq, err := ab.NextSequence()
-			if err != nil {
-				return err
-			}
-			c.Seq, c.Time, c.Actor = seq, now, actor
-			rec, err := json.Marshal(c)
-			if err != nil {
-				return err
-			}
-			if err := ab.Put(binary.BigEndian.AppendUint64(nil, seq), rec); err != nil {
-				return err
-			}
-		}
-		return trimAudit(ab)
+		return writeAudit(tx, actor, now, changes)
 	})
 	if err != nil {
 		return m.cur.Clone(), fmt.Errorf("storing site policy: %w", err)
@@ -466,9 +547,17 @@ func (m *Manager) Import(actor string, r io.Reader, keepNames bool) (Site, error
 	if err != nil {
 		return m.Get(), err
 	}
+	cur := m.Get()
 	if keepNames {
-		cur := m.Get()
 		p.Site.NameAR, p.Site.NameEN = cur.NameAR, cur.NameEN
+	}
+	m.mu.Lock()
+	radiusFile := m.radiusFile
+	m.mu.Unlock()
+	if radiusFile {
+		// Another gateway's RADIUS servers are its infrastructure, not
+		// this one's: this gateway's config file keeps deciding.
+		p.Site.RADIUS = cur.RADIUS
 	}
 	return m.Update(actor, p.Site)
 }
@@ -488,7 +577,7 @@ func (m *Manager) Record(actor, field, old, new string) error {
 		if err != nil {
 			return err
 		}
-		if err := ab.Put(binary.BigEndian.AppendUint64(nil, seq), enc); err != nil {
+		if err := ab.Put(seqKey(seq), enc); err != nil {
 			return err
 		}
 		return trimAudit(ab)

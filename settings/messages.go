@@ -72,17 +72,16 @@ var fieldMessages = i18n.Catalog{
 		CountEN: i18n.Forms{i18n.One: "at most 1 character", i18n.Other: "at most {n} characters"},
 		CountAR: arAtMost("حرف واحد", "حرفان", "أحرف", "حرفًا", "حرف"),
 	},
-	"one_line":          {EN: "one line of text", AR: "سطر واحد من النص"},
-	"duration_range":    {EN: "want a duration from {1} to {2}, got {3}", AR: "المطلوب مدة من {1} إلى {2}، والمُدخل {3}"},
-	"duration_syntax":   {EN: "want a duration like 20m or 4h, got {1}", AR: "المطلوب مدة مثل 20m أو 4h، والمُدخل {1}"},
-	"idle_over_session": {EN: "must not be longer than the session timeout", AR: "يجب ألا تكون أطول من مدة الجلسة"},
-	"number_range":      {EN: "want a whole number from {1} to {2}, got {3}", AR: "المطلوب عدد صحيح من {1} إلى {2}، والمُدخل {3}"},
-	"whole_number":      {EN: "want a whole number", AR: "المطلوب عدد صحيح"},
-	"rate_required":     {EN: "required: a rate like 8mbit", AR: "مطلوب: سرعة مثل 8mbit"},
-	"rate_min":          {EN: "at least 64kbit (a page would not load below that)", AR: "64kbit على الأقل (لا تُحمَّل الصفحات بأقل من ذلك)"},
-	"rate_max":          {EN: "at most 100gbit", AR: "100gbit على الأكثر"},
-	"rate_syntax":       {EN: "want a rate like 8mbit or 512kbit, got {1}", AR: "المطلوب سرعة مثل 8mbit أو 512kbit، والمُدخل {1}"},
-	"rate_over_uplink":  {EN: "higher than the uplink ({1})", AR: "أعلى من سعة الوصلة ({1})"},
+	"one_line":         {EN: "one line of text", AR: "سطر واحد من النص"},
+	"duration_range":   {EN: "want a duration from {1} to {2}, got {3}", AR: "المطلوب مدة من {1} إلى {2}، والمُدخل {3}"},
+	"duration_syntax":  {EN: "want a duration like 20m or 4h, got {1}", AR: "المطلوب مدة مثل 20m أو 4h، والمُدخل {1}"},
+	"number_range":     {EN: "want a whole number from {1} to {2}, got {3}", AR: "المطلوب عدد صحيح من {1} إلى {2}، والمُدخل {3}"},
+	"whole_number":     {EN: "want a whole number", AR: "المطلوب عدد صحيح"},
+	"rate_required":    {EN: "required: a rate like 8mbit", AR: "مطلوب: سرعة مثل 8mbit"},
+	"rate_min":         {EN: "at least 64kbit (a page would not load below that)", AR: "64kbit على الأقل (لا تُحمَّل الصفحات بأقل من ذلك)"},
+	"rate_max":         {EN: "at most 100gbit", AR: "100gbit على الأكثر"},
+	"rate_syntax":      {EN: "want a rate like 8mbit or 512kbit, got {1}", AR: "المطلوب سرعة مثل 8mbit أو 512kbit، والمُدخل {1}"},
+	"rate_over_uplink": {EN: "higher than the uplink ({1})", AR: "أعلى من سعة الوصلة ({1})"},
 	"max_entries": {
 		CountEN: i18n.Forms{i18n.One: "at most 1 entry", i18n.Other: "at most {n} entries"},
 		CountAR: arAtMost("عنصر واحد", "عنصران", "عناصر", "عنصرًا", "عنصر"),
@@ -99,11 +98,16 @@ var fieldMessages = i18n.Catalog{
 	"prefixes_required":   {EN: "at least one prefix like +9743 (otherwise no SMS can be sent)", AR: "بادئة واحدة على الأقل مثل \u2066+9743\u2069 (وإلا فلن تُرسل أي رسالة)"},
 	"prefix_entry":        {EN: "want + and digits like +9743, got {1}", AR: "المطلوب علامة + تتبعها أرقام مثل \u2066+9743\u2069، والمُدخل {1}"},
 	"privacy_url":         {EN: "want an http(s) URL like https://example.org/privacy, or nothing", AR: "المطلوب رابط http أو https مثل https://example.org/privacy، أو اتركه فارغًا"},
-	"terms_empty":         {EN: "visitors cannot accept terms that are empty: write the terms or give a privacy URL", AR: "لا يمكن للزوار قبول شروط فارغة: اكتب الشروط أو أضف رابط إشعار الخصوصية"},
+	"url":                 {EN: "want an http(s) URL like https://example.org/terms, or nothing", AR: "المطلوب رابط http أو https مثل https://example.org/terms، أو اتركه فارغًا"},
+	"terms_empty":         {EN: "visitors cannot accept terms that are empty: write the terms or give a terms or privacy URL", AR: "لا يمكن للزوار قبول شروط فارغة: اكتب الشروط أو أضف رابط الشروط أو إشعار الخصوصية"},
 	"fail_policy":         {EN: "want open or closed, got {1}", AR: "المطلوب open أو closed، والمُدخل {1}"},
 	"radius_servers_max":  {EN: "at most 8 servers", AR: "8 خوادم على الأكثر"},
 	"radius_server_entry": {EN: "want address:port like 192.0.2.5:1812, got {1}", AR: "المطلوب العنوان:المنفذ مثل 192.0.2.5:1812، والمُدخل {1}"},
 	"radius_no_servers":   {EN: "RADIUS is enabled: give at least one server", AR: "RADIUS مفعّل: أضف خادمًا واحدًا على الأقل"},
+	"radius_in_config": {
+		EN: "set in the config file (its radius section: authorization, auth_server, fail_policy), which parkportal reads at every start: edit it there and restart",
+		AR: "يُضبط في ملف الإعداد (قسم radius فيه: authorization و auth_server و fail_policy) الذي يقرؤه parkportal عند كل تشغيل: عدّله هناك ثم أعد التشغيل",
+	},
 	"radius_no_secret": {
 		EN: "RADIUS cannot be used: the config file has no shared secret (set secret or secret_file in its radius section and restart parkportal, or turn RADIUS off)",
 		AR: "لا يمكن استخدام RADIUS: ملف الإعداد لا يحتوي على السر المشترك (اضبط secret أو secret_file في قسم radius وأعد تشغيل parkportal، أو أوقف RADIUS)",
@@ -142,16 +146,22 @@ type FieldErrors map[string]FieldError
 
 // Error lists every field's problem in a stable order, in English.
 func (fe FieldErrors) Error() string {
-	keys := make([]string, 0, len(fe))
-	for k := range fe {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := fe.Fields()
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		parts = append(parts, k+": "+fe[k].In("en"))
 	}
 	return "invalid site settings: " + strings.Join(parts, "; ")
+}
+
+// Fields returns the fields with an error, sorted.
+func (fe FieldErrors) Fields() []string {
+	keys := make([]string, 0, len(fe))
+	for k := range fe {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // English returns every field's message in English, as the API sends

@@ -39,8 +39,11 @@ func TestValidatePerField(t *testing.T) {
 	}{
 		{"name_ar", func(s *Site) { s.NameAR = " " }},
 		{"name_en", func(s *Site) { s.NameEN = strings.Repeat("x", 65) }},
-		{"session_timeout", func(s *Site) { s.SessionTimeout = Duration(10 * time.Second) }},
-		{"idle_timeout", func(s *Site) { s.IdleTimeout = s.SessionTimeout + Duration(time.Minute) }},
+		{"session_timeout", func(s *Site) { s.SessionTimeout = Duration(9 * time.Second) }},
+		{"idle_timeout", func(s *Site) { s.IdleTimeout = Duration(25 * time.Hour) }},
+		{"terms_url", func(s *Site) { s.TermsURL = "ftp://198.51.100.1/terms" }},
+		{"venue_url", func(s *Site) { s.VenueURL = "venue" }},
+		{"sms_daily_budget", func(s *Site) { s.SMSDailyBudget = 0 }},
 		{"pin_max_tries", func(s *Site) { s.PINMaxTries = 0 }},
 		{"rate_down", func(s *Site) { s.RateDown = 0 }},
 		{"rate_up", func(s *Site) { s.RateUp = 1000 }},

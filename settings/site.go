@@ -3,18 +3,18 @@
 // change field by field, records it in an audit log and tells the daemon,
 // so changes apply live without a restart.
 //
-// The config file holds infrastructure and only the starting values of
-// the policy: on first start the store is seeded from it, and from then on
-// the store is the truth.
+// The config file holds infrastructure, which is its alone (the RADIUS
+// policy among it), and the site policy's options, which the latest
+// writer owns: the file when it changed since the previous start, else
+// the store. See file.go.
 package settings
 
 import (
+	"errors"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/parkwifi/parkportal/config"
@@ -77,7 +77,7 @@ type RADIUS struct {
 	FailPolicy string `json:"fail_policy"`
 }
 
-// Defaults for what the config file does not carry.
+// Defaults of the SMS caps (the config file's defaults are the same).
 const (
 	DefaultSMSPerNumberHour = 3
 	DefaultSMSPerDeviceHour = 5
@@ -87,13 +87,6 @@ const (
 // DefaultTemplates are the PIN messages a new site starts with: the SMS
 // package's, which fit one segment.
 var DefaultTemplates = sms.DefaultTemplates
-
-func orDefault(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
-}
 
 // FromConfig returns the policy the config file starts a site with.
 func FromConfig(c config.Site) Site {
@@ -107,9 +100,9 @@ func FromConfig(c config.Site) Site {
 		SMSTemplates:     map[string]string{},
 		PhoneRegion:      c.PhoneRegion,
 		AllowedPrefixes:  slices.Clone(c.AllowedPrefixes),
-		SMSPerNumberHour: orDefault(c.SMSPerNumber, DefaultSMSPerNumberHour),
-		SMSPerDeviceHour: orDefault(c.SMSPerDevice, DefaultSMSPerDeviceHour),
-		SMSDailyBudget:   orDefault(c.SMSDailyBudget, DefaultSMSDailyBudget),
+		SMSPerNumberHour: c.SMSPerNumber,
+		SMSPerDeviceHour: c.SMSPerDevice,
+		SMSDailyBudget:   c.SMSDailyBudget,
 		PrivacyURL:       c.PrivacyURL,
 		RequireTerms:     c.RequireTerms,
 		TermsURL:         c.TermsURL,
@@ -161,50 +154,54 @@ func (s Site) WalledGardenPrefixes() []netip.Prefix {
 }
 
 // Limits on free text, so a profile cannot bloat the store or a page.
+// The bounds of the options the config file also carries are config's
+// (config/bounds.go), so the file and the console agree on them.
 const (
-	maxName     = 64
 	maxTerms    = 20000
 	maxTemplate = 320
-	maxList     = 256
 )
 
 // Validate checks every field and returns a message per bad field, or
-// nil when s is acceptable.
+// nil when s is acceptable. It is the one validator of site policy: the
+// console, the API, the CLI and profile imports go through it, and so
+// does the config file's site section at every start and in `parkportal
+// config check` (whose parser checks each option against the same
+// bounds first).
 func (s Site) Validate() FieldErrors {
 	fe := FieldErrors{}
 	name := func(field, v string) {
-		switch {
-		case strings.TrimSpace(v) == "":
+		switch err := config.CheckName(v); {
+		case errors.Is(err, config.ErrNameRequired):
 			fe[field] = fieldError("name_required")
-		case utf8.RuneCountInString(v) > maxName:
-			fe[field] = fieldError("max_chars", strconv.Itoa(maxName))
-		case !utf8.ValidString(v) || strings.ContainsAny(v, "\r\n\t"):
+		case errors.Is(err, config.ErrNameTooLong):
+			fe[field] = fieldError("max_chars", strconv.Itoa(config.MaxNameChars))
+		case err != nil:
 			fe[field] = fieldError("one_line")
 		}
 	}
 	name("name_ar", s.NameAR)
 	name("name_en", s.NameEN)
-	dur := func(field string, d Duration, min, max time.Duration) {
-		if d.D() < min || d.D() > max {
-			fe[field] = fieldError("duration_range", Duration(min).String(), Duration(max).String(), d.String())
+	dur := func(field string, d Duration, r config.DurationRange) {
+		if !r.Contains(d.D()) {
+			fe[field] = fieldError("duration_range", Duration(r.Min).String(), Duration(r.Max).String(), d.String())
 		}
 	}
-	dur("session_timeout", s.SessionTimeout, time.Minute, 7*24*time.Hour)
-	dur("idle_timeout", s.IdleTimeout, time.Minute, 24*time.Hour)
-	dur("pin_ttl", s.PINTTL, 30*time.Second, time.Hour)
-	if !fe.has("idle_timeout") && !fe.has("session_timeout") && s.IdleTimeout > s.SessionTimeout {
-		fe["idle_timeout"] = fieldError("idle_over_session")
+	dur("session_timeout", s.SessionTimeout, config.SessionTimeoutRange)
+	dur("idle_timeout", s.IdleTimeout, config.IdleTimeoutRange)
+	dur("pin_ttl", s.PINTTL, config.PINTTLRange)
+	count := func(field string, n int, r config.IntRange) {
+		if !r.Contains(n) {
+			fe[field] = fieldError("number_range", strconv.Itoa(r.Min), strconv.Itoa(r.Max), strconv.Itoa(n))
+		}
 	}
-	if s.PINMaxTries < 1 || s.PINMaxTries > 10 {
-		fe["pin_max_tries"] = fieldError("number_range", "1", "10", strconv.Itoa(s.PINMaxTries))
-	}
+	count("pin_max_tries", s.PINMaxTries, config.PINMaxTriesRange)
 	rate := func(field string, r Rate, allowZero bool) {
 		switch {
 		case r == 0 && !allowZero:
 			fe[field] = fieldError("rate_required")
-		case r != 0 && r < 64_000:
+		case r != 0 && uint64(r) < config.VisitorRateRange.Min:
 			fe[field] = fieldError("rate_min")
-		case r > 100_000_000_000:
+		case uint64(r) > config.VisitorRateRange.Max:
 			fe[field] = fieldError("rate_max")
 		}
 	}
@@ -218,8 +215,8 @@ func (s Site) Validate() FieldErrors {
 	if !fe.has("rate_up") && s.UplinkUp != 0 && s.RateUp > s.UplinkUp {
 		fe["rate_up"] = fieldError("rate_over_uplink", s.UplinkUp.String())
 	}
-	if len(s.WalledGarden) > maxList {
-		fe["walled_garden"] = fieldError("max_entries", strconv.Itoa(maxList))
+	if len(s.WalledGarden) > config.MaxListEntries {
+		fe["walled_garden"] = fieldError("max_entries", strconv.Itoa(config.MaxListEntries))
 	} else {
 		for _, g := range s.WalledGarden {
 			if _, err := config.ParsePrefixOrAddr(g); err != nil {
@@ -245,14 +242,14 @@ func (s Site) Validate() FieldErrors {
 			fe["sms_templates"] = fieldError("template_langs", strconv.Quote(lang))
 		}
 	}
-	if len(s.PhoneRegion) != 2 || strings.ToUpper(s.PhoneRegion) != s.PhoneRegion || !isLetters(s.PhoneRegion) {
+	if !config.IsRegion(s.PhoneRegion) {
 		fe["phone_region"] = fieldError("phone_region", strconv.Quote(s.PhoneRegion))
 	}
 	switch {
 	case len(s.AllowedPrefixes) == 0:
 		fe["allowed_prefixes"] = fieldError("prefixes_required")
-	case len(s.AllowedPrefixes) > maxList:
-		fe["allowed_prefixes"] = fieldError("max_entries", strconv.Itoa(maxList))
+	case len(s.AllowedPrefixes) > config.MaxListEntries:
+		fe["allowed_prefixes"] = fieldError("max_entries", strconv.Itoa(config.MaxListEntries))
 	default:
 		for _, p := range s.AllowedPrefixes {
 			if !config.IsE164Prefix(p) {
@@ -261,27 +258,24 @@ func (s Site) Validate() FieldErrors {
 			}
 		}
 	}
-	count := func(field string, n, min, max int) {
-		if n < min || n > max {
-			fe[field] = fieldError("number_range", strconv.Itoa(min), strconv.Itoa(max), strconv.Itoa(n))
-		}
-	}
-	count("sms_per_number_hour", s.SMSPerNumberHour, 1, 100)
-	count("sms_per_device_hour", s.SMSPerDeviceHour, 1, 100)
-	count("sms_daily_budget", s.SMSDailyBudget, 0, 1_000_000)
+	count("sms_per_number_hour", s.SMSPerNumberHour, config.SMSPerHourRange)
+	count("sms_per_device_hour", s.SMSPerDeviceHour, config.SMSPerHourRange)
+	count("sms_daily_budget", s.SMSDailyBudget, config.SMSDailyBudgetRange)
 	if utf8.RuneCountInString(s.TermsAR) > maxTerms {
 		fe["terms_ar"] = fieldError("max_chars", strconv.Itoa(maxTerms))
 	}
 	if utf8.RuneCountInString(s.TermsEN) > maxTerms {
 		fe["terms_en"] = fieldError("max_chars", strconv.Itoa(maxTerms))
 	}
-	if s.PrivacyURL != "" {
-		u, err := url.Parse(s.PrivacyURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(s.PrivacyURL) > 2048 {
-			fe["privacy_url"] = fieldError("privacy_url")
+	if s.PrivacyURL != "" && config.CheckURL(s.PrivacyURL) != nil {
+		fe["privacy_url"] = fieldError("privacy_url")
+	}
+	for _, u := range []struct{ field, v string }{{"terms_url", s.TermsURL}, {"venue_url", s.VenueURL}} {
+		if u.v != "" && config.CheckURL(u.v) != nil {
+			fe[u.field] = fieldError("url")
 		}
 	}
-	if s.RequireTerms && strings.TrimSpace(s.TermsAR) == "" && strings.TrimSpace(s.TermsEN) == "" && s.PrivacyURL == "" {
+	if s.RequireTerms && strings.TrimSpace(s.TermsAR) == "" && strings.TrimSpace(s.TermsEN) == "" && s.PrivacyURL == "" && s.TermsURL == "" {
 		fe["require_terms"] = fieldError("terms_empty")
 	}
 	switch s.RADIUS.FailPolicy {
@@ -309,12 +303,3 @@ func (s Site) Validate() FieldErrors {
 }
 
 func (fe FieldErrors) has(field string) bool { _, ok := fe[field]; return ok }
-
-func isLetters(s string) bool {
-	for _, r := range s {
-		if r < 'A' || r > 'Z' {
-			return false
-		}
-	}
-	return true
-}

@@ -48,7 +48,8 @@ var (
 // ErrNotFound is returned when a session or pending PIN does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Store wraps the bbolt database.
+// Store wraps the bbolt database. Every session start and end it stores
+// also goes into the event outbox (see TakeEvents).
 type Store struct {
 	db *bolt.DB
 }
@@ -112,7 +113,9 @@ func (s *Store) init() error {
 		if v > SchemaVersion {
 			return fmt.Errorf("database schema %d is newer than this parkportal understands (%d); upgrade parkportal", v, SchemaVersion)
 		}
-		for _, b := range [][]byte{bucketSessions, bucketPending} {
+		// The event outbox needs no migration: an older file simply has
+		// no events yet, and an older parkportal ignores the bucket.
+		for _, b := range [][]byte{bucketSessions, bucketPending, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -179,13 +182,17 @@ func index(tx *bolt.Tx, old, cur *Session) error {
 	return nil
 }
 
-// putSession writes cur and keeps the indexes right.
+// putSession writes cur, keeps the indexes right and records a start or
+// end in the event outbox, all in tx.
 func putSession(tx *bolt.Tx, old, cur *Session) error {
 	b, err := encodeSession(cur)
 	if err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketSessions).Put([]byte(cur.ID), b); err != nil {
+		return err
+	}
+	if err := recordEvent(tx, old, cur); err != nil {
 		return err
 	}
 	return index(tx, old, cur)
@@ -274,6 +281,10 @@ func decodeSession(b []byte) (*Session, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, err
 	}
+	return fromJSON(j)
+}
+
+func fromJSON(j sessionJSON) (*Session, error) {
 	mac, err := net.ParseMAC(j.MAC)
 	if err != nil {
 		return nil, fmt.Errorf("session %s: bad MAC %q", j.ID, j.MAC)
@@ -352,6 +363,14 @@ func (s *Store) PrunePending(now time.Time) (int, error) {
 // tear its kernel state down). Consuming the PIN in the same transaction
 // makes it single-use even under concurrent submissions.
 func (s *Store) Activate(sess *Session, consumePendingOf string) (replaced []*Session, err error) {
+	return s.ActivateWithFinal(sess, consumePendingOf, nil)
+}
+
+// ActivateWithFinal is Activate that lets final (when not nil) complete
+// each session it ends as replaced before that is written: the caller
+// fills in the final traffic counters, which the session's end event
+// then carries.
+func (s *Store) ActivateWithFinal(sess *Session, consumePendingOf string, final func(*Session)) (replaced []*Session, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		pb := tx.Bucket(bucketPending)
 		if consumePendingOf != "" {
@@ -382,6 +401,9 @@ func (s *Store) Activate(sess *Session, consumePendingOf string) (replaced []*Se
 			}
 			prev := *old
 			old.State, old.EndReason, old.Ended = Ended, ReasonReplaced, sess.Start
+			if final != nil {
+				final(old)
+			}
 			if err := putSession(tx, &prev, old); err != nil {
 				return err
 			}

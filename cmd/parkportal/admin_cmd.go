@@ -66,8 +66,7 @@ func siteClock(tz *time.Location, now func() time.Time) func() time.Time {
 }
 
 // radiusSecretConfigured reports whether the config file (or the
-// environment, as startNAS reads it) gives a RADIUS shared secret;
-// without one the console must not turn RADIUS authorisation on.
+// environment, as startNAS reads it) gives a RADIUS shared secret.
 func radiusSecretConfigured(rc config.Radius) bool {
 	return rc.Secret != "" || rc.SecretFile != "" || os.Getenv(radiusSecretEnv) != ""
 }
@@ -76,32 +75,72 @@ func radiusSecretConfigured(rc config.Radius) bool {
 // RADIUS shared secret instead of the config file.
 const radiusSecretEnv = "PARKPORTAL_RADIUS_SECRET"
 
-// openSettings opens the site settings with the checks that depend on
-// the config file.
-func openSettings(cfg *config.Config, st *store.Store, seed settings.Site) (*settings.Manager, error) {
-	set, err := settings.Open(st.DB(), seed, nil)
+// openSettings opens the site policy the one way the daemon and every
+// CLI command do: reconciled with what the config file says (see
+// settings.Open), the RADIUS policy the file's alone. Whichever runs
+// first on a new store seeds it with the same policy.
+func openSettings(cfg *config.Config, st *store.Store) (*settings.Manager, error) {
+	set, err := settings.Open(st.DB(), settings.FromFile(cfg), nil)
 	if err != nil {
 		return nil, err
 	}
-	set.AddCheck(settings.RequireRADIUSSecret(radiusSecretConfigured(cfg.Radius)))
+	set.RADIUSFromFile()
 	return set, nil
 }
 
-// startAdmin opens the site settings (seeded from the config file on
-// first start), applies them to the session manager now and on every
-// change, and serves the console and API on cfg.AdminListen and the
-// local socket until ctx ends.
-// radiusSeed is the RADIUS policy the config file starts the site with.
-func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *session.Manager, radiusSeed settings.RADIUS, log *slog.Logger) (*AdminRuntime, error) {
-	seed := settings.FromConfig(cfg.Site)
-	if radiusSeed.Servers == nil {
-		radiusSeed.Servers = []string{}
+// logFileReport says, at every start, each site option whose value in
+// the config file differs from the store's, and which one applies, so
+// an operator's edit of the file is never silently ignored.
+func logFileReport(set *settings.Manager, log *slog.Logger) {
+	for _, o := range set.FileReport() {
+		file, stored := plainJSON(o.File), plainJSON(o.Store)
+		switch o.Outcome {
+		case settings.FileApplied:
+			log.Info("config file option changed since the last start: its value applies", "option", o.Option, "file", file, "was", stored)
+		case settings.FileRefused:
+			log.Error("config file option changed but not applied: it does not fit the rest of the site policy; the stored value stays and the file's is tried again at the next start",
+				"option", o.Option, "file", file, "applies", stored, "reason", o.Err.In("en"))
+		case settings.FileOverridden:
+			args := []any{"option", o.Option, "file", file, "applies", stored,
+				"to_use_the_file", "parkportal site set " + o.Field + "=" + siteSetValue(o.File)}
+			if o.LastChange.Actor != "" {
+				args = append(args, "set_by", o.LastChange.Actor, "set_at", o.LastChange.Time.Format(time.RFC3339))
+			}
+			log.Warn("config file option overridden: the site policy in the store (set in the console, the API or the CLI after the file) applies", args...)
+		}
 	}
-	seed.RADIUS = radiusSeed
-	set, err := openSettings(cfg, st, seed)
+}
+
+// plainJSON shows a JSON value in a log line: strings without quotes.
+func plainJSON(v string) string {
+	var s string
+	if json.Unmarshal([]byte(v), &s) == nil {
+		return s
+	}
+	return v
+}
+
+// siteSetValue writes a JSON value the way `parkportal site set` takes
+// it: lists comma-separated, strings bare.
+func siteSetValue(v string) string {
+	var list []string
+	if json.Unmarshal([]byte(v), &list) == nil {
+		return strings.Join(list, ",")
+	}
+	return plainJSON(v)
+}
+
+// startAdmin opens the site settings (see openSettings), logs what the
+// config file and the store disagree on, applies the policy to the
+// session manager now and on every change, and serves the console and
+// API on cfg.AdminListen and the local socket until ctx ends. alerts
+// (may be nil) feeds the console's banner.
+func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *session.Manager, alerts func(lang string) []string, log *slog.Logger) (*AdminRuntime, error) {
+	set, err := openSettings(cfg, st)
 	if err != nil {
 		return nil, err
 	}
+	logFileReport(set, log)
 	users, err := admin.OpenUsers(st.DB(), nil)
 	if err != nil {
 		return nil, err
@@ -132,7 +171,7 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 	})
 	srv, err := admin.New(admin.Options{
 		Users: users, Settings: set, Sessions: admin.SessionsAdapter{Manager: mgr, Store: st},
-		Stats: m, Metrics: m.Handler(), Logger: log, Location: cfg.Timezone,
+		Stats: m, Metrics: m.Handler(), Logger: log, Location: cfg.Timezone, Alerts: alerts,
 	})
 	if err != nil {
 		return nil, err
@@ -208,7 +247,7 @@ func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(the daemon's admin socket %s does not answer either; is parkportal serve starting or stuck?)", err, sock)
 	}
-	set, err := openSettings(cfg, st, settings.FromConfig(cfg.Site))
+	set, err := openSettings(cfg, st)
 	if err != nil {
 		st.Close()
 		return nil, err

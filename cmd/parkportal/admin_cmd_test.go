@@ -71,6 +71,11 @@ func exercise(t *testing.T, path string) {
 	if _, err := runCmd(t, "", cmdSite, "set", "--config", path, "rate_down=4mbit", "allowed_prefixes=+9743,+9745", "radius.fail_policy=open"); err != nil {
 		t.Fatal(err)
 	}
+	// RADIUS is the config file's: the CLI says where to change it.
+	_, err = runCmd(t, "", cmdSite, "set", "--config", path, "radius.fail_policy=closed")
+	if err == nil || !strings.Contains(err.Error(), "radius.fail_policy") || !strings.Contains(err.Error(), "config file") {
+		t.Fatalf("site set radius.fail_policy: %v", err)
+	}
 	_, err = runCmd(t, "", cmdSite, "set", "--config", path, "rate_down=0")
 	if err == nil || !strings.Contains(err.Error(), "rate_down") {
 		t.Fatalf("invalid set: %v", err)
@@ -117,7 +122,7 @@ func TestCLIThroughDaemon(t *testing.T) {
 	mgr := session.NewManager(session.Options{Store: st, Gate: storeOnlyGate{}, Site: cfg.Site.ID, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rt, err := startAdmin(ctx, cfg, st, mgr, settings.RADIUS{FailPolicy: "open"}, log)
+	rt, err := startAdmin(ctx, cfg, st, mgr, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +147,7 @@ func startTestAdmin(t *testing.T, cfg *config.Config) *AdminRuntime {
 	log := slog.New(slog.DiscardHandler)
 	mgr := session.NewManager(session.Options{Store: st, Gate: storeOnlyGate{}, Site: cfg.Site.ID, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
-	rt, err := startAdmin(ctx, cfg, st, mgr, settings.RADIUS{FailPolicy: "closed"}, log)
+	rt, err := startAdmin(ctx, cfg, st, mgr, nil, log)
 	if err != nil {
 		cancel()
 		st.Close()
@@ -236,36 +241,131 @@ func TestDashboardDayIsTheSiteDay(t *testing.T) {
 	}
 }
 
-// TestRADIUSNeedsSecret: with no RADIUS secret in the config file, the
-// daemon's settings and the offline CLI refuse turning RADIUS on; with
-// one, it is saved.
-func TestRADIUSNeedsSecret(t *testing.T) {
-	t.Setenv("PARKPORTAL_RADIUS_SECRET", "")
-	on := settings.RADIUS{Enabled: true, Servers: []string{"192.0.2.5:1812"}, FailPolicy: "closed"}
-
-	path, cfg := labConfig(t)
-	_, err := runCmd(t, "", cmdSite, "set", "--config", path, "radius.enabled=true", "radius.servers=192.0.2.5:1812")
-	if err == nil || !strings.Contains(err.Error(), "radius.enabled") || !strings.Contains(err.Error(), "secret") {
-		t.Fatalf("offline site set radius.enabled=true without a secret: %v", err)
+// TestRADIUSPolicyIsTheFiles: the RADIUS policy is the config file's,
+// for the daemon and the offline CLI alike: neither can change it, and a
+// CLI command run before the first serve seeds the file's (it used to
+// seed authorisation off).
+func TestRADIUSPolicyIsTheFiles(t *testing.T) {
+	path, _ := labConfig(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, "\nconfig radius\n\toption authorization '1'\n\tlist auth_server '192.0.2.5:1812'\n\toption secret 'x'\n\toption fail_policy 'closed'\n"...)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Before any serve: the CLI opens the store first.
+	out, err := runCmd(t, "", cmdSite, "get", "--config", path)
+	if err != nil || !strings.Contains(out, `"enabled": true`) || !strings.Contains(out, `"192.0.2.5:1812"`) || !strings.Contains(out, `"fail_policy": "closed"`) {
+		t.Fatalf("site get before the first serve: %v\n%s", err, out)
+	}
+	_, err = runCmd(t, "", cmdSite, "set", "--config", path, "radius.enabled=false")
+	if err == nil || !strings.Contains(err.Error(), "config file") {
+		t.Fatalf("offline site set radius.enabled=false: %v", err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
 	}
 	rt := startTestAdmin(t, cfg)
+	if got := rt.Settings.Get().RADIUS; !got.Enabled || got.FailPolicy != "closed" {
+		t.Fatalf("daemon's RADIUS policy: %+v", got)
+	}
 	next := rt.Settings.Get()
-	next.RADIUS = on
+	next.RADIUS.Servers = []string{"192.0.2.6:1812"}
 	var fe settings.FieldErrors
-	if _, err := rt.Settings.Update("test", next); !errors.As(err, &fe) || fe["radius.enabled"].Code == "" {
-		t.Fatalf("daemon: enabling RADIUS without a secret: %v", err)
+	if _, err := rt.Settings.Update("test", next); !errors.As(err, &fe) || fe["radius.servers"].Code != "radius_in_config" {
+		t.Fatalf("daemon: changing the RADIUS servers: %v", err)
 	}
-	if rt.Settings.Get().RADIUS.Enabled {
-		t.Fatal("saved anyway")
-	}
+}
 
-	_, cfg2 := labConfig(t)
-	cfg2.Radius.SecretFile = "/etc/parkportal/radius.secret"
-	rt2 := startTestAdmin(t, cfg2)
-	next = rt2.Settings.Get()
-	next.RADIUS = on
-	if _, err := rt2.Settings.Update("test", next); err != nil {
-		t.Fatalf("with secret_file: %v", err)
+// TestFileEditsAndOverridesAtStart: the daemon applies a site option
+// edited in the file since the last start, and logs, with both values,
+// every option where the store's (set in the console) applies instead.
+func TestFileEditsAndOverridesAtStart(t *testing.T) {
+	path, _ := labConfig(t)
+	// The console (here the offline CLI) sets the idle timeout.
+	if _, err := runCmd(t, "", cmdSite, "set", "--config", path, "idle_timeout=30m"); err != nil {
+		t.Fatal(err)
+	}
+	// uci: rate_down and idle_timeout change in the file.
+	b, _ := os.ReadFile(path)
+	src := strings.Replace(string(b), "option rate_down '8mbit'", "option rate_down '6mbit'", 1)
+	src = strings.Replace(src, "option idle_timeout '20m'", "option idle_timeout '25m'", 1)
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*AdminRuntime, string) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(cfg.DBPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		logBuf := &logBuffer{}
+		log := slog.New(slog.NewTextHandler(logBuf, nil))
+		mgr := session.NewManager(session.Options{Store: st, Gate: storeOnlyGate{}, Site: cfg.Site.ID, Logger: log})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rt, err := startAdmin(ctx, cfg, st, mgr, nil, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.Listener.Close()
+		cancel()
+		// The offline CLI must not find this "daemon's" socket.
+		for i := 0; i < 200; i++ {
+			if _, err := os.Stat(adminSocketPath(cfg)); os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return rt, logBuf.String()
+	}
+	rt, logged := start()
+	got := rt.Settings.Get()
+	if got.RateDown != 6_000_000 || got.IdleTimeout.D() != 25*time.Minute {
+		t.Fatalf("file edits not applied: rate %v, idle %v", got.RateDown, got.IdleTimeout)
+	}
+	for _, want := range []string{"option=site.rate_down file=6mbit was=8mbit", "option=site.idle_timeout file=25m was=30m"} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("start log lacks %q:\n%s", want, logged)
+		}
+	}
+	// The console sets it again; the file keeps 25m: the store applies,
+	// and every start says so with both values and how to change it.
+	if _, err := runCmd(t, "", cmdSite, "set", "--config", path, "idle_timeout=40m"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		rt, logged = start()
+		if rt.Settings.Get().IdleTimeout.D() != 40*time.Minute {
+			t.Fatalf("console value lost at a restart: %v", rt.Settings.Get().IdleTimeout)
+		}
+		want := `level=WARN msg="config file option overridden: the site policy in the store (set in the console, the API or the CLI after the file) applies" option=site.idle_timeout file=25m applies=40m to_use_the_file="parkportal site set idle_timeout=25m" set_by=local-root`
+		if !strings.Contains(logged, want) {
+			t.Errorf("start log lacks the override:\n%s", logged)
+		}
+	}
+}
+
+// TestConfigCheckUsesTheSiteValidator: a file the console would refuse
+// (a visitor's rate above the uplink) is refused by every command, with
+// the option named, before anything starts.
+func TestConfigCheckUsesTheSiteValidator(t *testing.T) {
+	path, _ := labConfig(t)
+	b, _ := os.ReadFile(path)
+	src := strings.Replace(string(b), "option rate_down '8mbit'", "option rate_down '8mbit'\n\toption uplink_down '4mbit'", 1)
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCmd(t, "", cmdConfigCheck, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "site.rate_down: higher than the uplink (4mbit)") {
+		t.Fatalf("config check: %v", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/parkwifi/parkportal/config"
+	"github.com/parkwifi/parkportal/settings"
 )
 
 // defaultConfigPath is where OpenWrt keeps the config; commands read it
@@ -81,16 +82,42 @@ func loadConfig(f *flags, args []string) (*config.Config, error) {
 	if err := f.parse(args); err != nil {
 		return nil, err
 	}
+	var cfg *config.Config
+	var err error
+	where := *path
 	switch {
 	case *lab && *path != "":
 		return nil, errors.New("--config and --lab-defaults: give one, not both")
 	case *lab:
-		return config.Parse(config.LabDefault)
+		where = "lab defaults"
+		cfg, err = config.Parse(config.LabDefault)
 	case *path != "":
-		return config.Load(*path)
+		cfg, err = config.Load(*path)
+	default:
+		if _, serr := os.Stat(defaultConfigPath); serr != nil {
+			return nil, fmt.Errorf("no config file: give --config FILE (%s, OpenWrt's, does not exist here), or --lab-defaults for the lab's virtual park (never on a real gateway)", defaultConfigPath)
+		}
+		where = defaultConfigPath
+		cfg, err = config.Load(defaultConfigPath)
 	}
-	if _, err := os.Stat(defaultConfigPath); err == nil {
-		return config.Load(defaultConfigPath)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no config file: give --config FILE (%s, OpenWrt's, does not exist here), or --lab-defaults for the lab's virtual park (never on a real gateway)", defaultConfigPath)
+	return cfg, checkSite(cfg, where)
+}
+
+// checkSite checks the config file's site section with the site policy's
+// one validator, which the console uses too: a file the console would
+// refuse (a visitor's rate above the uplink, say) is refused by every
+// command, with the options named.
+func checkSite(cfg *config.Config, where string) error {
+	fe := settings.FromFile(cfg).Validate()
+	if fe == nil {
+		return nil
+	}
+	var errs []error
+	for _, field := range fe.Fields() {
+		errs = append(errs, fmt.Errorf("%s: %s", settings.FileOptionOf(field), fe[field].In("en")))
+	}
+	return fmt.Errorf("config %s: %w", where, errors.Join(errs...))
 }

@@ -256,8 +256,7 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	enabled, servers, failOpen := radiusNAS.policy()
-	adm, err := startAdmin(ctx, cfg, st, mgr, settings.RADIUS{Enabled: enabled, Servers: servers, FailPolicy: map[bool]string{true: "open", false: "closed"}[failOpen]}, log)
+	adm, err := startAdmin(ctx, cfg, st, mgr, radiusNAS.alerts, log)
 	if err != nil {
 		return err
 	}
@@ -266,16 +265,19 @@ func cmdServe(args []string) error {
 	if smsFault != nil {
 		adm.Server.SetSMSFault(smsFault)
 	}
-	// Site policy lives in the store from the first start on; staff change
-	// it in the console and it applies here, live, without a restart.
-	apply := func(s settings.Site) {
-		applySite(s, cfg, st, srv, fw, log)
-		if err := radiusNAS.applyPolicy(s.RADIUS.Enabled, s.RADIUS.Servers, s.RADIUS.FailPolicy != "closed"); err != nil {
-			log.Error("applying RADIUS policy", "err", err)
-		}
-	}
+	radiusNAS.setMetrics(adm.Metrics)
+	// Site policy lives in the store (reconciled with the config file at
+	// start, see settings.Open); staff change it in the console and it
+	// applies here, live, without a restart. RADIUS is the file's.
+	apply := func(s settings.Site) { applySite(s, cfg, st, srv, fw, log) }
 	apply(adm.Settings.Get())
 	adm.Settings.OnChange(apply)
+	// Ask every RADIUS server how it is before visitors come: a server
+	// whose answers cannot be trusted is reported now (log, metric,
+	// console banner), not at the first refused login.
+	probeCtx, probeCancel := context.WithTimeout(ctx, 6*time.Second)
+	radiusNAS.probe(probeCtx)
+	probeCancel()
 	// The background loops run until the stop, which waits for every one
 	// of them before it tears the firewall down: a resync or sweep still
 	// in flight would otherwise rebuild chains or set after Teardown (or
@@ -316,6 +318,8 @@ func cmdServe(args []string) error {
 	}
 	bg.Go(func(ctx context.Context) { purgeLoop(ctx, st, cfg.Retention, cfg.MaxSessions, log) })
 	bg.Go(radiusNAS.runInterim)
+	bg.Go(radiusNAS.runDrain)
+	bg.Go(radiusNAS.runProbe)
 	bg.Go(func(ctx context.Context) { watchDevices(ctx, cfg.LANIface, cfg.LANPrefix, mgr, log) })
 
 	httpSrv := newHTTPServer(srv)
