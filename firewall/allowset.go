@@ -110,10 +110,32 @@ func listAllowSet(name string) ([]setEntry, error) {
 	return out, nil
 }
 
-// setAdd adds ip (with mac for bitmap:ip,mac) to the set.
+// setAdd adds ip (with mac for bitmap:ip,mac) to the set with its
+// counters at zero. The request is built here because netlink's IpsetAdd
+// sends no counter values, and an add without them keeps whatever the
+// kernel has for the slot: a bitmap set keeps a deleted entry's counters,
+// so a device logging in again would start with its last session's
+// traffic.
 func setAdd(name string, ip netip.Addr, mac net.HardwareAddr) error {
-	err := netlink.IpsetAdd(name, &netlink.IPSetEntry{IP: net.IP(ip.AsSlice()), MAC: mac, Replace: true})
-	if err != nil {
+	req := nl.NewNetlinkRequest(nl.IPSET_CMD_ADD|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_ADD))
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
+	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name)))
+	data := nl.NewRtAttr(nl.IPSET_ATTR_DATA|int(nl.NLA_F_NESTED), nil)
+	data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_IP|int(nl.NLA_F_NESTED), ipv4Attr(ip)))
+	if mac != nil {
+		data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_ETHER, mac))
+	}
+	zero := make([]byte, 8)
+	data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_PACKETS|int(nl.NLA_F_NET_BYTEORDER), zero))
+	data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_BYTES|int(nl.NLA_F_NET_BYTEORDER), zero))
+	data.AddChild(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_LINENO | nl.NLA_F_NET_BYTEORDER, Value: 0})
+	req.AddData(data)
+	if _, err := req.Execute(unix.NETLINK_NETFILTER, 0); err != nil {
+		var errno unix.Errno
+		if errors.As(err, &errno) && int(errno) >= nl.IPSET_ERR_PRIVATE {
+			err = nl.IPSetError(uintptr(errno))
+		}
 		return fmt.Errorf("adding %s %s to ipset %s: %w", mac, ip, name, err)
 	}
 	return nil

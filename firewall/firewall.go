@@ -249,6 +249,12 @@ func (f *Firewall) Allow(c Client) error {
 			return fmt.Errorf("shaping %s: %w", c.IP, err)
 		}
 	}
+	if old, ok := f.desired[c.IP]; ok && old.key() == c.key() {
+		// Already let out: only the rates changed. Adding it again would
+		// restart its counters mid-session.
+		f.desired[c.IP] = c
+		return nil
+	}
 	if err := f.be.add(c); err != nil {
 		return err
 	}

@@ -143,6 +143,21 @@ func TestGateOnKernel(t *testing.T) {
 				}
 			}
 
+			// A device that logs in again starts from zero (an ipset bitmap
+			// keeps a deleted entry's counters for an add that sets none).
+			if be == "iptables" { // traffic, as the kernel would have counted it
+				run(t, "ipset", "add", "pp-allow", c.IP.String()+","+c.MAC.String(), "packets", "1234", "bytes", "1234", "-exist")
+			}
+			if err := f.Deny(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Allow(c); err != nil {
+				t.Fatal(err)
+			}
+			if u, _ := f.Usage(); u[c.IP] != (Usage{}) {
+				t.Errorf("a client allowed again starts with counters %+v, want zero", u[c.IP])
+			}
+
 			if err := f.Deny(c); err != nil {
 				t.Fatal(err)
 			}
