@@ -178,6 +178,11 @@ func (m *Manager) Sweep() (int, error) {
 		return 0, fmt.Errorf("loading active sessions: %w", err)
 	}
 	defer m.mu.Unlock()
+	// The sessions this sweep ends take their final counters from this
+	// reading, not from one more dump under the lock.
+	if usage != nil {
+		m.usage, m.usageAt = usage, time.Now()
+	}
 	var due []string
 	defer func() {
 		if len(due) == 0 {

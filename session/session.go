@@ -404,10 +404,24 @@ const defaultAddressHold = 5 * time.Minute
 // end is stored (not taken from the last sweep, which may be seconds
 // old), so its accounting Stop says what the visitor really moved.
 func (m *Manager) End(id string, reason store.EndReason) (*store.Session, error) {
+	// A logout or kick on its own: the counters are read now, before the
+	// lock, so that logins do not wait for a dump of every visitor's; the
+	// end itself (the cut, then the store) follows at once.
+	usage := m.readUsage()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.usage = nil // a logout or kick on its own: read the counters now
+	m.usage, m.usageAt = usage, time.Now()
 	return m.endLocked(id, reason)
+}
+
+// readUsage reads the kernel's counters without the lock; nil when they
+// cannot be read (usageLocked then tries again under the lock).
+func (m *Manager) readUsage() map[netip.Addr]firewall.Usage {
+	u, err := m.gate.Usage()
+	if err != nil {
+		return nil
+	}
+	return u
 }
 
 func (m *Manager) endLocked(id string, reason store.EndReason) (*store.Session, error) {
@@ -758,13 +772,15 @@ func (m *Manager) countLocked(s *store.Session, usage map[netip.Addr]firewall.Us
 // kernel now (for RADIUS Interim-Updates: the last sweep's totals can be
 // seconds behind).
 func (m *Manager) Counted() ([]*store.Session, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	active, err := m.store.ActiveSessions()
+	// The counters and the store are read before the lock is taken (see
+	// lockedActive): thousands of sessions must not hold logins up.
+	fresh := m.readUsage()
+	active, err := m.lockedActive()
 	if err != nil {
 		return nil, err
 	}
-	m.usage = nil
+	defer m.mu.Unlock()
+	m.usage, m.usageAt = fresh, time.Now()
 	usage := m.usageLocked()
 	for _, s := range active {
 		m.countLocked(s, usage)

@@ -12,13 +12,15 @@ import (
 	"github.com/parkwifi/parkportal/config"
 )
 
-// TestHelp builds the binary and asks every command for --help: each
+// TestHelp builds the binary (with the lab, whose help it checks too;
+// TestRouterBuildHasNoLab covers the router build's answer) and asks
+// every command for --help: each
 // exits 0, prints its usage on stdout and lists exactly its own flags
 // (admin's --role only for add-user, site's --keep-names only for
 // import).
 func TestHelp(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "parkportal")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "lab", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building: %v\n%s", err, out)
 	}
 	cfgFlags := []string{"config", "lab-defaults"}
