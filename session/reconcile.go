@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/parkwifi/parkportal/firewall"
@@ -91,33 +92,82 @@ func (m *Manager) syncAllowlist() (int, error) {
 }
 
 // lockedActive returns the active sessions with m.mu held. The store is
-// read without the lock (thousands of sessions take milliseconds to
-// decode, and a login must not wait for that); if a session changed
-// meanwhile, it reads again, and after a few such races it reads under
-// the lock.
+// read without the lock (thousands of sessions take tens of milliseconds
+// to decode, and a login must not wait for that); then, under the lock,
+// the sessions that changed meanwhile (logins come every few
+// milliseconds at a busy park) are read again one by one.
 func (m *Manager) lockedActive() ([]*store.Session, error) {
-	for range 3 {
-		m.mu.Lock()
-		gen := m.gen
-		m.mu.Unlock()
-		active, err := m.store.ActiveSessions()
-		if err != nil {
-			return nil, err
-		}
-		m.mu.Lock()
-		if m.gen == gen {
-			return active, nil
-		}
-		m.mu.Unlock()
-	}
 	m.mu.Lock()
+	gen := m.gen
+	m.mu.Unlock()
 	active, err := m.store.ActiveSessions()
 	if err != nil {
-		m.mu.Unlock()
 		return nil, err
+	}
+	if m.testHookSnapshot != nil {
+		m.testHookSnapshot()
+	}
+	m.mu.Lock()
+	if m.gen == gen {
+		return active, nil
+	}
+	var stale []string
+	for id, g := range m.changed {
+		if g > gen {
+			stale = append(stale, id)
+		}
+	}
+	if len(stale) > maxPatched || gen < m.forgotten {
+		// Too much changed for patching to be cheaper than reading, or
+		// what changed is no longer known.
+		active, err = m.store.ActiveSessions()
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		return active, nil
+	}
+	drop := make(map[string]bool, len(stale))
+	for _, id := range stale {
+		drop[id] = true
+	}
+	active = slices.DeleteFunc(active, func(s *store.Session) bool { return drop[s.ID] })
+	for _, id := range stale {
+		s, err := m.store.Session(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		if s.State == store.Active {
+			active = append(active, s)
+		}
 	}
 	return active, nil
 }
+
+// maxPatched bounds the sessions lockedActive re-reads one by one.
+const maxPatched = 256
+
+// noteChange records that sessions ids are about to change in the store.
+// Call with m.mu held.
+func (m *Manager) noteChange(ids ...string) {
+	m.gen++
+	if m.changed == nil || len(m.changed) >= maxChanged {
+		// Start afresh; a reader that began before now cannot know what
+		// changed since it began, and reads everything (see forgotten).
+		m.changed = make(map[string]uint64)
+		m.forgotten = m.gen
+	}
+	for _, id := range ids {
+		m.changed[id] = m.gen
+	}
+}
+
+// maxChanged bounds the memory of changes.
+const maxChanged = 4096
 
 // unrestorable says why the kernel can never take s, or "" when it can:
 // the allowlist (a bitmap:ip,mac set over the LAN prefix) holds only

@@ -83,9 +83,14 @@ type Manager struct {
 
 	mu sync.Mutex // serialises lifecycle changes
 	// gen counts lifecycle changes (start, end, move, extension, rate,
-	// timeouts), so that a loop that read the store without the lock
-	// can tell whether its copy is still current.
-	gen       uint64
+	// timeouts), and changed holds, per session, the gen of its last
+	// change: a loop that read the store without the lock re-reads only
+	// the sessions that changed since (see lockedActive).
+	gen     uint64
+	changed map[string]uint64
+	// forgotten is the gen at which changed was last emptied: changes
+	// before it are no longer known.
+	forgotten uint64
 	policy    Policy
 	observers []Observer
 	// activity remembers the last allowlist packet count per IP, so a
@@ -105,6 +110,10 @@ type Manager struct {
 	usageAt time.Time
 
 	resync chan struct{}
+
+	// testHookSnapshot runs between lockedActive's read of the store and
+	// its taking the lock: tests change sessions there.
+	testHookSnapshot func()
 
 	onRepair  func(int)
 	onTraffic func(down, up uint64)
@@ -187,7 +196,7 @@ func (m *Manager) SetPolicy(p Policy) {
 		if down == s.RateDown && up == s.RateUp {
 			continue
 		}
-		m.gen++ // see lockedActive
+		m.noteChange(s.ID)
 		ns, err := m.store.Update(s.ID, func(x *store.Session) error {
 			x.RateDown, x.RateUp = down, up
 			return nil
@@ -292,7 +301,7 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 	// they are now (read only when there is one: most logins replace
 	// nothing). They go into its stored end, and so into its Stop.
 	m.usage = nil
-	m.gen++ // see lockedActive
+	m.noteChange(s.ID)
 	var carried *traffic
 	replaced, err := m.store.ActivateWithFinal(s, "", func(old *store.Session) {
 		usage := m.usageLocked()
@@ -308,6 +317,7 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 		return nil, fmt.Errorf("storing session for %s: %w", l.MAC, err)
 	}
 	for _, old := range replaced {
+		m.noteChange(old.ID)
 		if old.IP != s.IP || old.MAC.String() != s.MAC.String() {
 			if err := m.gate.Deny(clientOf(old)); err != nil {
 				m.log.Error("removing replaced session from firewall", "session", old.ID, "err", err)
@@ -326,7 +336,7 @@ func (m *Manager) Activate(l Login) (*store.Session, error) {
 			m.log.Error("removing device after failed allow", "err", derr)
 		}
 		m.requestResyncLocked()
-		m.gen++ // see lockedActive
+		m.noteChange(s.ID)
 		if _, uerr := m.store.Update(s.ID, func(x *store.Session) error {
 			x.State, x.EndReason, x.Ended = store.Ended, "firewall-error", now
 			return nil
@@ -458,7 +468,7 @@ func (m *Manager) finishLocked(id string, reason store.EndReason, deny bool) (*s
 		}
 	}
 	var wasActive bool
-	m.gen++ // see lockedActive
+	m.noteChange(id)
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		wasActive = x.State == store.Active
 		if wasActive {
@@ -528,7 +538,7 @@ func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error
 		return nil, fmt.Errorf("moving session %s to %s: the address belongs to active session %s", s.ID, ip, other.ID)
 	}
 	old := clientOf(s)
-	m.gen++ // see lockedActive
+	m.noteChange(s.ID)
 	ns, err := m.store.Update(s.ID, func(x *store.Session) error {
 		if x.State != store.Active {
 			return store.ErrNotFound
@@ -553,7 +563,7 @@ func (m *Manager) rebind(s *store.Session, ip netip.Addr) (*store.Session, error
 func (m *Manager) Extend(id string, d time.Duration) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen++ // see lockedActive
+	m.noteChange(id)
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		if x.State != store.Active {
 			return fmt.Errorf("session %s is not active", id)
@@ -574,7 +584,7 @@ func (m *Manager) Extend(id string, d time.Duration) (*store.Session, error) {
 func (m *Manager) SetRate(id string, down, up uint64) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen++ // see lockedActive
+	m.noteChange(id)
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		if x.State != store.Active {
 			return fmt.Errorf("session %s is not active", id)
@@ -626,7 +636,7 @@ func (m *Manager) Find(q Match) ([]*store.Session, error) {
 func (m *Manager) SetTimeouts(id string, sessionTimeout, idleTimeout *time.Duration) (*store.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen++ // see lockedActive
+	m.noteChange(id)
 	s, err := m.store.Update(id, func(x *store.Session) error {
 		if x.State != store.Active {
 			return fmt.Errorf("session %s is not active", id)
@@ -673,7 +683,7 @@ func (m *Manager) DeviceSeen(mac net.HardwareAddr, d DeviceInfo) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen++ // see lockedActive
+	m.noteChange(s.ID)
 	if _, err := m.store.Update(s.ID, func(x *store.Session) error {
 		x.Hostname, x.Vendor = d.Hostname, d.Vendor
 		return nil
