@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/parkwifi/parkportal/firewall"
@@ -91,13 +90,24 @@ func (m *Manager) syncAllowlist() (int, error) {
 	return n, nil
 }
 
-// lockedActive returns the active sessions with m.mu held. The store is
-// read without the lock (thousands of sessions take tens of milliseconds
-// to decode, and a login must not wait for that); then, under the lock,
-// the sessions that changed meanwhile (logins come every few
-// milliseconds at a busy park) are read again one by one.
+// lockedActive returns the active sessions (copies the caller may keep)
+// with m.mu held. The manager keeps the active sessions it last read and
+// knows which sessions it changed since (noteChange): it re-reads only
+// those, under the lock, instead of decoding thousands of sessions at
+// every sweep and resync (tens of milliseconds here, far more on a
+// router). Every fullReadEvery, and whenever too much changed to patch,
+// it reads the whole store again, without the lock (a login must not
+// wait for that), then patches what changed during the read.
 func (m *Manager) lockedActive() ([]*store.Session, error) {
 	m.mu.Lock()
+	if m.cache != nil && m.cacheGen >= m.forgotten && m.now().Sub(m.cacheAt) < fullReadEvery {
+		if err := m.patchLocked(m.cacheGen); err == nil {
+			return m.copiesLocked(), nil
+		} else if !errors.Is(err, errTooManyChanges) {
+			m.mu.Unlock()
+			return nil, err
+		}
+	}
 	gen := m.gen
 	m.mu.Unlock()
 	active, err := m.store.ActiveSessions()
@@ -108,8 +118,44 @@ func (m *Manager) lockedActive() ([]*store.Session, error) {
 		m.testHookSnapshot()
 	}
 	m.mu.Lock()
-	if m.gen == gen {
-		return active, nil
+	m.cache = make(map[string]*store.Session, len(active))
+	for _, s := range active {
+		m.cache[s.ID] = s
+	}
+	m.cacheAt = m.now()
+	if gen < m.forgotten {
+		gen = 0 // what changed during the read is not known: read again
+	}
+	if err := m.patchLocked(gen); err != nil {
+		if !errors.Is(err, errTooManyChanges) {
+			m.cache = nil
+			m.mu.Unlock()
+			return nil, err
+		}
+		// Too much changed during the read: read again, under the lock.
+		active, err = m.store.ActiveSessions()
+		if err != nil {
+			m.cache = nil
+			m.mu.Unlock()
+			return nil, err
+		}
+		m.cache = make(map[string]*store.Session, len(active))
+		for _, s := range active {
+			m.cache[s.ID] = s
+		}
+		m.cacheGen = m.gen
+	}
+	return m.copiesLocked(), nil
+}
+
+// errTooManyChanges: more sessions changed than patching is worth.
+var errTooManyChanges = errors.New("too many sessions changed to patch")
+
+// patchLocked re-reads into the cache the sessions changed after gen
+// (gen 0: all of them, which is too many) and marks the cache current.
+func (m *Manager) patchLocked(gen uint64) error {
+	if gen == 0 {
+		return errTooManyChanges
 	}
 	var stale []string
 	for id, g := range m.changed {
@@ -117,36 +163,40 @@ func (m *Manager) lockedActive() ([]*store.Session, error) {
 			stale = append(stale, id)
 		}
 	}
-	if len(stale) > maxPatched || gen < m.forgotten {
-		// Too much changed for patching to be cheaper than reading, or
-		// what changed is no longer known.
-		active, err = m.store.ActiveSessions()
-		if err != nil {
-			m.mu.Unlock()
-			return nil, err
-		}
-		return active, nil
+	if len(stale) > maxPatched {
+		return errTooManyChanges
 	}
-	drop := make(map[string]bool, len(stale))
-	for _, id := range stale {
-		drop[id] = true
-	}
-	active = slices.DeleteFunc(active, func(s *store.Session) bool { return drop[s.ID] })
 	for _, id := range stale {
 		s, err := m.store.Session(id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			m.mu.Unlock()
-			return nil, err
-		}
-		if s.State == store.Active {
-			active = append(active, s)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			delete(m.cache, id)
+		case err != nil:
+			return err
+		case s.State == store.Active:
+			m.cache[id] = s
+		default:
+			delete(m.cache, id)
 		}
 	}
-	return active, nil
+	m.cacheGen = m.gen
+	return nil
 }
+
+// copiesLocked returns copies of the cached active sessions: callers
+// change them (the sweep) or keep them past the lock (interims).
+func (m *Manager) copiesLocked() []*store.Session {
+	out := make([]*store.Session, 0, len(m.cache))
+	for _, s := range m.cache {
+		c := *s
+		out = append(out, &c)
+	}
+	return out
+}
+
+// fullReadEvery bounds how long the manager trusts its own record of the
+// active sessions before it reads them all from the store again.
+const fullReadEvery = 10 * time.Minute
 
 // maxPatched bounds the sessions lockedActive re-reads one by one.
 const maxPatched = 256
@@ -238,15 +288,21 @@ func (m *Manager) Sweep() (int, error) {
 		if len(due) == 0 {
 			return
 		}
-		if _, err := m.store.UpdateEach(due, func(x *store.Session) error {
+		updated, err := m.store.UpdateEach(due, func(x *store.Session) error {
 			if x.State != store.Active {
 				return store.ErrNotFound
 			}
 			x.LastActive = now
 			m.live[x.ID].fill(x)
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			m.log.Error("recording visitors' activity", "sessions", len(due), "err", err)
+		}
+		for id, x := range updated {
+			if _, ok := m.cache[id]; ok {
+				m.cache[id] = x // what was just stored: no re-read needed
+			}
 		}
 	}()
 	ended := 0

@@ -91,6 +91,11 @@ type Manager struct {
 	// forgotten is the gen at which changed was last emptied: changes
 	// before it are no longer known.
 	forgotten uint64
+	// cache is the active sessions as of cacheGen (nil: not read yet),
+	// read in full at cacheAt (see lockedActive).
+	cache     map[string]*store.Session
+	cacheGen  uint64
+	cacheAt   time.Time
 	policy    Policy
 	observers []Observer
 	// activity remembers the last allowlist packet count per IP, so a

@@ -51,13 +51,57 @@ func TestLockedActiveSeesChangesDuringItsRead(t *testing.T) {
 		t.Errorf("b's expiry %v: the extension made during the read is missing (want %v)", got, b.Expires.Add(time.Hour))
 	}
 
-	// Nothing changed during the read: the copy is returned as read.
+	// From now on the manager answers from its own record, patched with
+	// what it changed; it must stay equal to the store's.
+	if _, err := f.m.End(c.ID, store.ReasonKicked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.SetRate(b.ID, 2_000_000, 0); err != nil {
+		t.Fatal(err)
+	}
+	g := f.activate(t, login(5))
+	f.gate.Traffic(g.IP, 7)
+	f.clock.Advance(2 * time.Minute)
+	if _, err := f.m.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	// The same phone logs in again from another address: its session is
+	// replaced.
+	again := login(5)
+	again.IP = ip(99)
+	f.activate(t, again)
 	active, err = f.m.lockedActive()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.m.mu.Unlock()
-	if len(active) != 3 {
-		t.Errorf("a quiet read returned %d sessions, want 3", len(active))
+	fromStore, err := f.st.ActiveSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(s *store.Session) string {
+		return s.ID + " " + s.IP.String() + " " + s.Expires.String() + " " + s.LastActive.String() + " " +
+			time.Duration(s.RateDown).String() + " " + time.Duration(s.RateUp).String()
+	}
+	var got, want2 []string
+	for _, s := range active {
+		got = append(got, key(s))
+	}
+	for _, s := range fromStore {
+		want2 = append(want2, key(s))
+	}
+	slices.Sort(got)
+	slices.Sort(want2)
+	if !slices.Equal(got, want2) {
+		t.Errorf("the manager's active sessions:\n%v\nthe store's:\n%v", got, want2)
+	}
+	// Copies: changing what lockedActive returned changes nothing kept.
+	active[0].IP = ip(250)
+	kept, _ := f.m.lockedActive()
+	f.m.mu.Unlock()
+	for _, s := range kept {
+		if s.IP == ip(250) {
+			t.Error("lockedActive handed out its own record, not copies")
+		}
 	}
 }
