@@ -33,7 +33,9 @@ type clientMetrics struct {
 	logins, smsSent, repairs                   client.Counter
 	pinFail, pinRefused, smsFailed, smsRefused *client.CounterVec
 	bytes                                      *client.CounterVec
-	radiusQ, radiusDrop                        client.Gauge
+	radiusQ, radiusDrop, smsPaused             client.Gauge
+	radiusOK, radiusProb                       *client.GaugeVec
+	dasRefused                                 *client.CounterVec
 }
 
 func newClientMetrics(site string, online func() int) *clientMetrics {
@@ -49,9 +51,17 @@ func newClientMetrics(site string, online func() int) *clientMetrics {
 	m.radiusQ = client.NewGauge(client.GaugeOpts{Name: "parkportal_radius_queue_length", Help: "RADIUS accounting records waiting to be delivered.", ConstLabels: constLabels})
 	m.radiusDrop = client.NewGauge(client.GaugeOpts{Name: "parkportal_radius_dropped_records", Help: "RADIUS accounting records a full queue gave up (oldest interim updates first), since the database was created.", ConstLabels: constLabels})
 	m.bytes = client.NewCounterVec(client.CounterOpts{Name: "parkportal_visitor_bytes_total", Help: "Bytes carried for visitors, by direction.", ConstLabels: constLabels}, []string{"direction"})
+	m.smsPaused = client.NewGauge(client.GaugeOpts{Name: "parkportal_sms_paused", Help: "1 while the SMS provider refuses parkportal's account (credentials, credit, suspension: HTTP 401/402/403, Twilio 20003, 20005, …) and sending is paused; staff must fix the account.", ConstLabels: constLabels})
+	m.radiusOK = client.NewGaugeVec(client.GaugeOpts{Name: "parkportal_radius_server_ok", Help: "1 when the RADIUS server (role auth or acct) answers and its answers can be verified, 0 when not (see parkportal_radius_server_problem).", ConstLabels: constLabels}, []string{"role", "server"})
+	m.radiusProb = client.NewGaugeVec(client.GaugeOpts{Name: "parkportal_radius_server_problem", Help: "1 for what is wrong with the RADIUS server now (no-message-authenticator: its Access-Accept/Reject cannot be trusted and logins that need it are refused; wrong-secret; unreachable), 0 for the rest.", ConstLabels: constLabels}, []string{"role", "server", "problem"})
+	m.dasRefused = client.NewCounterVec(client.CounterOpts{Name: "parkportal_radius_das_refused_total", Help: "Disconnect/CoA requests from configured clients dropped, by problem (no-message-authenticator, wrong-secret).", ConstLabels: constLabels}, []string{"problem"})
 	onlineGauge := client.NewGaugeFunc(client.GaugeOpts{Name: "parkportal_visitors_online", Help: "Visitors with an active session.", ConstLabels: constLabels}, func() float64 { return float64(online()) })
-	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.bytes, onlineGauge,
+	m.reg.MustRegister(m.logins, m.pinFail, m.pinRefused, m.smsSent, m.smsFailed, m.smsRefused, m.repairs, m.radiusQ, m.radiusDrop, m.smsPaused,
+		m.radiusOK, m.radiusProb, m.dasRefused, m.bytes, onlineGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, p := range RADIUSProblems[:2] {
+		m.dasRefused.WithLabelValues(p)
+	}
 	for _, o := range []string{"wrong", "exhausted", "expired", "none"} {
 		m.pinFail.WithLabelValues(o)
 	}
