@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parkwifi/parkportal/i18n"
@@ -39,7 +40,23 @@ type renderer interface {
 	Execute(w io.Writer, name string, data any, bound tmpl.FuncMap) error
 }
 
-var pages = map[string]renderer{}
+// pages are the console's pages, parsed on first use: a CLI call, which
+// renders none, does not pay half a megabyte of parsing at every start.
+var pages = sync.OnceValue(func() map[string]renderer {
+	out := make(map[string]renderer, len(pageNames))
+	for _, name := range pageNames {
+		src, err := webFS.ReadFile("web/escaped/" + name + ".tmpl")
+		if err != nil {
+			panic(err)
+		}
+		set, err := tmpl.Parse(name, string(src), staticFuncs, boundFuncs...)
+		if err != nil {
+			panic(err)
+		}
+		out[name] = set
+	}
+	return out
+})
 
 // staticFuncs are the template funcs that do not depend on the request.
 var staticFuncs = tmpl.FuncMap{
@@ -56,20 +73,6 @@ var staticFuncs = tmpl.FuncMap{
 // boundFuncs are the funcs each render binds to its page (see
 // page.funcs): the page's language, time zone and user.
 var boundFuncs = []string{"T", "N", "when", "can", "otherLang", "left", "fieldError"}
-
-func init() {
-	for _, name := range pageNames {
-		src, err := webFS.ReadFile("web/escaped/" + name + ".tmpl")
-		if err != nil {
-			panic(err)
-		}
-		set, err := tmpl.Parse(name, string(src), staticFuncs, boundFuncs...)
-		if err != nil {
-			panic(err)
-		}
-		pages[name] = set
-	}
-}
 
 // dict builds a map from key, value pairs, to pass several values to a
 // sub-template.
@@ -189,7 +192,7 @@ func (s *Server) newPage(w http.ResponseWriter, r *http.Request) *page {
 func (s *Server) render(w http.ResponseWriter, code int, name string, p *page) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	if err := pages[name].Execute(w, "layout.html", p, p.funcs()); err != nil {
+	if err := pages()[name].Execute(w, "layout.html", p, p.funcs()); err != nil {
 		s.log.Error("rendering console page", "page", name, "err", err)
 	}
 }

@@ -84,10 +84,11 @@ func TestConsoleMatchesHTMLTemplate(t *testing.T) {
 	saved := pages
 	defer func() { pages = saved }()
 	rendered := 0
-	pages = map[string]renderer{}
-	for name, r := range saved {
-		pages[name] = dualRenderer{t: t, name: name, daemon: r, pages: &rendered}
+	wrapped := map[string]renderer{}
+	for name, r := range saved() {
+		wrapped[name] = dualRenderer{t: t, name: name, daemon: r, pages: &rendered}
 	}
+	pages = func() map[string]renderer { return wrapped }
 	e := newEnv(t)
 	a, v := e.login("admin"), e.login("viewer")
 	for i, lang := range []string{"ar", "en"} {

@@ -28,6 +28,27 @@ func TestRouterTagsAgree(t *testing.T) {
 	}
 }
 
+// routerGCFlags are the compiler flags of every router binary (build.sh's
+// router_gcflags, sizes.sh's, the SDK Makefile's GOFLAGS).
+var routerGCFlags = strings.Fields("-gcflags=all=-l -gcflags=runtime/...= -gcflags=internal/...= -gcflags=sync/...= -gcflags=reflect= -gcflags=strconv= -gcflags=bytes= -gcflags=strings= -gcflags=encoding/json= -gcflags=crypto/...= -gcflags=golang.org/x/crypto/...= -gcflags=vendor/golang.org/x/crypto/...= -gcflags=go.etcd.io/bbolt/...=")
+
+func TestRouterFlagsAgree(t *testing.T) {
+	flags := strings.Join(routerGCFlags, " ")
+	for file, want := range map[string]string{
+		"build.sh": "router_gcflags=\"" + flags + "\"\n",
+		"sizes.sh": "router_gcflags=\"" + flags + "\"\n",
+		"Makefile": "export GOFLAGS:=" + flags + "\n",
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not set %q", file, strings.TrimSpace(want))
+		}
+	}
+}
+
 // notInRouterBinary are packages the router binary must not link: each
 // was replaced by something smaller (issue 14), and a stray import would
 // bring it back unnoticed. The tests may import them.

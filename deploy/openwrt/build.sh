@@ -51,6 +51,13 @@ OUTER=${OUTER:-tgz}
 # HTTP/1.1, and Twilio's and operators' SMS APIs take HTTP/1.1 (twilio-go
 # uses the http.Client it is given, with no HTTP/2 of its own).
 router_tags=nethttpomithttp2
+# Compiler flags of every router binary (sizes.sh, the SDK Makefile and
+# the memory test use the same; TestRouterFlagsAgree checks): no inlining,
+# except in the runtime, the standard library's hot paths, the crypto
+# packages and the store (bbolt, encoding/json), which stay as fast as
+# before. Inlined copies cost 1.1 MiB of a mipsel binary; docs/
+# BENCHMARKS.md ("Inlining") has the size and speed measurements.
+router_gcflags="-gcflags=all=-l -gcflags=runtime/...= -gcflags=internal/...= -gcflags=sync/...= -gcflags=reflect= -gcflags=strconv= -gcflags=bytes= -gcflags=strings= -gcflags=encoding/json= -gcflags=crypto/...= -gcflags=golang.org/x/crypto/...= -gcflags=vendor/golang.org/x/crypto/...= -gcflags=go.etcd.io/bbolt/...="
 
 all_arches="mips_24kc mipsel_24kc arm_cortex-a7_neon-vfpv4 aarch64_cortex-a53 x86_64"
 
@@ -131,7 +138,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/parkportal-ipk.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 sizes="$work/SIZES.txt"
-printf '# parkportal %s: stripped binary size per target (go build -trimpath -tags %s -ldflags "-s -w")\n' "$VERSION" "$router_tags" >"$sizes"
+printf '# parkportal %s: stripped binary size per target (go build -trimpath -tags %s %s -ldflags "-s -w")\n' "$VERSION" "$router_tags" "$router_gcflags" >"$sizes"
 printf '# %-26s %10s %8s %10s\n' arch bytes MiB ipk_bytes >>"$sizes"
 
 for a in $arches; do
@@ -143,9 +150,9 @@ for a in $arches; do
 		"$data/etc/uci-defaults" "$data/usr/share/parkportal" \
 		"$data/lib/upgrade/keep.d" "$ctrl"
 
-	# shellcheck disable=SC2046 # goenv's words are meant to split
+	# shellcheck disable=SC2046,SC2086 # goenv's and router_gcflags' words are meant to split
 	(cd "$repo" && env CGO_ENABLED=0 GOOS=linux $(goenv "$a") \
-		"$GO" build -trimpath -tags "$router_tags" -ldflags "-s -w -X main.version=$VERSION" \
+		"$GO" build -trimpath -tags "$router_tags" $router_gcflags -ldflags "-s -w -X main.version=$VERSION" \
 		-o "$data/usr/bin/parkportal" ./cmd/parkportal)
 
 	install -m 0755 "$here/files/parkportal.init" "$data/etc/init.d/parkportal"

@@ -34,8 +34,9 @@ variant=${2:-softfloat}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# The same as build.sh's (TestRouterTagsAgree checks).
+# The same as build.sh's (TestRouterTagsAgree and TestRouterFlagsAgree check).
 router_tags=nethttpomithttp2
+router_gcflags="-gcflags=all=-l -gcflags=runtime/...= -gcflags=internal/...= -gcflags=sync/...= -gcflags=reflect= -gcflags=strconv= -gcflags=bytes= -gcflags=strings= -gcflags=encoding/json= -gcflags=crypto/...= -gcflags=golang.org/x/crypto/...= -gcflags=vendor/golang.org/x/crypto/...= -gcflags=go.etcd.io/bbolt/...="
 
 case "$goarch" in
 mips | mipsle) export GOMIPS="$variant" ;;
@@ -44,7 +45,8 @@ esac
 export GOOS=linux GOARCH="$goarch" CGO_ENABLED=0
 
 build() { # build NAME TAGS PACKAGE
-	(cd "$repo" && "$GO" build -trimpath -ldflags "-s -w" -tags "$router_tags${2:+,$2}" -o "$out/$1" "$3")
+	# shellcheck disable=SC2086 # router_gcflags' words are meant to split
+	(cd "$repo" && "$GO" build -trimpath -ldflags "-s -w" -tags "$router_tags${2:+,$2}" $router_gcflags -o "$out/$1" "$3")
 }
 
 mib() { awk -v b="$1" 'BEGIN { printf "%6.2f MiB", b / 1048576 }'; }
