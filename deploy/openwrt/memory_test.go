@@ -45,8 +45,8 @@ const (
 	// kernel maps 64 KiB around every fault), so the calls that do more
 	// than start (the admin socket's HTTP client, bbolt) peak at 8.1-8.9
 	// MiB on a 10.7 MiB binary. The guard keeps them from growing.
-	cliGuard = 9728 // KiB, 9.5 MiB
-	burstRequests  = 20000
+	cliGuard      = 9728 // KiB, 9.5 MiB
+	burstRequests = 20000
 	// The init script's environment for a 64 MB router (memlimit():
 	// a quarter of RAM, at least 16 MiB).
 	routerGOGC       = "50"
