@@ -3,12 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +20,6 @@ import (
 	"time"
 
 	"github.com/parkwifi/parkportal/lab"
-	"github.com/parkwifi/parkportal/store"
 )
 
 // Load, slow clients and crowds against the real daemon in a lab park.
@@ -270,44 +266,13 @@ func TestLoadBench(t *testing.T) {
 	}
 }
 
-// seedSessions writes n sessions into a new store at path, rotating over
-// `addrs` LAN addresses from 198.51.100.20, each with its own MAC and
-// number. It returns how many are active and ended.
+// seedSessions seeds the store at path (lab.SeedSessions) and checks
+// that addrs sessions are active and the rest ended.
 func seedSessions(t *testing.T, path string, n, addrs int) (active, ended int) {
 	t.Helper()
-	st, err := store.Open(path)
+	active, ended, err := lab.SeedSessions(path, n, addrs)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer st.Close()
-	now := time.Now()
-	for i := 0; i < n; i++ {
-		id := make([]byte, 8)
-		rand.Read(id)
-		mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x03, byte(i >> 8), byte(i)}
-		s := &store.Session{
-			ID: hex.EncodeToString(id), MAC: mac,
-			IP:    netip.AddrFrom4([4]byte{198, 51, 100, byte(20 + i%addrs)}),
-			Phone: fmt.Sprintf("+9743%07d", 1000000+i), Site: "lab-park", Lang: "ar",
-			Start: now.Add(-time.Duration(n-i) * time.Second), Expires: now.Add(4 * time.Hour),
-			IdleTimeout: 20 * time.Minute, LastActive: now,
-			RateDown: 8_000_000, RateUp: 8_000_000, State: store.Active,
-			BytesDown: uint64(i) * 1_000_000, BytesUp: uint64(i) * 100_000,
-		}
-		if _, err := st.Activate(s, ""); err != nil {
-			t.Fatalf("seeding session %d: %v", i, err)
-		}
-	}
-	all, err := st.Sessions(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range all {
-		if s.State == store.Active {
-			active++
-		} else {
-			ended++
-		}
 	}
 	if active+ended != n || active != addrs {
 		t.Fatalf("seeded %d active + %d ended, want %d + %d", active, ended, addrs, n-addrs)

@@ -14,11 +14,7 @@ package openwrt
 // is logged as "MEMORY ..." for docs/BENCHMARKS.md.
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +27,6 @@ import (
 
 	"github.com/parkwifi/parkportal/config"
 	"github.com/parkwifi/parkportal/lab"
-	"github.com/parkwifi/parkportal/store"
 )
 
 const (
@@ -407,43 +402,16 @@ func TestMemoryBudgets(t *testing.T) {
 	p.checkCLI(t, "5,000 sessions, daemon running", [][]string{{"sessions", "list", "--config", cfg5k}})
 }
 
-// seedSessions writes n sessions into a new store at path, rotating over
-// `addrs` LAN addresses from 198.51.100.20: each Activate ends the
-// previous session on its address, so addrs stay active.
+// seedSessions seeds the store at path (lab.SeedSessions) and checks
+// that addrs sessions are active and the rest ended.
 func seedSessions(t *testing.T, path string, n, addrs int) (active, ended int) {
 	t.Helper()
-	st, err := store.Open(path)
+	active, ended, err := lab.SeedSessions(path, n, addrs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	now := time.Now()
-	for i := 0; i < n; i++ {
-		id := make([]byte, 8)
-		rand.Read(id)
-		s := &store.Session{
-			ID: hex.EncodeToString(id), MAC: net.HardwareAddr{0x02, 0x00, 0x5e, 0x03, byte(i >> 8), byte(i)},
-			IP:    netip.AddrFrom4([4]byte{198, 51, 100, byte(20 + i%addrs)}),
-			Phone: fmt.Sprintf("+9743%07d", 1000000+i), Site: "lab-park", Lang: "ar",
-			Start: now.Add(-time.Duration(n-i) * time.Second), Expires: now.Add(4 * time.Hour),
-			IdleTimeout: 20 * time.Minute, LastActive: now,
-			RateDown: 8_000_000, RateUp: 8_000_000, State: store.Active,
-			BytesDown: uint64(i) * 1_000_000, BytesUp: uint64(i) * 100_000,
-		}
-		if _, err := st.Activate(s, ""); err != nil {
-			t.Fatalf("seeding session %d: %v", i, err)
-		}
-	}
-	all, err := st.Sessions(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range all {
-		if s.State == store.Active {
-			active++
-		} else {
-			ended++
-		}
+	if active+ended != n || active != addrs {
+		t.Fatalf("seeded %d active + %d ended, want %d + %d", active, ended, addrs, n-addrs)
 	}
 	return active, ended
 }
