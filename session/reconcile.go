@@ -44,7 +44,12 @@ func (m *Manager) Restore() error {
 // number of repairs. It holds the session lock only to hand the gate the
 // active sessions: the kernel dumps and the repairs run without it, so
 // logins do not wait behind them.
-func (m *Manager) Resync() (int, error) {
+func (m *Manager) Resync() (repairs int, err error) {
+	background(func() { repairs, err = m.resyncNow() })
+	return repairs, err
+}
+
+func (m *Manager) resyncNow() (int, error) {
 	r1, err := m.gate.Ensure()
 	if err != nil {
 		return r1, fmt.Errorf("ensuring firewall: %w", err)
@@ -264,7 +269,12 @@ func (m *Manager) requestResyncLocked() { m.RequestResync() }
 // their idle timeout, and drops expired pending PINs. It returns how many
 // sessions it ended. The kernel's counters and the store are read before
 // the session lock is taken.
-func (m *Manager) Sweep() (int, error) {
+func (m *Manager) Sweep() (ended int, err error) {
+	background(func() { ended, err = m.sweep() })
+	return ended, err
+}
+
+func (m *Manager) sweep() (int, error) {
 	now := m.now()
 	if _, err := m.store.PrunePending(now); err != nil {
 		m.log.Error("pruning expired PINs", "err", err)

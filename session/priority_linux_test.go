@@ -1,0 +1,37 @@
+package session
+
+import (
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestBackgroundLowersPriority: a resync's work runs niced, and the thread
+// gets its priority back afterwards (other goroutines run on it next).
+func TestBackgroundLowersPriority(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	before, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside int
+	var insideTID int
+	background(func() {
+		insideTID = unix.Gettid()
+		inside, _ = unix.Getpriority(unix.PRIO_PROCESS, insideTID)
+	})
+	after, _ := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	// getpriority(2) returns 20 - nice.
+	if insideTID != tid {
+		t.Fatalf("the work ran on thread %d, not the caller's locked thread %d", insideTID, tid)
+	}
+	if inside != before-backgroundNice {
+		t.Errorf("during the work: nice %d, want %d", 20-inside, 20-before+backgroundNice)
+	}
+	if after != before {
+		t.Errorf("after the work: nice %d, want it back at %d", 20-after, 20-before)
+	}
+}
