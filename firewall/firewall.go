@@ -103,6 +103,8 @@ type backend interface {
 	// list dumps the allowlist with each pair's counters.
 	list() ([]entry, error)
 	teardown(chains []chain) error
+	// present reports whether any part of our gate is in the kernel.
+	present(chains []chain) (bool, error)
 }
 
 // entry is one allowlist member as the kernel reports it.
@@ -179,6 +181,33 @@ func New(cfg Config) (*Firewall, error) {
 		}
 	}
 	return f, nil
+}
+
+// CloseGate puts the gate in the kernel with nobody on the allowlist,
+// unless some of it is there already, and reports whether it did. It is
+// for a boot, before the LAN comes up: the kernel starts with no gate, so
+// until the daemon has started (or forever, if it cannot) the LAN would
+// forward as the base firewall alone says. A gate already there belongs
+// to a daemon, running or stopped, and holds its visitors: it is left
+// alone. Shaping is the daemon's (it needs the LAN device).
+func (f *Firewall) CloseGate() (bool, error) {
+	f.chainsMu.Lock()
+	defer f.chainsMu.Unlock()
+	chs := chains(f.cfg)
+	present, err := f.be.present(chs)
+	if err != nil {
+		return false, fmt.Errorf("looking for a gate in the kernel: %w", err)
+	}
+	if present {
+		return false, nil
+	}
+	if err := setBridgeNetfilter(f.cfg.LANIface, f.log); err != nil {
+		return false, err
+	}
+	if _, err := f.be.ensure(chs, nil); err != nil {
+		return false, fmt.Errorf("closing the gate: %w", err)
+	}
+	return true, nil
 }
 
 // Backend names the backend in use: "nftables" or "iptables".

@@ -397,6 +397,24 @@ func chainMatches(ipt ruleTable, table, name string, rules [][]string) (bool, er
 
 // teardown deletes our jumps, chains and sets. Missing pieces are fine:
 // cleanup must work after a crash left half a setup.
+func (b *backendIPTables) present(chs []chain) (bool, error) {
+	for _, spec := range b.specs(chs) {
+		ipt := b.tableFor(spec)
+		if ipt == nil {
+			continue
+		}
+		exists, err := ipt.ChainExists(spec.table, spec.name)
+		if err != nil {
+			return false, fmt.Errorf("checking chain %s/%s: %w", spec.table, spec.name, err)
+		}
+		if exists {
+			return true, nil
+		}
+	}
+	_, err := listAllowSet(b.allowSet)
+	return err == nil, nil
+}
+
 func (b *backendIPTables) teardown(chs []chain) error {
 	err := b.removeChains(chs)
 	for _, set := range []string{b.allowSet, b.downSet} {

@@ -346,6 +346,21 @@ func (b *backendNFTables) ensure(chs []chain, clients []Client) (repairs int, er
 	return len(drifted), nil
 }
 
+func (b *backendNFTables) present([]chain) (bool, error) {
+	b.rdMu.Lock()
+	defer b.rdMu.Unlock()
+	tables, err := b.rd.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("listing nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == b.table.Name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // chainRules is every chain of ours with its rules' expressions.
 func (b *backendNFTables) chainRules(chs []chain) map[string][][]expr.Any {
 	out := b.baseRules(chs)
