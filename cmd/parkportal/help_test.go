@@ -37,6 +37,7 @@ func TestHelp(t *testing.T) {
 		{"db check -h", cfgFlags},
 		{"db export --help", append(cfgFlags, "format")},
 		{"cleanup --help", cfgFlags},
+		{"close-gate --help", cfgFlags},
 		{"admin --help", nil},
 		{"admin add-user --help", append(cfgFlags, "role")},
 		{"admin passwd --help", cfgFlags},

@@ -7,6 +7,7 @@
 //	parkportal config check [--config FILE]            validate a config file
 //	parkportal db check [--config FILE]                verify the state database
 //	parkportal db export [--config FILE] [--format json] the session log, for the ministry
+//	parkportal close-gate [--config FILE]              at boot: shut the gate before the LAN is up
 //	parkportal cleanup [--config FILE]                 remove the firewall gate (the only command that opens it)
 //	parkportal version
 //
@@ -47,6 +48,7 @@ func usage() error {
   parkportal admin add-user|passwd|role|token|list ...   staff accounts
   parkportal site get|set|export|import ...               site policy and profiles
   parkportal sessions list|kick|extend ...                visitors' sessions
+  parkportal close-gate [--config FILE]   at boot, before the LAN is up: the gate with nobody let through
   parkportal cleanup [--config FILE] remove parkportal's chains and allowlist set
   parkportal version
 The config is FILE, else %s if it exists; --lab-defaults instead uses
@@ -98,6 +100,8 @@ func run(args []string) error {
 		return cmdSite(args[1:])
 	case "sessions":
 		return cmdSessions(args[1:])
+	case "close-gate":
+		return cmdCloseGate(args[1:])
 	case "cleanup":
 		return cmdCleanup(args[1:])
 	case "version", "--version", "-v":

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -241,6 +242,9 @@ func cmdServe(args []string) error {
 	if err := mgr.Restore(); err != nil {
 		return fmt.Errorf("restoring sessions into the kernel: %w", err)
 	}
+	if err := markGated(cfg, fw.Backend()); err != nil {
+		log.Warn("the next boot will not shut the gate before this daemon starts", "err", err)
+	}
 	active, _ := st.ActiveSessions()
 	log.Info("kernel state restored from store", "firewall", fw.Backend(), "active_sessions", len(active), "took", time.Since(start).Round(time.Millisecond))
 
@@ -453,7 +457,14 @@ func cmdCleanup(args []string) error {
 	if err != nil {
 		return err
 	}
-	return fw.Teardown()
+	if err := fw.Teardown(); err != nil {
+		return err
+	}
+	// The gate is gone for good: the next boot must not shut it again.
+	if err := os.Remove(gatedMarker(cfg)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", gatedMarker(cfg), err)
+	}
+	return nil
 }
 
 // purgeLoop deletes ended sessions older than the retention period, at
