@@ -156,6 +156,7 @@ for a in $arches; do
 		-o "$data/usr/bin/parkportal" ./cmd/parkportal)
 
 	install -m 0755 "$here/files/parkportal.init" "$data/etc/init.d/parkportal"
+	install -m 0755 "$here/files/parkportal-gate.init" "$data/etc/init.d/parkportal-gate"
 	install -m 0600 "$here/files/parkportal.config" "$data/etc/config/parkportal"
 	install -m 0755 "$here/files/parkportal.uci-defaults" "$data/etc/uci-defaults/90-parkportal"
 	install -m 0755 "$here/files/firewall.include" "$data/usr/share/parkportal/firewall.include"

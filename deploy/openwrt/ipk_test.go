@@ -329,6 +329,7 @@ func checkData(t *testing.T, tg target, data []member) {
 	modes := map[string]int64{
 		"usr/bin/parkportal":                    0o755,
 		"etc/init.d/parkportal":                 0o755,
+		"etc/init.d/parkportal-gate":            0o755,
 		"etc/config/parkportal":                 0o600,
 		"etc/uci-defaults/90-parkportal":        0o755,
 		"usr/share/parkportal/firewall.include": 0o755,
@@ -588,7 +589,7 @@ func TestArContainer(t *testing.T) {
 }
 
 func TestShellScripts(t *testing.T) {
-	scripts := []string{"files/parkportal.init", "files/parkportal.uci-defaults", "files/firewall.include",
+	scripts := []string{"files/parkportal.init", "files/parkportal-gate.init", "files/parkportal.uci-defaults", "files/firewall.include",
 		"files/postinst", "files/prerm", "build.sh"}
 	for _, s := range scripts {
 		if out, err := exec.Command("sh", "-n", s).CombinedOutput(); err != nil {
