@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -414,6 +415,119 @@ func TestDNSOneSocketFlood(t *testing.T) {
 			if got < 20 {
 				t.Errorf("only %d queries answered: the budget's burst of 30 should pass", got)
 			}
+		})
+	}
+}
+
+// TestBootGate, on both backends: a reboot empties the kernel, and until
+// the daemon is back (START=95 on OpenWrt, or never, if its config is
+// broken) the LAN would forward as the base firewall says. close-gate,
+// which /etc/init.d/parkportal-gate runs before the LAN comes up, shuts
+// the gate with no daemon at all. It must leave a gateway that never
+// served alone (a fresh install's placeholders must not cut a LAN off),
+// let nothing of a device's out once the gate is shut (counted on the
+// internet host), leave a gate already there untouched, and hand over to
+// the daemon, which lets the visitor in again.
+func TestBootGate(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be, func(t *testing.T) {
+			p := newPark(t, 1)
+			cfg := p.config(map[string]string{"parkportal.firewall_backend": be})
+			v := p.Visitors[0]
+			closeGate := func() string {
+				t.Helper()
+				out, err := lab.Cmd(p.Gateway, binary, "close-gate", "--config", cfg).CombinedOutput()
+				if err != nil {
+					t.Fatalf("parkportal close-gate: %v: %s", err, out)
+				}
+				return string(out)
+			}
+
+			// Never served here: nothing is closed.
+			if out := closeGate(); !strings.Contains(out, "has not served here yet") {
+				t.Errorf("close-gate before any serve said %q", out)
+			}
+			if g := p.gateView(); g != "" {
+				t.Fatalf("close-gate before any serve put a gate in the kernel:\n%s", g)
+			}
+			if !online(v) {
+				t.Fatal("without any gate the device cannot get out: the park is broken, the test proves nothing")
+			}
+
+			// Serve once, with the visitor logged in, and stop.
+			d := p.start(cfg)
+			p.login(v, "33123456")
+			served := p.gateView()
+			d.stop(t, syscall.SIGTERM)
+
+			// The reboot: the kernel loses the gate, the files stay.
+			marker := filepath.Join(p.dir, "parkportal.db.gated")
+			saved, err := os.ReadFile(marker)
+			if err != nil {
+				t.Fatalf("serve left no marker: %v", err)
+			}
+			if out, err := lab.Cmd(p.Gateway, binary, "cleanup", "--config", cfg).CombinedOutput(); err != nil {
+				t.Fatalf("parkportal cleanup: %v: %s", err, out)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("cleanup left the marker: the next boot would shut a gate the operator removed")
+			}
+			if err := os.WriteFile(marker, saved, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if !online(v) {
+				t.Fatal("with the kernel emptied the device still cannot get out: the leak count below would prove nothing")
+			}
+
+			// Boot: close-gate shuts it, and nothing gets out.
+			if out := closeGate(); !strings.Contains(out, "gate closed ("+be+")") {
+				t.Fatalf("close-gate after a reboot said %q", out)
+			}
+			closed := p.gateView()
+			if closed == "" {
+				t.Fatal("close-gate reported a gate the kernel does not have")
+			}
+			if list, err := p.allowlist(); err != nil || len(list) != 0 {
+				t.Errorf("the boot gate's allowlist is %q (%v), want empty", list, err)
+			}
+			leaks := newLeakCounter(t, p, v.IP.String())
+			stop := captiveTraffic(t, v.NS)
+			time.Sleep(time.Second)
+			sent := stop()
+			if online(v) {
+				t.Error("behind the boot gate the device reaches the internet")
+			}
+			if n := leaks.packets(t); n != 0 {
+				t.Errorf("%d of the device's %d packets reached the internet host behind the boot gate", n, sent)
+			} else {
+				t.Logf("0 of the device's %d packets reached the internet host behind the boot gate", sent)
+			}
+
+			// A gate already there (a daemon's) is left as it is.
+			if out := closeGate(); !strings.Contains(out, "already in the kernel") {
+				t.Errorf("a second close-gate said %q", out)
+			}
+			if g := p.gateView(); g != closed {
+				t.Errorf("a second close-gate changed the gate:\n%s\nwas:\n%s", g, closed)
+			}
+
+			// The daemon takes over: the stored session is let through
+			// again, and the gate is the one it had before the reboot.
+			d = p.start(cfg)
+			ok := false
+			for i := 0; i < 50 && !ok; i++ { // bounded: 10 s
+				ok = online(v)
+				if !ok {
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			if !ok {
+				t.Error("after the daemon started on the boot gate, the logged-in visitor is still shut out")
+			}
+			if g := p.gateView(); g != served {
+				t.Errorf("the daemon's gate after the boot differs from before it:\n%s\nbefore:\n%s", g, served)
+			}
+			d.stop(t, syscall.SIGTERM)
 		})
 	}
 }
