@@ -470,6 +470,9 @@ type settingsForm struct {
 	// SMS says, per language, what the PIN message costs in SMS
 	// segments with the park's name (see smsNotes).
 	SMS map[string]*smsNote
+	// RADIUSFile: the RADIUS fields are the config file's; the page
+	// shows them read-only and says where to change them.
+	RADIUSFile bool
 }
 
 func formOf(st settings.Site) settingsForm {
@@ -569,12 +572,21 @@ func siteFromForm(r *http.Request, base settings.Site) (settings.Site, settingsF
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request, p *page) {
 	f := formOf(s.o.Settings.Get())
 	f.SMS = smsNotes(p.Lang, f.V)
+	f.RADIUSFile = s.o.Settings.RADIUSFile()
 	p.Data = f
 	s.render(w, http.StatusOK, "settings", p)
 }
 
 func (s *Server) settingsPost(w http.ResponseWriter, r *http.Request, p *page) {
-	next, f := siteFromForm(r, s.o.Settings.Get())
+	cur := s.o.Settings.Get()
+	next, f := siteFromForm(r, cur)
+	if f.RADIUSFile = s.o.Settings.RADIUSFile(); f.RADIUSFile {
+		// Read-only on the page, so not in the form: the file's stay.
+		next.RADIUS = cur.RADIUS
+		f.Bools["radius.enabled"] = cur.RADIUS.Enabled
+		f.V["radius.servers"] = strings.Join(cur.RADIUS.Servers, "\n")
+		f.V["radius.fail_policy"] = cur.RADIUS.FailPolicy
+	}
 	if len(f.Errors) == 0 {
 		_, err := s.o.Settings.Update(p.User.Name, next)
 		if err == nil {

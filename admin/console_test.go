@@ -382,3 +382,52 @@ func TestConsoleTimesInSiteZone(t *testing.T) {
 		t.Fatalf("audit page lacks %s (the site's time):\n%s", want, page)
 	}
 }
+
+// TestRADIUSFromFileReadOnly: where the config file owns the RADIUS
+// policy, the settings page shows its fields disabled with a note saying
+// where to change them, in the page's language, and saving the rest of
+// the form works and leaves the file's RADIUS policy as it was.
+func TestRADIUSFromFileReadOnly(t *testing.T) {
+	e := newEnv(t)
+	a := e.login("admin")
+	before := e.settings.Get().RADIUS
+	if page := a.get("/settings?lang=en"); !strings.Contains(page, `name="radius.fail_policy" >`) {
+		t.Fatal("without the file owning RADIUS its fields are not editable: the test proves nothing")
+	}
+	e.settings.RADIUSFromFile()
+	for lang, note := range map[string]string{"en": "Set in the config file", "ar": "تُضبط في ملف الإعداد"} {
+		page := a.get("/settings?lang=" + lang)
+		if !strings.Contains(page, note) {
+			t.Errorf("%s: no note saying where RADIUS is set", lang)
+		}
+		for _, field := range []string{`id="f-radius.enabled"  disabled>`, `name="radius.fail_policy" disabled>`} {
+			if !strings.Contains(page, field) {
+				t.Errorf("%s: %s not disabled", lang, field)
+			}
+		}
+		if strings.Count(page, " disabled") < 3 {
+			t.Errorf("%s: the servers list is editable", lang)
+		}
+	}
+	// The browser sends no disabled field: the rest saves.
+	form := url.Values{}
+	for k, v := range formOf(e.settings.Get()).V {
+		if !strings.HasPrefix(k, "radius.") {
+			form.Set(k, v)
+		}
+	}
+	form.Set("rate_down", "5mbit")
+	resp := a.post("/settings?lang=en", form, nil)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("saving with RADIUS from the file: %s\n%s", resp.Status, b)
+	}
+	got := e.settings.Get()
+	if got.RateDown != 5_000_000 {
+		t.Errorf("rate_down = %v, want 5mbit", got.RateDown)
+	}
+	if got.RADIUS.Enabled != before.Enabled || got.RADIUS.FailPolicy != before.FailPolicy || strings.Join(got.RADIUS.Servers, ",") != strings.Join(before.Servers, ",") {
+		t.Errorf("RADIUS changed from %+v to %+v", before, got.RADIUS)
+	}
+}

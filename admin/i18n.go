@@ -68,6 +68,10 @@ var messages = i18n.Catalog{
 	"set.sms":     {EN: "SMS", AR: "الرسائل النصية"},
 	"set.terms":   {EN: "Terms and privacy", AR: "الشروط والخصوصية"},
 	"set.radius":  {EN: "RADIUS", AR: "RADIUS"},
+	"set.radius_file": {
+		EN: "Set in the config file (its radius section: authorization, auth_server, fail_policy), which parkportal reads at every start: edit it there and restart.",
+		AR: "تُضبط في ملف الإعداد (قسم radius فيه: authorization و auth_server و fail_policy) الذي يقرؤه parkportal عند كل تشغيل: عدّلها هناك ثم أعد التشغيل.",
+	},
 	// The PIN message's size under each SMS template: n segments; {1} the
 	// encoding, {2} the units used, {3} what n segments hold.
 	"sms.segments": {

@@ -160,6 +160,14 @@ func (m *Manager) RADIUSFromFile() {
 	m.radiusFile = true
 }
 
+// RADIUSFile reports whether the RADIUS policy is the config file's
+// (RADIUSFromFile), so that forms show it without offering to edit it.
+func (m *Manager) RADIUSFile() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.radiusFile
+}
+
 // Get returns a copy of the current policy.
 func (m *Manager) Get() Site {
 	m.mu.Lock()
