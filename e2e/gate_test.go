@@ -427,7 +427,8 @@ func TestDNSOneSocketFlood(t *testing.T) {
 // served alone (a fresh install's placeholders must not cut a LAN off),
 // let nothing of a device's out once the gate is shut (counted on the
 // internet host), leave a gate already there untouched, and hand over to
-// the daemon, which lets the visitor in again.
+// the daemon, which lets the visitor in again. With a config file that
+// no longer parses it shuts the gate serve last built.
 func TestBootGate(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be, func(t *testing.T) {
@@ -462,19 +463,23 @@ func TestBootGate(t *testing.T) {
 
 			// The reboot: the kernel loses the gate, the files stay.
 			marker := filepath.Join(p.dir, "parkportal.db.gated")
-			saved, err := os.ReadFile(marker)
-			if err != nil {
-				t.Fatalf("serve left no marker: %v", err)
+			reboot := func() {
+				t.Helper()
+				saved, err := os.ReadFile(marker)
+				if err != nil {
+					t.Fatalf("serve left no marker: %v", err)
+				}
+				if out, err := lab.Cmd(p.Gateway, binary, "cleanup", "--config", cfg).CombinedOutput(); err != nil {
+					t.Fatalf("parkportal cleanup: %v: %s", err, out)
+				}
+				if _, err := os.Stat(marker); err == nil {
+					t.Error("cleanup left the marker: the next boot would shut a gate the operator removed")
+				}
+				if err := os.WriteFile(marker, saved, 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if out, err := lab.Cmd(p.Gateway, binary, "cleanup", "--config", cfg).CombinedOutput(); err != nil {
-				t.Fatalf("parkportal cleanup: %v: %s", err, out)
-			}
-			if _, err := os.Stat(marker); err == nil {
-				t.Error("cleanup left the marker: the next boot would shut a gate the operator removed")
-			}
-			if err := os.WriteFile(marker, saved, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			reboot()
 			if !online(v) {
 				t.Fatal("with the kernel emptied the device still cannot get out: the leak count below would prove nothing")
 			}
@@ -528,6 +533,32 @@ func TestBootGate(t *testing.T) {
 				t.Errorf("the daemon's gate after the boot differs from before it:\n%s\nbefore:\n%s", g, served)
 			}
 			d.stop(t, syscall.SIGTERM)
+
+			// An edit of the config gone wrong, then a reboot: close-gate
+			// shuts the gate serve last built, from the marker.
+			reboot()
+			good, err := os.ReadFile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			broken := strings.Replace(string(good), "option lan_cidr '198.51.100.0/24'", "option lan_cidr '198.51.100.0/244'", 1)
+			if broken == string(good) {
+				t.Fatal("no lan_cidr line to break in the lab config")
+			}
+			if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := lab.Cmd(p.Gateway, binary, "close-gate", "--config", cfg).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "last served with") || !strings.Contains(string(out), "gate closed ("+be+")") {
+				t.Errorf("close-gate with a broken config: %v: %s", err, out)
+			}
+			if g := p.gateView(); g != closed {
+				t.Errorf("the gate closed from the marker differs from the one closed from the config:\n%s\nwant:\n%s", g, closed)
+			}
+			if online(v) {
+				t.Error("with a broken config the boot gate let the device out")
+			}
+			os.WriteFile(cfg, good, 0o600)
 		})
 	}
 }

@@ -100,11 +100,25 @@ func loadConfig(f *flags, args []string) (*config.Config, error) {
 		where = defaultConfigPath
 		cfg, err = config.Load(defaultConfigPath)
 	}
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = checkSite(cfg, where)
 	}
-	return cfg, checkSite(cfg, where)
+	if err != nil {
+		return nil, &fileError{path: where, err: err}
+	}
+	return cfg, nil
 }
+
+// fileError is a config that did not load or validate (as opposed to a
+// wrong flag): close-gate can then stand in with the gate serve last
+// built.
+type fileError struct {
+	path string // the file, or "lab defaults"
+	err  error
+}
+
+func (e *fileError) Error() string { return e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
 
 // checkSite checks the config file's site section with the site policy's
 // one validator, which the console uses too: a file the console would

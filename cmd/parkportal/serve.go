@@ -242,7 +242,7 @@ func cmdServe(args []string) error {
 	if err := mgr.Restore(); err != nil {
 		return fmt.Errorf("restoring sessions into the kernel: %w", err)
 	}
-	if err := markGated(cfg, fw.Backend()); err != nil {
+	if err := markGated(cfg.DBPath, firewallConfig(cfg, log), fw.Backend()); err != nil {
 		log.Warn("the next boot will not shut the gate before this daemon starts", "err", err)
 	}
 	active, _ := st.ActiveSessions()
@@ -461,8 +461,8 @@ func cmdCleanup(args []string) error {
 		return err
 	}
 	// The gate is gone for good: the next boot must not shut it again.
-	if err := os.Remove(gatedMarker(cfg)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", gatedMarker(cfg), err)
+	if err := os.Remove(gatedMarker(cfg.DBPath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", gatedMarker(cfg.DBPath), err)
 	}
 	return nil
 }
