@@ -223,10 +223,15 @@ func TestRunAckPolicy(t *testing.T) {
 			fc := newFake()
 			w, _ := fakeWatcher(t, fc)
 			out := make(chan Event, 4)
-			runWatcher(t, w, out)
+			cancel := runWatcher(t, w, out)
 			evs := feedAndSync(t, fc, out, tt.frame)
 			if moved := len(evs) == 1 && evs[0].Kind == DHCPAck && evs[0].IP == phoneIP2; moved != tt.ok || len(evs) > 1 {
 				t.Errorf("events %+v, want the ACK reported: %v", evs, tt.ok)
+			}
+			// Run counts an event once its send is done, which can be
+			// after the receive above: read the counters once Run is over.
+			if err := cancel(); err != nil {
+				t.Fatal(err)
 			}
 			got := w.Stats()
 			tt.want.Frames, tt.want.Events = 2, uint64(len(evs))+1
