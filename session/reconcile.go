@@ -346,17 +346,7 @@ func (m *Manager) sweep(now time.Time, usage map[netip.Addr]firewall.Usage) (int
 	}()
 	ended := 0
 	for _, s := range active {
-		if u, ok := usage[s.IP]; ok {
-			t := m.live[s.ID]
-			if t == nil {
-				t = newTraffic(s)
-				m.live[s.ID] = t
-			}
-			down, up := t.observe(u)
-			if m.onTraffic != nil && (down > 0 || up > 0) {
-				m.onTraffic(down, up)
-			}
-		}
+		m.observeLocked(s, usage)
 		if u, ok := usage[s.IP]; ok && u.Packets != m.activity[s.IP] {
 			m.activity[s.IP] = u.Packets
 			// Write activity to the store at most once a minute per

@@ -769,18 +769,26 @@ func (m *Manager) usageLocked() map[netip.Addr]firewall.Usage {
 // countLocked brings s's traffic totals up to the counters in usage (if
 // they have s's address) and puts them into s.
 func (m *Manager) countLocked(s *store.Session, usage map[netip.Addr]firewall.Usage) {
-	if u, ok := usage[s.IP]; ok {
-		t := m.live[s.ID]
-		if t == nil {
-			t = newTraffic(s)
-			m.live[s.ID] = t
-		}
-		down, up := t.observe(u)
-		if m.onTraffic != nil && (down > 0 || up > 0) {
-			m.onTraffic(down, up)
-		}
-	}
+	m.observeLocked(s, usage)
 	m.live[s.ID].fill(s)
+}
+
+// observeLocked brings s's traffic totals up to the counters in usage, if
+// they have s's address, and reports what moved since to onTraffic.
+func (m *Manager) observeLocked(s *store.Session, usage map[netip.Addr]firewall.Usage) {
+	u, ok := usage[s.IP]
+	if !ok {
+		return
+	}
+	t := m.live[s.ID]
+	if t == nil {
+		t = newTraffic(s)
+		m.live[s.ID] = t
+	}
+	down, up := t.observe(u)
+	if m.onTraffic != nil && (down > 0 || up > 0) {
+		m.onTraffic(down, up)
+	}
 }
 
 // Counted returns the active sessions with their traffic read from the
