@@ -34,10 +34,14 @@ func listen(t *testing.T, per int, log *slog.Logger) *Listener {
 	return l
 }
 
+// dialerFrom dials from src (any port), giving up after 5 s.
+func dialerFrom(src netip.Addr) *net.Dialer {
+	return &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 5 * time.Second}
+}
+
 func dialFrom(t *testing.T, l net.Listener, src netip.Addr) net.Conn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", l.Addr().String())
+	c, err := dialerFrom(src).Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +72,7 @@ func acceptAsync(l net.Listener) <-chan net.Conn {
 // too. Any other dial error fails the test.
 func refusedFrom(t *testing.T, l net.Listener, src netip.Addr) bool {
 	t.Helper()
-	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", l.Addr().String())
+	c, err := dialerFrom(src).Dial("tcp", l.Addr().String())
 	if errors.Is(err, syscall.ECONNRESET) {
 		return true
 	}
@@ -274,7 +277,7 @@ func TestConcurrentChurn(t *testing.T) {
 			if w%2 == 1 {
 				src = srcB
 			}
-			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), Timeout: 5 * time.Second}
+			d := dialerFrom(src)
 			for r := 0; r < rounds; r++ {
 				c, err := d.Dial("tcp", l.Addr().String())
 				if errors.Is(err, syscall.ECONNRESET) {
