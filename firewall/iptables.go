@@ -395,8 +395,6 @@ func chainMatches(ipt ruleTable, table, name string, rules [][]string) (bool, er
 	return true, nil
 }
 
-// teardown deletes our jumps, chains and sets. Missing pieces are fine:
-// cleanup must work after a crash left half a setup.
 func (b *backendIPTables) present(chs []chain) (bool, error) {
 	for _, spec := range b.specs(chs) {
 		ipt := b.tableFor(spec)
@@ -415,6 +413,8 @@ func (b *backendIPTables) present(chs []chain) (bool, error) {
 	return err == nil, nil
 }
 
+// teardown deletes our jumps, chains and sets. Missing pieces are fine:
+// cleanup must work after a crash left half a setup.
 func (b *backendIPTables) teardown(chs []chain) error {
 	err := b.removeChains(chs)
 	for _, set := range []string{b.allowSet, b.downSet} {
