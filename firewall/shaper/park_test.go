@@ -137,7 +137,7 @@ func newPark(t testing.TB, n int) *park {
 func (p *park) shaper(prefix string, down, up uint64) *Shaper {
 	p.t.Helper()
 	s, err := New(Config{
-		Handle:     p.h,
+		NetNS:      p.gwNS,
 		LANIface:   lanIface,
 		IFBName:    ifbName,
 		LANPrefix:  netip.MustParsePrefix(prefix),

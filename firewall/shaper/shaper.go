@@ -19,11 +19,14 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
+	"github.com/parkwifi/parkportal/internal/nldump"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,11 +60,9 @@ const (
 
 // Config says where to shape and how much the site may use in total.
 type Config struct {
-	Handle *netlink.Handle // nil = current network namespace; tests pass netlink.NewHandleAt(ns)
-	// DumpHandle reads classes for Sync, so that a dump of thousands of
-	// classes never holds the socket Set needs. nil: a new handle in the
-	// current network namespace, or Handle when Handle is set.
-	DumpHandle           *netlink.Handle
+	// NetNS is the network namespace to shape in; 0: the current one
+	// (tests pass netns.GetFromName of their gateway).
+	NetNS                netns.NsHandle
 	LANIface             string       // visitors' interface, e.g. "br-lan"
 	IFBName              string       // e.g. "pp-ifb0" (created if missing)
 	LANPrefix            netip.Prefix // visitors' IPv4 range, /16 to /30
@@ -79,9 +80,11 @@ type Counters struct{ BytesDown, BytesUp, PacketsDown, PacketsUp uint64 }
 // state (visitors and their rates) in memory, because u32 hash entries cannot
 // be listed back through netlink and Set must not list anything.
 type Shaper struct {
-	mu       sync.Mutex
-	h        *netlink.Handle
-	dumpH    *netlink.Handle // Dump's own socket (see Config.DumpHandle)
+	mu sync.Mutex
+	h  *netlink.Handle
+	// dump reads classes for Dump on a socket of its own, so that a dump
+	// of thousands of classes never holds the socket Set needs.
+	dump     *nldump.Conn
 	cfg      Config
 	lay      layout
 	log      *slog.Logger
@@ -124,26 +127,16 @@ func New(cfg Config) (*Shaper, error) {
 	if len(cfg.IFBName) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("configuring shaper: IFB name %q too long", cfg.IFBName)
 	}
-	h, dumpH := cfg.Handle, cfg.DumpHandle
-	if h == nil {
-		if h, err = netlink.NewHandle(); err != nil {
-			return nil, fmt.Errorf("opening netlink handle: %w", err)
-		}
-		if dumpH == nil {
-			if dumpH, err = netlink.NewHandle(); err != nil {
-				return nil, fmt.Errorf("opening netlink handle: %w", err)
-			}
-		}
-	}
-	if dumpH == nil {
-		dumpH = h
+	h, dump, err := openNetlink(cfg.NetNS)
+	if err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Shaper{
-		h: h, dumpH: dumpH, cfg: cfg, lay: lay, log: log,
+		h: h, dump: dump, cfg: cfg, lay: lay, log: log,
 		down:      orUnlimited(cfg.UplinkDown),
 		up:        orUnlimited(cfg.UplinkUp),
 		visitors:  make(map[netip.Addr]Rate),
@@ -151,6 +144,36 @@ func New(cfg Config) (*Shaper, error) {
 		warm:      make(map[netip.Addr]time.Time),
 		now:       time.Now,
 	}, nil
+}
+
+// openNetlink opens the shaper's two sockets in ns (0: the current
+// network namespace): a handle for changes and a socket for dumps.
+func openNetlink(ns netns.NsHandle) (*netlink.Handle, *nldump.Conn, error) {
+	var (
+		h    *netlink.Handle
+		dump *nldump.Conn
+		err  error
+	)
+	if ns == 0 {
+		h, err = netlink.NewHandle()
+	} else {
+		h, err = netlink.NewHandleAt(ns)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening netlink handle: %w", err)
+	}
+	// Small batches: a class dump holds RTNL, which logins' class and
+	// filter changes wait for, while it fills each one.
+	if ns == 0 {
+		dump, err = nldump.Dial(unix.NETLINK_ROUTE, nldump.SmallBatch)
+	} else {
+		dump, err = nldump.DialAt(unix.NETLINK_ROUTE, nldump.SmallBatch, ns)
+	}
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("opening netlink socket for dumps: %w", err)
+	}
+	return h, dump, nil
 }
 
 func orUnlimited(r uint64) uint64 {
@@ -425,22 +448,36 @@ func (s *Shaper) addOnce(f netlink.Filter) (bool, error) {
 
 func (s *Shaper) ensureTables(d direction) (int, error) {
 	repairs := 0
-	add := func(what string, f *netlink.U32) error {
-		added, err := s.addOnce(f)
+	for _, t := range s.tableFilters(d) {
+		added, err := s.addOnce(t.f)
 		if err != nil {
-			return fmt.Errorf("adding %s %s u32 %s: %w", d.name, what, u32Str(f.Handle), err)
+			return repairs, t.err(d, err)
 		}
 		if added {
 			repairs++
 		}
-		return nil
 	}
-	// Tables first, then the entries that link to them.
+	return repairs, nil
+}
+
+// tableFilter is one u32 filter of a tree's static hashing: a hash
+// table, or a link from the prefix to a table.
+type tableFilter struct {
+	what string
+	f    *netlink.U32
+}
+
+func (t tableFilter) err(d direction, err error) error {
+	return fmt.Errorf("adding %s %s u32 %s: %w", d.name, t.what, u32Str(t.f.Handle), err)
+}
+
+// tableFilters lists the static u32 filters of direction d's tree:
+// tables first, then the entries that link to them.
+func (s *Shaper) tableFilters(d direction) []tableFilter {
+	var out []tableFilter
 	blocks := s.lay.blocks()
 	for i := range blocks {
-		if err := add("hash table", &netlink.U32{FilterAttrs: d.filterAttrs(u32Handle(blockHTID(i), 0, 0)), Divisor: 256}); err != nil {
-			return repairs, err
-		}
+		out = append(out, tableFilter{"hash table", &netlink.U32{FilterAttrs: d.filterAttrs(u32Handle(blockHTID(i), 0, 0)), Divisor: 256}})
 	}
 	prefix := addrU32(s.lay.prefix.Addr())
 	mask := ^uint32(0) << (32 - s.lay.prefix.Bits())
@@ -452,13 +489,11 @@ func (s *Shaper) ensureTables(d direction) (int, error) {
 		},
 	}
 	if s.lay.twoLevel() {
-		if err := add("hash table", &netlink.U32{FilterAttrs: d.filterAttrs(u32Handle(thirdHTID, 0, 0)), Divisor: 256}); err != nil {
-			return repairs, err
-		}
+		out = append(out, tableFilter{"hash table", &netlink.U32{FilterAttrs: d.filterAttrs(u32Handle(thirdHTID, 0, 0)), Divisor: 256}})
 		third := prefix >> 8 & 0xff
 		for i := range blocks {
 			b := third + i
-			f := &netlink.U32{
+			out = append(out, tableFilter{"block link", &netlink.U32{
 				FilterAttrs: d.filterAttrs(u32Handle(thirdHTID, b, 1)),
 				Hash:        u32Handle(thirdHTID, b, 0),
 				Link:        u32Handle(blockHTID(i), 0, 0),
@@ -467,10 +502,7 @@ func (s *Shaper) ensureTables(d direction) (int, error) {
 					Hmask: 0x000000ff,
 					Hoff:  int16(d.ipOff),
 				},
-			}
-			if err := add("block link", f); err != nil {
-				return repairs, err
-			}
+			}})
 		}
 		rootEntry.Link = u32Handle(thirdHTID, 0, 0)
 		rootEntry.Sel.Hmask = 0x0000ff00
@@ -478,10 +510,7 @@ func (s *Shaper) ensureTables(d direction) (int, error) {
 		rootEntry.Link = u32Handle(blockHTID(0), 0, 0)
 		rootEntry.Sel.Hmask = 0x000000ff
 	}
-	if err := add("prefix link", rootEntry); err != nil {
-		return repairs, err
-	}
-	return repairs, nil
+	return append(out, tableFilter{"prefix link", rootEntry})
 }
 
 // ensureRedirect puts an ingress qdisc on the LAN interface with one
@@ -729,7 +758,7 @@ func (s *Shaper) Sync(want map[netip.Addr]Rate) (repairs int, err error) {
 
 // Snapshot is the visitor classes the kernel held when Dump read them.
 type Snapshot struct {
-	have [2]map[netip.Addr]*netlink.HtbClass
+	have [2]map[netip.Addr]class
 }
 
 // Dump reads both trees' visitor classes without holding the lock Set
@@ -742,25 +771,23 @@ func (s *Shaper) Dump() (Snapshot, error) {
 	s.mu.Unlock()
 	var snap Snapshot
 	for i, d := range dirs {
-		cls, err := retryDump(func() ([]netlink.Class, error) {
-			return s.dumpH.ClassList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: d.link}}, 0)
-		})
+		var have map[netip.Addr]class
+		var err error
+		for try := 0; try <= maxDumpRetries; try++ {
+			have = make(map[netip.Addr]class, len(snap.have[0]))
+			err = dumpHTB(s.dump, d.link, func(handle uint32, c class) {
+				if major, minor := netlink.MajorMinor(handle); major == qdiscMajor {
+					if ip, ok := s.lay.addrOfMinor(minor); ok {
+						have[ip] = c
+					}
+				}
+			})
+			if !errors.Is(err, nldump.ErrInterrupted) {
+				break // else a class changed under the dump: read again
+			}
+		}
 		if err != nil {
 			return snap, fmt.Errorf("listing %s classes: %w", d.name, err)
-		}
-		have := make(map[netip.Addr]*netlink.HtbClass, len(cls))
-		for _, c := range cls {
-			hc, ok := c.(*netlink.HtbClass)
-			if !ok {
-				continue
-			}
-			major, minor := netlink.MajorMinor(hc.Handle)
-			if major != qdiscMajor {
-				continue
-			}
-			if ip, ok := s.lay.addrOfMinor(minor); ok {
-				have[ip] = hc
-			}
 		}
 		snap.have[i] = have
 	}
@@ -837,13 +864,14 @@ func (s *Shaper) PlanSync(want map[netip.Addr]Rate, snap Snapshot) (Plan, error)
 			}
 		}
 		for ip := range visitors {
-			if _, ok := norm[ip]; !ok && !keep[ip] && have[ip] == nil {
+			_, wanted := norm[ip]
+			if _, inKernel := have[ip]; !wanted && !keep[ip] && !inKernel {
 				p.remove[i] = append(p.remove[i], removal{ip: ip})
 			}
 		}
 		for ip, r := range norm {
 			c := s.visitorClass(d, 0, s.rateOf(d, r))
-			if cur := have[ip]; cur == nil || cur.Ceil != c.Ceil || cur.Rate != c.Rate || cur.Parent != site {
+			if cur, ok := have[ip]; !ok || cur.ceil != c.Ceil || cur.rate != c.Rate || cur.parent != site {
 				p.fix[i] = append(p.fix[i], ip)
 			}
 		}
@@ -945,8 +973,9 @@ func (s *Shaper) repairClass(d direction, ip netip.Addr, r Rate) (repairs int, e
 // RefreshFilters re-adds whatever is missing of the u32 hash tables and
 // the visitors' filters, which netlink cannot list back (so Sync cannot
 // see one deleted alone). It is thousands of netlink calls with
-// thousands of visitors: it takes the lock for one call at a time, so
-// logins interleave with it instead of waiting for all of it.
+// thousands of visitors: it takes the lock for one visitor or one table
+// at a time, so logins interleave with it instead of waiting for all of
+// it.
 func (s *Shaper) RefreshFilters() (repairs int, err error) {
 	s.mu.Lock()
 	if !s.ready {
@@ -959,16 +988,21 @@ func (s *Shaper) RefreshFilters() (repairs int, err error) {
 		ips = append(ips, ip)
 	}
 	s.mu.Unlock()
-	var errs []error
+	// A /16's tables are 500 filters per tree: one call per lock too.
 	for _, d := range dirs {
-		s.mu.Lock()
-		n, err := s.ensureTables(d)
-		s.mu.Unlock()
-		repairs += n
-		if err != nil {
-			return repairs, err
+		for _, t := range s.tableFilters(d) {
+			s.mu.Lock()
+			added, err := s.addOnce(t.f)
+			s.unlockYielding()
+			if err != nil {
+				return repairs, t.err(d, err)
+			}
+			if added {
+				repairs++
+			}
 		}
 	}
+	var errs []error
 	for _, ip := range ips {
 		s.mu.Lock()
 		if _, ok := s.visitors[ip]; ok {
@@ -982,12 +1016,22 @@ func (s *Shaper) RefreshFilters() (repairs int, err error) {
 				}
 			}
 		}
-		s.mu.Unlock()
+		s.unlockYielding()
 	}
 	if repairs > 0 {
 		s.log.Info("shaper repaired filters", "repairs", repairs)
 	}
 	return repairs, errors.Join(errs...)
+}
+
+// unlockYielding lets go of s.mu and of the processor, in loops that
+// take the lock again at once: a login waiting for the lock was just
+// woken, and without the yield the loop would mostly take the lock back
+// before it ran (sync.Mutex lets a running goroutine barge in), leaving
+// the login to wait for the mutex's starvation mode, a millisecond.
+func (s *Shaper) unlockYielding() {
+	s.mu.Unlock()
+	runtime.Gosched()
 }
 
 // Counters reads every visitor class's byte and packet totals, for idle

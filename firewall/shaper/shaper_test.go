@@ -304,7 +304,7 @@ func TestConcurrentSetRemove(t *testing.T) {
 }
 
 func TestSetRejectsNonVisitors(t *testing.T) {
-	s, err := New(Config{LANIface: "lan", IFBName: "pp-ifb0", LANPrefix: netip.MustParsePrefix(lan24), Handle: &netlink.Handle{}})
+	s, err := New(Config{LANIface: "lan", IFBName: "pp-ifb0", LANPrefix: netip.MustParsePrefix(lan24)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,5 +448,80 @@ func TestLeafHandlesWidePrefix(t *testing.T) {
 		if leaves != len(ips) {
 			t.Errorf("%s: %d leaf queues, want %d", name, leaves, len(ips))
 		}
+	}
+}
+
+// TestDumpMatchesClassList: the classes Dump reads with its own parser
+// are netlink's ClassList's, handle for handle, parent and rates, over a
+// dump of several batches and with rates of 2^32 bytes/s and more (sent
+// in 64-bit attributes); and a visitor's class changed by hand is found
+// and repaired by Sync.
+func TestDumpMatchesClassList(t *testing.T) {
+	p := newPark(t, 0)
+	const fast = 40_000_000_000 // bit/s: 5e9 bytes/s, past 32 bits
+	s := p.shaper(lan24, fast, 0)
+	want := make(map[netip.Addr]Rate)
+	for i := 2; i < 202; i++ {
+		want[netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})] = Rate{Down: uint64(i) * mbit, Up: 4 * mbit}
+	}
+	want[netip.MustParseAddr("198.51.100.250")] = Rate{Down: fast, Up: 4 * mbit}
+	if _, err := s.Sync(want); err != nil {
+		t.Fatal(err)
+	}
+	var rate64 bool
+	for _, name := range []string{lanIface, ifbName} {
+		l, err := p.h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cls, err := p.h.ClassList(l, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lib := make(map[uint32]class)
+		for _, c := range cls {
+			if h, ok := c.(*netlink.HtbClass); ok {
+				lib[h.Handle] = class{parent: h.Parent, rate: h.Rate, ceil: h.Ceil}
+			}
+		}
+		got := make(map[uint32]class)
+		if err := dumpHTB(s.dump, l.Attrs().Index, func(h uint32, c class) { got[h] = c }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < 200 || len(got) != len(lib) {
+			t.Fatalf("%s: dumpHTB read %d classes, ClassList %d; want the same, over 200", name, len(got), len(lib))
+		}
+		for h, c := range lib {
+			if got[h] != c {
+				t.Errorf("%s class %x: dumpHTB read %+v, ClassList %+v", name, h, got[h], c)
+			}
+			rate64 = rate64 || c.ceil >= 1<<32
+		}
+	}
+	if !rate64 {
+		t.Error("no class had a rate past 32 bits: the 64-bit attributes went untested")
+	}
+
+	// An operator's `tc class change` on one visitor's download class.
+	ip := netip.MustParseAddr("198.51.100.9")
+	snap, err := s.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := snap.have[0][ip]; c.ceil != 9*mbit/8 {
+		t.Fatalf("Dump has %s's download class as %+v, want a ceiling of %d bytes/s", ip, c, 9*mbit/8)
+	}
+	lan, _ := p.h.LinkByName(lanIface)
+	minor, _ := s.lay.minor(ip)
+	hc := s.visitorClass(s.dirs()[0], minor, 2*mbit)
+	hc.LinkIndex = lan.Attrs().Index
+	if err := p.h.ClassChange(hc); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sync(want); err != nil || n != 1 {
+		t.Errorf("Sync after a class was changed by hand = %d, %v; want 1 repair", n, err)
+	}
+	if n, err := s.Sync(want); err != nil || n != 0 {
+		t.Errorf("second Sync = %d, %v; want 0", n, err)
 	}
 }

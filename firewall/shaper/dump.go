@@ -1,0 +1,97 @@
+package shaper
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/parkwifi/parkportal/internal/nldump"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// class is what a dump tells of an HTB class: enough to see whether a
+// visitor's class is as we made it.
+type class struct {
+	parent     uint32
+	rate, ceil uint64 // bytes/s, as netlink.HtbClass has them
+}
+
+// dumpHTB calls each with the handle and parameters of every class of
+// our HTB qdisc on link, read with nldump: netlink's ClassList decodes every class's
+// statistics into structs of their own, some 30 MB per resync at 5,000
+// visitors (two classes each), and a resync runs every 30 seconds.
+func dumpHTB(c *nldump.Conn, link int, each func(handle uint32, c class)) error {
+	// struct tcmsg: the classes of our HTB qdisc on link. Naming the
+	// qdisc as parent spares the kernel the visitors' leaf queues (each
+	// a TBF with a class of its own): half the dump.
+	var req [nl.SizeofTcMsg]byte
+	binary.NativeEndian.PutUint32(req[4:8], uint32(link))
+	binary.NativeEndian.PutUint32(req[12:16], netlink.MakeHandle(qdiscMajor, 0))
+	return c.Dump(unix.RTM_GETTCLASS, req[:], func(typ uint16, msg []byte) error {
+		if typ != unix.RTM_NEWTCLASS {
+			return nil
+		}
+		handle, cl, isHTB, err := parseClass(msg)
+		if err != nil {
+			return fmt.Errorf("reading class dump: %w", err)
+		}
+		if isHTB {
+			each(handle, cl)
+		}
+		return nil
+	})
+}
+
+// parseClass reads one RTM_NEWTCLASS message: a struct tcmsg, then the
+// kind and, for HTB, TCA_OPTIONS holding struct tc_htb_opt and the
+// 64-bit rates the kernel adds for rates of 2^32 bytes/s and more.
+func parseClass(msg []byte) (handle uint32, c class, isHTB bool, err error) {
+	if len(msg) < nl.SizeofTcMsg {
+		return 0, c, false, fmt.Errorf("class message of %d bytes", len(msg))
+	}
+	ne := binary.NativeEndian
+	handle, c.parent = ne.Uint32(msg[8:12]), ne.Uint32(msg[12:16])
+	var opts []byte
+	a := nldump.NewAttrs(msg[nl.SizeofTcMsg:])
+	for a.Next() {
+		switch a.Type() {
+		case unix.TCA_KIND:
+			isHTB = string(a.Data()) == "htb\x00"
+		case unix.TCA_OPTIONS:
+			opts = a.Data()
+		}
+	}
+	if err := a.Err(); err != nil || !isHTB {
+		return handle, c, false, err
+	}
+	var rate64, ceil64 uint64
+	o := nldump.NewAttrs(opts)
+	for o.Next() {
+		d := o.Data()
+		switch o.Type() {
+		case nl.TCA_HTB_PARMS:
+			// struct tc_htb_opt begins with two struct tc_ratespec of
+			// 12 bytes, each ending in a 32-bit rate.
+			if len(d) < 24 {
+				return handle, c, false, fmt.Errorf("HTB parameters of %d bytes", len(d))
+			}
+			c.rate, c.ceil = uint64(ne.Uint32(d[8:12])), uint64(ne.Uint32(d[20:24]))
+		case nl.TCA_HTB_RATE64:
+			if len(d) == 8 {
+				rate64 = ne.Uint64(d)
+			}
+		case nl.TCA_HTB_CEIL64:
+			if len(d) == 8 {
+				ceil64 = ne.Uint64(d)
+			}
+		}
+	}
+	if rate64 != 0 {
+		c.rate = rate64
+	}
+	if ceil64 != 0 {
+		c.ceil = ceil64
+	}
+	return handle, c, true, o.Err()
+}
