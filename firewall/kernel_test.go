@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/parkwifi/parkportal/internal/netnstest"
 	"github.com/vishvananda/netlink"
 )
@@ -238,5 +241,71 @@ func TestWatchSeesOthersNotUs(t *testing.T) {
 				t.Fatal("a flush by another process was not reported")
 			}
 		})
+	}
+}
+
+// TestListMatchesNft: the allowlist read with our own dump parser
+// (list) holds exactly what google/nftables's decoder reads from the same
+// sets, pairs and counters, over a dump of several batches, with
+// counters the kernel holds at values nft set.
+func TestListMatchesNft(t *testing.T) {
+	f := kernelFirewall(t, "nftables")
+	if _, err := f.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i < 254; i++ {
+		c := Client{IP: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), MAC: net.HardwareAddr{2, 0, 0x5e, 0, 0x53, byte(i)}, RateDown: 8e6, RateUp: 8e6}
+		if err := f.Allow(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Counters as traffic would leave them, large enough to need all 64 bits.
+	for i, set := range []string{nftUpSet, nftDownSet} {
+		ip := fmt.Sprintf("198.51.100.%d", 7+i)
+		run(t, "nft", "delete", "element", "inet", f.cfg.Table, set, "{", ip, "}")
+		run(t, "nft", "add", "element", "inet", f.cfg.Table, set, "{", ip, "counter", "packets", fmt.Sprint(5_000_000_000+i), "bytes", fmt.Sprint(7_000_000_000_000+i), "}")
+	}
+	b := f.be.(*backendNFTables)
+	got, err := b.list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, err := b.rd.GetSetElements(b.allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters := func(s *nftables.Set) map[netip.Addr]expr.Counter {
+		elems, err := b.rd.GetSetElements(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(map[netip.Addr]expr.Counter)
+		for _, e := range elems {
+			if ip, ok := netip.AddrFromSlice(e.Key); ok && e.Counter != nil {
+				out[ip] = *e.Counter
+			}
+		}
+		return out
+	}
+	up, down := counters(b.up), counters(b.down)
+	want := make(map[netip.Addr]entry)
+	for _, p := range pairs {
+		ip := netip.AddrFrom4([4]byte(p.Key[:4]))
+		e := entry{Client: Client{IP: ip, MAC: net.HardwareAddr(p.Key[4:10])}}
+		e.Packets, e.Bytes = up[ip].Packets, up[ip].Bytes
+		e.PacketsDown, e.BytesDown = down[ip].Packets, down[ip].Bytes
+		want[ip] = e
+	}
+	if len(got) != 252 || len(want) != 252 {
+		t.Fatalf("list read %d pairs, google/nftables %d; want 252 each", len(got), len(want))
+	}
+	for _, e := range got {
+		w := want[e.IP]
+		if e.MAC.String() != w.MAC.String() || e.Usage != w.Usage {
+			t.Errorf("%s: list read %s %+v, google/nftables %s %+v", e.IP, e.MAC, e.Usage, w.MAC, w.Usage)
+		}
+	}
+	if e := want[netip.MustParseAddr("198.51.100.8")]; e.PacketsDown != 5_000_000_001 || e.BytesDown != 7_000_000_000_001 {
+		t.Errorf("download counters set by nft read back as %+v", e.Usage)
 	}
 }

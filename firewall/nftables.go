@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/parkwifi/parkportal/internal/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,6 +41,8 @@ type backendNFTables struct {
 	// builds one batch at a time.
 	wrMu, rdMu sync.Mutex
 	wr, rd     *nftables.Conn
+	// dump reads the allowlist and counter sets (see list).
+	dump *nldump.Conn
 
 	// sets as last created, for element changes.
 	allow, up, down *nftables.Set
@@ -85,8 +88,14 @@ func newNFTables(cfg Config) (*backendNFTables, error) {
 		wr.CloseLasting()
 		return nil, fmt.Errorf("opening nftables netlink socket: %w", err)
 	}
+	dump, err := nldump.Dial(unix.NETLINK_NETFILTER, nldump.LargeBatch)
+	if err != nil {
+		wr.CloseLasting()
+		rd.CloseLasting()
+		return nil, fmt.Errorf("opening nftables netlink socket: %w", err)
+	}
 	b := &backendNFTables{
-		log: cfg.Logger, lan: cfg.LANIface, wr: wr, rd: rd,
+		log: cfg.Logger, lan: cfg.LANIface, wr: wr, rd: rd, dump: dump,
 		table: &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet},
 	}
 	b.defineSets()
@@ -620,54 +629,6 @@ func (b *backendNFTables) del(c Client) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// list returns the allowlist with each pair's counters. Upload and
-// download are both counted in our forward chains, on IP packets.
-func (b *backendNFTables) list() ([]entry, error) {
-	b.rdMu.Lock()
-	defer b.rdMu.Unlock()
-	pairs, err := b.rd.GetSetElements(b.allow)
-	if err != nil {
-		return nil, fmt.Errorf("listing nftables set %s: %w", nftAllowSet, err)
-	}
-	counters := func(s *nftables.Set) (map[netip.Addr]*expr.Counter, error) {
-		elems, err := b.rd.GetSetElements(s)
-		if err != nil {
-			return nil, fmt.Errorf("listing nftables set %s: %w", s.Name, err)
-		}
-		out := make(map[netip.Addr]*expr.Counter, len(elems))
-		for _, e := range elems {
-			if ip, ok := netip.AddrFromSlice(e.Key); ok && e.Counter != nil {
-				out[ip] = e.Counter
-			}
-		}
-		return out, nil
-	}
-	up, err := counters(b.up)
-	if err != nil {
-		return nil, err
-	}
-	down, err := counters(b.down)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]entry, 0, len(pairs))
-	for _, p := range pairs {
-		if len(p.Key) < 10 {
-			continue
-		}
-		ip := netip.AddrFrom4([4]byte(p.Key[:4]))
-		e := entry{Client: Client{IP: ip, MAC: net.HardwareAddr(bytes.Clone(p.Key[4:10]))}}
-		if c := up[ip]; c != nil {
-			e.Packets, e.Bytes = c.Packets, c.Bytes
-		}
-		if c := down[ip]; c != nil {
-			e.PacketsDown, e.BytesDown = c.Packets, c.Bytes
-		}
-		out = append(out, e)
-	}
-	return out, nil
 }
 
 // teardown deletes our table and everything in it.

@@ -1,0 +1,62 @@
+package firewall
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/parkwifi/parkportal/internal/nldump"
+	"golang.org/x/sys/unix"
+)
+
+// setElemsMsg builds an NFT_MSG_NEWSETELEM payload with one element of
+// key key whose counter is given either as its one expression or in the
+// expressions list.
+func setElemsMsg(key []byte, packets, bytes uint64, list bool) []byte {
+	be := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+	var counter []byte
+	counter = nldump.AppendAttr(counter, unix.NFTA_COUNTER_BYTES, be(bytes))
+	counter = nldump.AppendAttr(counter, unix.NFTA_COUNTER_PACKETS, be(packets))
+	var expr []byte
+	expr = nldump.AppendAttr(expr, unix.NFTA_EXPR_NAME, []byte("counter\x00"))
+	expr = nldump.AppendAttr(expr, unix.NFTA_EXPR_DATA|unix.NLA_F_NESTED, counter)
+	var elem []byte
+	elem = nldump.AppendAttr(elem, unix.NFTA_SET_ELEM_KEY|unix.NLA_F_NESTED, nldump.AppendAttr(nil, unix.NFTA_DATA_VALUE, key))
+	if list {
+		elem = nldump.AppendAttr(elem, nftaSetElemExpressions|unix.NLA_F_NESTED, nldump.AppendAttr(nil, unix.NFTA_LIST_ELEM|unix.NLA_F_NESTED, expr))
+	} else {
+		elem = nldump.AppendAttr(elem, unix.NFTA_SET_ELEM_EXPR|unix.NLA_F_NESTED, expr)
+	}
+	msg := []byte{unix.NFPROTO_INET, 0, 0, 0}
+	msg = nldump.AppendAttr(msg, unix.NFTA_SET_ELEM_LIST_TABLE, []byte("parkportal\x00"))
+	msg = nldump.AppendAttr(msg, unix.NFTA_SET_ELEM_LIST_SET, []byte("up4\x00"))
+	return nldump.AppendAttr(msg, unix.NFTA_SET_ELEM_LIST_ELEMENTS|unix.NLA_F_NESTED, nldump.AppendAttr(nil, unix.NFTA_LIST_ELEM|unix.NLA_F_NESTED, elem))
+}
+
+// FuzzParseSetElems: the elements of a well-formed message read back
+// with their key and counter, in both forms the kernel sends counters;
+// and no message, however broken, makes the parser panic or hand out a
+// key it did not find.
+func FuzzParseSetElems(f *testing.F) {
+	f.Add([]byte{198, 51, 100, 7}, uint64(5_000_000_001), uint64(7_000_000_000_001), false, []byte{})
+	f.Add([]byte{198, 51, 100, 8, 2, 0, 0x5e, 0, 0x53, 8, 0, 0}, uint64(1), uint64(1500), true, []byte{4, 0, 3, 0})
+	f.Fuzz(func(t *testing.T, key []byte, packets, bytes uint64, list bool, noise []byte) {
+		msg := setElemsMsg(key, packets, bytes, list)
+		n := 0
+		err := parseSetElems(msg, func(k []byte, c nftCounter) {
+			n++
+			if string(k) != string(key) || !c.ok || c.packets != packets || c.bytes != bytes {
+				t.Fatalf("read %x %+v, built %x packets %d bytes %d", k, c, key, packets, bytes)
+			}
+		})
+		if err != nil || n != 1 {
+			t.Fatalf("parseSetElems = %v after %d elements, want 1", err, n)
+		}
+		for _, bad := range [][]byte{noise, append(msg[:len(msg)/2:len(msg)/2], noise...)} {
+			parseSetElems(bad, func(k []byte, _ nftCounter) {
+				if len(k) > len(bad) {
+					t.Fatalf("a %d-byte key from a %d-byte message", len(k), len(bad))
+				}
+			})
+		}
+	})
+}
