@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 
 	"github.com/parkwifi/parkportal/firewall/shaper"
+	"github.com/parkwifi/parkportal/internal/lowprio"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -95,9 +96,10 @@ type backend interface {
 	String() string
 	// ensure builds our rules and sets, or repairs them, so that they
 	// are chains. Rebuilding never leaves a moment in which a captive
-	// visitor gets out. clients is the allowlist, for a backend that
-	// has to rebuild its sets (they are restored in the same step).
-	ensure(chains []chain, clients []Client) (repairs int, err error)
+	// visitor gets out. clients returns the allowlist, for a backend
+	// that has to rebuild its sets (they are restored in the same step);
+	// it takes the lock logins take, so it is called only then.
+	ensure(chains []chain, clients func() []Client) (repairs int, err error)
 	add(Client) error
 	del(Client) error
 	// list dumps the allowlist with each pair's counters.
@@ -204,7 +206,7 @@ func (f *Firewall) CloseGate() (bool, error) {
 	if err := setBridgeNetfilter(f.cfg.LANIface, f.log); err != nil {
 		return false, err
 	}
-	if _, err := f.be.ensure(chs, nil); err != nil {
+	if _, err := f.be.ensure(chs, func() []Client { return nil }); err != nil {
 		return false, fmt.Errorf("closing the gate: %w", err)
 	}
 	return true, nil
@@ -217,13 +219,17 @@ func (f *Firewall) Backend() string { return f.be.String() }
 // call at every start and every resync; it returns how many pieces it had
 // to repair. It never takes the lock logins take, except to copy the
 // allowlist for a backend that must rebuild its sets.
+//
+// The backend's check (dumps of our rules and sets, or iptables-save)
+// runs at a lower CPU priority (lowprio); the shaper's, which holds the
+// lock its logins take, does not.
 func (f *Firewall) Ensure() (repairs int, err error) {
 	f.chainsMu.Lock()
 	defer f.chainsMu.Unlock()
 	if err := setBridgeNetfilter(f.cfg.LANIface, f.log); err != nil {
 		return 0, err
 	}
-	repairs, err = f.be.ensure(chains(f.cfg), f.clients())
+	lowprio.Run(func() { repairs, err = f.be.ensure(chains(f.cfg), f.clients) })
 	if err == nil && !f.otherGone {
 		// Our gate is up; a gate of the other backend from an earlier run
 		// (an upgrade, a changed firewall_backend) would hold visitors
@@ -384,6 +390,9 @@ func (f *Firewall) Want(want []Client) {
 // are kept. The kernel is read, and compared with what is wanted, without
 // the lock Allow and Deny take; the lock is held only to repair, and what
 // Allow and Deny changed meanwhile is left alone (the dump may predate it).
+//
+// The reads run at a lower CPU priority (lowprio); the repairs, under the
+// locks logins take, do not.
 func (f *Firewall) Reconcile() (repairs int, err error) {
 	f.reconcileMu.Lock()
 	defer f.reconcileMu.Unlock()
@@ -399,13 +408,15 @@ func (f *Firewall) Reconcile() (repairs int, err error) {
 		f.mu.Unlock()
 	}()
 
-	have, err := f.be.list()
+	var have []entry
+	lowprio.Run(func() { have, err = f.be.list() })
 	if err != nil {
 		return 0, err
 	}
 	var plan shaper.Plan
 	if f.shp != nil {
-		snap, err := f.shp.Dump()
+		var snap shaper.Snapshot
+		lowprio.Run(func() { snap, err = f.shp.Dump() })
 		if err != nil {
 			return 0, fmt.Errorf("syncing shaping: %w", err)
 		}
@@ -522,7 +533,7 @@ func (f *Firewall) SetWalledGarden(garden []netip.Prefix) error {
 	f.chainsMu.Lock()
 	defer f.chainsMu.Unlock()
 	f.cfg.WalledGarden = append([]netip.Prefix(nil), garden...)
-	_, err := f.be.ensure(chains(f.cfg), f.clients())
+	_, err := f.be.ensure(chains(f.cfg), f.clients)
 	return err
 }
 
@@ -537,9 +548,12 @@ func (f *Firewall) SetUplink(down, up uint64) error {
 }
 
 // Usage returns the allowlist's per-client counters, keyed by IP: both
-// directions, read fresh from the kernel.
+// directions, read fresh from the kernel at a lower CPU priority
+// (lowprio).
 func (f *Firewall) Usage() (map[netip.Addr]Usage, error) {
-	entries, err := f.be.list()
+	var entries []entry
+	var err error
+	lowprio.Run(func() { entries, err = f.be.list() })
 	if err != nil {
 		return nil, err
 	}

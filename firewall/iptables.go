@@ -220,7 +220,7 @@ func (b *backendIPTables) tableFor(spec iptChain) ruleTable {
 
 // ensure builds (or repairs) the sets and our chains; it returns how many
 // chains or jumps it had to repair.
-func (b *backendIPTables) ensure(chs []chain, _ []Client) (repairs int, err error) {
+func (b *backendIPTables) ensure(chs []chain, _ func() []Client) (repairs int, err error) {
 	// The sets must exist before rules that name them.
 	if _, err := listAllowSet(b.allowSet); err != nil {
 		if err := createBitmapSet(b.allowSet, "bitmap:ip,mac", b.prefix); err != nil {

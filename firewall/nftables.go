@@ -312,14 +312,14 @@ func (b *backendNFTables) exprs(r rule) []expr.Any {
 // whole table with the allowlist in it. Each repair is one transaction,
 // which the kernel applies atomically: packets see the old rules or the
 // new ones, never none.
-func (b *backendNFTables) ensure(chs []chain, clients []Client) (repairs int, err error) {
+func (b *backendNFTables) ensure(chs []chain, clients func() []Client) (repairs int, err error) {
 	structural, err := b.structureIntact()
 	if err != nil {
 		return 0, err
 	}
 	if !structural {
 		existed := b.fingerprints != nil
-		if err := b.rebuildTable(chs, clients); err != nil {
+		if err := b.rebuildTable(chs, clients()); err != nil {
 			return 0, err
 		}
 		if existed {

@@ -43,20 +43,14 @@ func (m *Manager) Restore() error {
 // Resync compares kernel and store and repairs drift; it returns the
 // number of repairs. It holds the session lock only to hand the gate the
 // active sessions: the kernel dumps and the repairs run without it, so
-// logins do not wait behind them.
-//
-// The kernel dumps run at a lower CPU priority (background); the part
-// under the session lock does not, or a login waiting for the lock would
-// wait for a thread the scheduler holds back (priority inversion: 3-8 ms
-// per resync at 5,000 sessions on two cores).
+// logins do not wait behind them. (The gate runs its dumps at a lower
+// CPU priority; see firewall.Reconcile.)
 func (m *Manager) Resync() (repairs int, err error) {
 	return m.resyncNow()
 }
 
 func (m *Manager) resyncNow() (int, error) {
-	var r1 int
-	var err error
-	background(func() { r1, err = m.gate.Ensure() })
+	r1, err := m.gate.Ensure()
 	if err != nil {
 		return r1, fmt.Errorf("ensuring firewall: %w", err)
 	}
@@ -103,9 +97,7 @@ func (m *Manager) syncAllowlist() (int, error) {
 	// and Deny of logins and ends; applied without it.
 	m.gate.Want(want)
 	m.mu.Unlock()
-	var n int
-	var err error
-	background(func() { n, err = m.gate.Reconcile() })
+	n, err := m.gate.Reconcile()
 	if err != nil {
 		return n, fmt.Errorf("syncing allowlist: %w", err)
 	}
@@ -295,16 +287,12 @@ func (m *Manager) requestResyncLocked() { m.RequestResync() }
 // their idle timeout, and drops expired pending PINs. It returns how many
 // sessions it ended. The kernel's counters and the store are read before
 // the session lock is taken.
-//
-// The counters' dump runs at a lower CPU priority (background); the part
-// under the session lock does not (see Resync).
 func (m *Manager) Sweep() (ended int, err error) {
 	now := m.now()
 	if _, err := m.store.PrunePending(now); err != nil {
 		m.log.Error("pruning expired PINs", "err", err)
 	}
-	var usage map[netip.Addr]firewall.Usage
-	background(func() { usage, err = m.gate.Usage() })
+	usage, err := m.gate.Usage()
 	if err != nil {
 		m.log.Error("reading traffic counters; idle timeouts wait for the next sweep", "err", err)
 	}

@@ -1,4 +1,4 @@
-package session
+package lowprio
 
 import (
 	"runtime"
@@ -7,9 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestBackgroundLowersPriority: a resync's work runs niced, and the thread
+// TestRunLowersPriority: the work runs niced, and the thread
 // gets its priority back afterwards (other goroutines run on it next).
-func TestBackgroundLowersPriority(t *testing.T) {
+func TestRunLowersPriority(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
@@ -19,7 +19,7 @@ func TestBackgroundLowersPriority(t *testing.T) {
 	}
 	var inside int
 	var insideTID int
-	background(func() {
+	Run(func() {
 		insideTID = unix.Gettid()
 		inside, _ = unix.Getpriority(unix.PRIO_PROCESS, insideTID)
 	})
@@ -28,8 +28,8 @@ func TestBackgroundLowersPriority(t *testing.T) {
 	if insideTID != tid {
 		t.Fatalf("the work ran on thread %d, not the caller's locked thread %d", insideTID, tid)
 	}
-	if inside != before-backgroundNice {
-		t.Errorf("during the work: nice %d, want %d", 20-inside, 20-before+backgroundNice)
+	if inside != before-Nice {
+		t.Errorf("during the work: nice %d, want %d", 20-inside, 20-before+Nice)
 	}
 	if after != before {
 		t.Errorf("after the work: nice %d, want it back at %d", 20-after, 20-before)
