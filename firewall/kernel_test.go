@@ -263,7 +263,7 @@ func TestListMatchesNft(t *testing.T) {
 	for i, set := range []string{nftUpSet, nftDownSet} {
 		ip := fmt.Sprintf("198.51.100.%d", 7+i)
 		run(t, "nft", "delete", "element", "inet", f.cfg.Table, set, "{", ip, "}")
-		run(t, "nft", "add", "element", "inet", f.cfg.Table, set, "{", ip, "counter", "packets", fmt.Sprint(5_000_000_000+i), "bytes", fmt.Sprint(7_000_000_000_000+i), "}")
+		run(t, "nft", "add", "element", "inet", f.cfg.Table, set, "{", ip, "counter", "packets", fmt.Sprint(5_000_000_000+uint64(i)), "bytes", fmt.Sprint(7_000_000_000_000+uint64(i)), "}")
 	}
 	b := f.be.(*backendNFTables)
 	got, err := b.list()
