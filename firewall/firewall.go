@@ -222,7 +222,10 @@ func (f *Firewall) Backend() string { return f.be.String() }
 //
 // The backend's check (dumps of our rules and sets, or iptables-save)
 // runs at a lower CPU priority (lowprio); the shaper's, which holds the
-// lock its logins take, does not.
+// lock its logins take, does not. A repair after drift (rare: the
+// monitor's notifications bring most) runs within the backend's check
+// and so at the lower priority too, holding the backend's write lock,
+// which logins wait for meanwhile.
 func (f *Firewall) Ensure() (repairs int, err error) {
 	f.chainsMu.Lock()
 	defer f.chainsMu.Unlock()
