@@ -77,8 +77,8 @@ type Rate struct{ Down, Up uint64 }
 type Counters struct{ BytesDown, BytesUp, PacketsDown, PacketsUp uint64 }
 
 // Shaper programs the kernel for one LAN interface. It keeps the desired
-// state (visitors and their rates) in memory, because u32 hash entries cannot
-// be listed back through netlink and Set must not list anything.
+// state (visitors and their rates) in memory, because Set must not list
+// anything and Dump reads classes only, not the u32 entries.
 type Shaper struct {
 	mu sync.Mutex
 	h  *netlink.Handle
@@ -437,7 +437,7 @@ func (d direction) filterAttrs(handle uint32) netlink.FilterAttrs {
 
 // addOnce adds a filter unless one with the same handle exists; it reports
 // whether it added one. Using EEXIST as the existence test lets Sync check
-// u32 entries that netlink cannot list back.
+// u32 entries without listing them.
 func (s *Shaper) addOnce(f netlink.Filter) (bool, error) {
 	err := s.h.FilterAdd(f)
 	if errors.Is(err, unix.EEXIST) {
@@ -971,8 +971,9 @@ func (s *Shaper) repairClass(d direction, ip netip.Addr, r Rate) (repairs int, e
 }
 
 // RefreshFilters re-adds whatever is missing of the u32 hash tables and
-// the visitors' filters, which netlink cannot list back (so Sync cannot
-// see one deleted alone). It is thousands of netlink calls with
+// the visitors' filters, which Dump does not read (so Sync cannot see
+// one deleted alone). The kernel does list u32 hash entries (tc filter
+// show): one filter dump could replace these calls; not done yet. It is thousands of netlink calls with
 // thousands of visitors: it takes the lock for one visitor or one table
 // at a time, so logins interleave with it instead of waiting for all of
 // it.
