@@ -273,12 +273,14 @@ func (s *Shaper) classes(link int) ([]netlink.Class, error) {
 	})
 }
 
-// retryDump repeats a netlink dump that the kernel interrupted because the
-// table changed under it; the result of an interrupted dump may be partial.
+// retryDump repeats a netlink dump (netlink's or nldump's) that the
+// kernel interrupted because the table changed under it; the result of an
+// interrupted dump may be partial.
 func retryDump[T any](f func() (T, error)) (T, error) {
 	for i := 0; ; i++ {
 		v, err := f()
-		if errors.Is(err, netlink.ErrDumpInterrupted) && i < maxDumpRetries {
+		interrupted := errors.Is(err, netlink.ErrDumpInterrupted) || errors.Is(err, nldump.ErrInterrupted)
+		if interrupted && i < maxDumpRetries {
 			continue
 		}
 		return v, err
@@ -771,21 +773,17 @@ func (s *Shaper) Dump() (Snapshot, error) {
 	s.mu.Unlock()
 	var snap Snapshot
 	for i, d := range dirs {
-		var have map[netip.Addr]class
-		var err error
-		for try := 0; try <= maxDumpRetries; try++ {
-			have = make(map[netip.Addr]class, len(snap.have[0]))
-			err = dumpHTB(s.dump, d.link, func(handle uint32, c class) {
+		have, err := retryDump(func() (map[netip.Addr]class, error) {
+			have := make(map[netip.Addr]class, len(snap.have[0]))
+			err := dumpHTB(s.dump, d.link, func(handle uint32, c class) {
 				if major, minor := netlink.MajorMinor(handle); major == qdiscMajor {
 					if ip, ok := s.lay.addrOfMinor(minor); ok {
 						have[ip] = c
 					}
 				}
 			})
-			if !errors.Is(err, nldump.ErrInterrupted) {
-				break // else a class changed under the dump: read again
-			}
-		}
+			return have, err
+		})
 		if err != nil {
 			return snap, fmt.Errorf("listing %s classes: %w", d.name, err)
 		}
