@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
@@ -214,10 +213,21 @@ func startAdmin(ctx context.Context, cfg *config.Config, st *store.Store, mgr *s
 // the store itself. Both act as local root, so the commands behave the
 // same either way.
 type apiClient struct {
-	http    *http.Client
+	send    func(*http.Request) (apiAnswer, error)
 	close   func()
 	offline bool
 }
+
+// apiAnswer is an API response read whole: status ("404 Not Found"),
+// code and body.
+type apiAnswer struct {
+	status string
+	code   int
+	body   []byte
+}
+
+// apiTimeout bounds one request to the daemon, connecting included.
+const apiTimeout = 30 * time.Second
 
 // openAPI parses a CLI subcommand's flags (with --config) and connects
 // to the admin API; it returns the remaining arguments.
@@ -237,11 +247,7 @@ func newAPIClient(cfg *config.Config) (*apiClient, error) {
 	sock := adminSocketPath(cfg)
 	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
 		c.Close()
-		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}}
-		return &apiClient{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, close: tr.CloseIdleConnections}, nil
+		return &apiClient{send: func(r *http.Request) (apiAnswer, error) { return sendOverSocket(sock, r) }, close: func() {}}, nil
 	}
 	st, err := store.Open(cfg.DBPath)
 	if err != nil {
@@ -267,7 +273,71 @@ func newAPIClient(cfg *config.Config) (*apiClient, error) {
 		st.Close()
 		return nil, err
 	}
-	return &apiClient{http: &http.Client{Transport: inProcess{srv.LocalHandler()}}, close: func() { st.Close() }, offline: true}, nil
+	h := srv.LocalHandler()
+	return &apiClient{send: func(r *http.Request) (apiAnswer, error) { return serveInProcess(h, r), nil }, close: func() { st.Close() }, offline: true}, nil
+}
+
+// sendOverSocket sends one request to the daemon's admin socket on a
+// connection of its own ("Connection: close") and reads the whole answer,
+// within apiTimeout. A CLI call makes a request or two, so it writes and
+// reads them itself rather than through an http.Client: the Transport's
+// connection pool, its reader and writer goroutines and their stacks
+// cost more memory than the exchange itself, on a router where each CLI
+// call has 8 MiB (issue 14).
+func sendOverSocket(sock string, r *http.Request) (apiAnswer, error) {
+	conn, err := net.DialTimeout("unix", sock, apiTimeout)
+	if err != nil {
+		return apiAnswer{}, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(apiTimeout)); err != nil {
+		return apiAnswer{}, err
+	}
+	r.Close = true
+	if err := r.Write(conn); err != nil {
+		return apiAnswer{}, fmt.Errorf("sending the request: %w", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), r)
+	if err != nil {
+		return apiAnswer{}, fmt.Errorf("reading the answer: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return apiAnswer{}, fmt.Errorf("reading the answer: %w", err)
+	}
+	return apiAnswer{status: resp.Status, code: resp.StatusCode, body: b}, nil
+}
+
+// serveInProcess serves a request with the in-process admin handler.
+func serveInProcess(h http.Handler, r *http.Request) apiAnswer {
+	w := &memResponse{header: http.Header{}}
+	h.ServeHTTP(w, r)
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return apiAnswer{status: fmt.Sprintf("%03d %s", w.code, http.StatusText(w.code)), code: w.code, body: w.body.Bytes()}
+}
+
+// memResponse is the http.ResponseWriter of an in-process request: the
+// status and body kept in memory, as the daemon would have sent them.
+type memResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (m *memResponse) Header() http.Header { return m.header }
+
+func (m *memResponse) WriteHeader(code int) {
+	if m.code == 0 {
+		m.code = code
+	}
+}
+
+func (m *memResponse) Write(b []byte) (int, error) {
+	m.WriteHeader(http.StatusOK)
+	return m.body.Write(b)
 }
 
 // storeOnlyGate stands in for the kernel when the daemon is down.
@@ -280,15 +350,6 @@ func (storeOnlyGate) Want([]firewall.Client)                        {}
 func (storeOnlyGate) Reconcile() (int, error)                       { return 0, nil }
 func (storeOnlyGate) Usage() (map[netip.Addr]firewall.Usage, error) { return nil, nil }
 
-// inProcess is a RoundTripper that serves requests with a handler.
-type inProcess struct{ h http.Handler }
-
-func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
 // do sends a request and decodes a JSON answer into out (if not nil);
 // API errors come back as Go errors with the server's message and any
 // per-field messages.
@@ -300,22 +361,18 @@ func (c *apiClient) do(method, path string, body io.Reader, out any) error {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return fmt.Errorf("calling the admin API: %w", err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("reading the admin API's answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
+	b := resp.body
+	if resp.code >= 300 {
 		var ae struct {
 			Error  string            `json:"error"`
 			Fields map[string]string `json:"fields"`
 		}
 		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
-			return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+			return fmt.Errorf("%s %s: %s", method, path, resp.status)
 		}
 		msg := ae.Error
 		for k, v := range ae.Fields {
