@@ -72,7 +72,7 @@ type Server struct {
 	o       Options
 	log     *slog.Logger
 	now     func() time.Time
-	handler http.Handler
+	handler func() http.Handler // the console, the API and /metrics; built on first use
 	local   http.Handler
 
 	// Failed console passwords are limited per source and per account;
@@ -128,21 +128,27 @@ func New(o Options) (*Server, error) {
 		limitToken:  newLoginLimiter(10, 15*time.Minute, o.Now),
 		sessions:    map[string]*consoleSession{},
 	}
-	mux := http.NewServeMux()
-	s.routesConsole(mux)
-	s.routesAPI(mux, s.bearer)
-	if o.Metrics != nil {
-		if o.OpenMetrics {
-			mux.Handle("GET /metrics", o.Metrics)
-		} else {
-			mux.Handle("GET /metrics", s.bearer(Viewer, func(w http.ResponseWriter, r *http.Request, _ *User) { o.Metrics.ServeHTTP(w, r) }))
+	// The console's routes are built when it is first served: the CLI
+	// builds a Server offline for LocalHandler only, and registering the
+	// console's patterns (each looks up its caller's file and line) costs
+	// a short-lived process memory it never uses.
+	s.handler = sync.OnceValue(func() http.Handler {
+		mux := http.NewServeMux()
+		s.routesConsole(mux)
+		s.routesAPI(mux, s.bearer)
+		if o.Metrics != nil {
+			if o.OpenMetrics {
+				mux.Handle("GET /metrics", o.Metrics)
+			} else {
+				mux.Handle("GET /metrics", s.bearer(Viewer, func(w http.ResponseWriter, r *http.Request, _ *User) { o.Metrics.ServeHTTP(w, r) }))
+			}
 		}
-	}
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "cross-origin request refused", http.StatusForbidden)
-	}))
-	s.handler = securityHeaders(cop.Handler(mux))
+		cop := http.NewCrossOriginProtection()
+		cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		}))
+		return securityHeaders(cop.Handler(mux))
+	})
 
 	lmux := http.NewServeMux()
 	s.routesAPI(lmux, s.localRoot)
@@ -151,7 +157,7 @@ func New(o Options) (*Server, error) {
 }
 
 // ServeHTTP serves the console, the API and /metrics.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler().ServeHTTP(w, r) }
 
 // LocalHandler serves the API only, treating every request as the box's
 // root ("local-root", role admin). Serve it only on a unix socket that

@@ -121,11 +121,14 @@ func OpenUsers(db *bolt.DB, now func() time.Time) (*Users, error) {
 	return &Users{db: db, now: now}, nil
 }
 
-var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
+// validName is compiled on first use, not at package initialisation:
+// every CLI call (`version` too) initialises this package, and few check
+// a name.
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`) })
 
 // CheckName explains what an account name may be.
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return fmt.Errorf("account name %q: use 1-32 lower-case letters, digits, '.', '_' or '-'", name)
 	}
 	return nil

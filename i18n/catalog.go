@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Forms are the wordings of a counted text, one per plural category,
@@ -93,11 +94,14 @@ func Fill(text string, args ...string) string {
 	return strings.NewReplacer(pairs...).Replace(text)
 }
 
-var placeholderRE = regexp.MustCompile(`\{[0-9]+\}`)
+// placeholderRE is compiled on first use, not at package initialisation:
+// only Check (the catalogs' completeness tests) needs it, and every run
+// of the binary, each CLI call included, initialises this package.
+var placeholderRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{[0-9]+\}`) })
 
 // placeholders returns the set of {1}, {2}, … in text, sorted.
 func placeholders(text string) []string {
-	found := placeholderRE.FindAllString(text, -1)
+	found := placeholderRE().FindAllString(text, -1)
 	sort.Strings(found)
 	return slices.Compact(found)
 }
