@@ -35,16 +35,17 @@ type backendNFTables struct {
 	lan   string
 	table *nftables.Table
 
-	// wr makes changes (logins, rebuilds), rd reads (dumps of the sets
-	// and rules), each on its own netlink socket, so a login never waits
-	// for a dump. Each has its own lock, because a google/nftables Conn
-	// builds one batch at a time.
+	// wr rebuilds the table, rd reads its rules, each on its own netlink
+	// socket, so a login never waits for a dump. Each has its own lock,
+	// because a google/nftables Conn builds one batch at a time; wrMu
+	// also orders a login's element changes (elems) after a rebuild.
 	wrMu, rdMu sync.Mutex
 	wr, rd     *nftables.Conn
-	// dump reads the allowlist and counter sets (see list).
-	dump *nldump.Conn
+	// dump reads the allowlist and counter sets (see list); elems
+	// changes their elements, under wrMu (see changeElements).
+	dump, elems *nldump.Conn
 
-	// sets as last created, for element changes.
+	// sets as last created, for rebuilds and checks.
 	allow, up, down *nftables.Set
 	// fingerprints of each chain's rules as the kernel held them after
 	// our last build; a chain whose rules read back differently drifted.
@@ -94,8 +95,15 @@ func newNFTables(cfg Config) (*backendNFTables, error) {
 		rd.CloseLasting()
 		return nil, fmt.Errorf("opening nftables netlink socket: %w", err)
 	}
+	elems, err := nldump.Dial(unix.NETLINK_NETFILTER, nldump.SmallBatch)
+	if err != nil {
+		wr.CloseLasting()
+		rd.CloseLasting()
+		dump.Close()
+		return nil, fmt.Errorf("opening nftables netlink socket: %w", err)
+	}
 	b := &backendNFTables{
-		log: cfg.Logger, lan: cfg.LANIface, wr: wr, rd: rd, dump: dump,
+		log: cfg.Logger, lan: cfg.LANIface, wr: wr, rd: rd, dump: dump, elems: elems,
 		table: &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet},
 	}
 	b.defineSets()
@@ -577,58 +585,6 @@ func pairKey(c Client) []byte {
 func addrKey(ip netip.Addr) []byte {
 	a := ip.As4()
 	return a[:]
-}
-
-// add lets c out: its pair and its counters, in one transaction.
-func (b *backendNFTables) add(c Client) error {
-	b.wrMu.Lock()
-	defer b.wrMu.Unlock()
-	err := errors.Join(
-		b.wr.SetAddElements(b.allow, []nftables.SetElement{{Key: pairKey(c)}}),
-		b.wr.SetAddElements(b.up, []nftables.SetElement{{Key: addrKey(c.IP)}}),
-		b.wr.SetAddElements(b.down, []nftables.SetElement{{Key: addrKey(c.IP)}}),
-	)
-	if err == nil {
-		err = b.wr.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("adding %s %s to allowlist: %w", c.MAC, c.IP, err)
-	}
-	return nil
-}
-
-// del takes c out, in one transaction; one that fails because a part was
-// already gone is redone part by part.
-func (b *backendNFTables) del(c Client) error {
-	b.wrMu.Lock()
-	defer b.wrMu.Unlock()
-	parts := []struct {
-		set *nftables.Set
-		key []byte
-	}{{b.allow, pairKey(c)}, {b.up, addrKey(c.IP)}, {b.down, addrKey(c.IP)}}
-	for _, p := range parts {
-		if err := b.wr.SetDeleteElements(p.set, []nftables.SetElement{{Key: p.key}}); err != nil {
-			return fmt.Errorf("removing %s %s from allowlist: %w", c.MAC, c.IP, err)
-		}
-	}
-	err := b.wr.Flush()
-	if err == nil || !errors.Is(err, unix.ENOENT) {
-		if err != nil {
-			return fmt.Errorf("removing %s %s from allowlist: %w", c.MAC, c.IP, err)
-		}
-		return nil
-	}
-	var errs []error
-	for _, p := range parts {
-		if err := b.wr.SetDeleteElements(p.set, []nftables.SetElement{{Key: p.key}}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := b.wr.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("removing %s %s from set %s: %w", c.MAC, c.IP, p.set.Name, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // teardown deletes our table and everything in it.

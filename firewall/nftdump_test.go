@@ -2,6 +2,9 @@ package firewall
 
 import (
 	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/parkwifi/parkportal/internal/nldump"
@@ -59,4 +62,32 @@ func FuzzParseSetElems(f *testing.F) {
 			})
 		}
 	})
+}
+
+// TestElementChangesAreOneTransaction: a login's element changes reach
+// the kernel as one netfilter batch, applied whole or not at all. A
+// batch whose last part names a set that does not exist is refused
+// (ENOENT) and leaves the allowlist as it was; the same changes without
+// it are applied and read back.
+func TestElementChangesAreOneTransaction(t *testing.T) {
+	f := kernelFirewall(t, "nftables")
+	if _, err := f.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	b := f.be.(*backendNFTables)
+	c := Client{IP: netip.MustParseAddr("198.51.100.21"), MAC: net.HardwareAddr{2, 0, 0x5e, 0, 0x53, 0x21}}
+	bad := append(clientChanges(c), setChange{"nosuch4", addrKey(c.IP)})
+	if err := b.changeElements(false, bad...); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("a batch with a missing set = %v, want ENOENT", err)
+	}
+	if got, err := b.list(); err != nil || len(got) != 0 {
+		t.Fatalf("after the refused batch the allowlist holds %v, %v; want nothing", got, err)
+	}
+	if err := b.changeElements(false, clientChanges(c)...); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.list()
+	if err != nil || len(got) != 1 || got[0].IP != c.IP || got[0].MAC.String() != c.MAC.String() {
+		t.Fatalf("after the batch the allowlist holds %v, %v; want %s %s", got, err, c.IP, c.MAC)
+	}
 }

@@ -10,6 +10,12 @@
 // garbage collector running, and its pauses and assists fell on the
 // logins that ran meanwhile. With this package the same dumps allocate
 // one receive buffer each, and what the callers keep.
+//
+// Conn also sends the small requests of a login's hot path (Exec): the
+// allowlist's three element changes. google/nftables's socket library
+// starts and waits for a goroutine per send and per receive, which
+// under load waits for a processor of its own; Exec is two system
+// calls on the calling goroutine.
 package nldump
 
 import (
@@ -46,7 +52,7 @@ const (
 // so a wait this long means the socket is stuck, not busy.
 const recvTimeout = 10
 
-// Conn is a netlink socket used for dumps only, one at a time.
+// Conn is a netlink socket for dumps and small requests, one at a time.
 type Conn struct {
 	mu    sync.Mutex
 	fd    int
@@ -197,6 +203,107 @@ func (c *Conn) Dump(typ uint16, payload []byte, each func(typ uint16, msg []byte
 		return ErrInterrupted
 	}
 	return nil
+}
+
+// Request is one message of an Exec.
+type Request struct {
+	Type uint16
+	// Flags besides NLM_F_REQUEST, which every request carries. Ask for
+	// an answer with NLM_F_ACK.
+	Flags   uint16
+	Payload []byte
+}
+
+// Exec sends reqs in one datagram, as a netfilter batch needs, and waits
+// for the kernel's answer to each request that asked for one
+// (NLM_F_ACK). It returns the kernel's refusals, each wrapping its
+// errno, joined; a refusal of a request that asked for no answer (a
+// batch's header, say) ends the wait, since the kernel then answers no
+// other.
+func (c *Conn) Exec(reqs []Request) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 {
+		return errors.New("netlink request on a closed socket")
+	}
+	first := c.seq + 1
+	var out []byte
+	wait := 0
+	for _, r := range reqs {
+		c.seq++
+		start := len(out)
+		out = append(out, make([]byte, unix.NLMSG_HDRLEN)...)
+		out = append(out, r.Payload...)
+		putHeader(out[start:], header{len: uint32(len(out) - start), typ: r.Type, flags: unix.NLM_F_REQUEST | r.Flags, seq: c.seq, pid: c.pid})
+		for len(out)%unix.NLMSG_ALIGNTO != 0 {
+			out = append(out, 0)
+		}
+		if r.Flags&unix.NLM_F_ACK != 0 {
+			wait++
+		}
+	}
+	if err := unix.Sendto(c.fd, out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("sending netlink request: %w", err)
+	}
+	var refusals []error
+	buf := make([]byte, 4096)
+	for wait > 0 {
+		n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_TRUNC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return errors.Join(append(refusals, fmt.Errorf("reading netlink answer: %w", err))...)
+		}
+		// An answer carries the refused request, and the batch's answers
+		// may share a datagram: one longer than the buffer was cut.
+		n = min(n, len(buf))
+		ended, err := walkAnswers(buf[:n], first, c.seq, c.pid, reqs, func(i int, errno unix.Errno) {
+			if reqs[i].Flags&unix.NLM_F_ACK != 0 {
+				wait--
+			}
+			if errno != 0 {
+				refusals = append(refusals, fmt.Errorf("netlink request %d of %d: %w", i+1, len(reqs), errno))
+			}
+		})
+		if err != nil {
+			return errors.Join(append(refusals, err)...)
+		}
+		if ended {
+			break
+		}
+	}
+	return errors.Join(refusals...)
+}
+
+// walkAnswers calls fn with the index and errno of each answer
+// (NLMSG_ERROR) in b to the requests numbered first..last of port pid,
+// and reports whether one refused a request that asked for no answer.
+// Messages for other requests (leftovers of an abandoned exchange) are
+// skipped; an answer cut short by the buffer is read up to its errno.
+func walkAnswers(b []byte, first, last, pid uint32, reqs []Request, fn func(i int, errno unix.Errno)) (ended bool, err error) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.NLMSG_HDRLEN {
+		h := header{
+			len: ne.Uint32(b[0:4]), typ: ne.Uint16(b[4:6]), flags: ne.Uint16(b[6:8]),
+			seq: ne.Uint32(b[8:12]), pid: ne.Uint32(b[12:16]),
+		}
+		if h.len < unix.NLMSG_HDRLEN {
+			return false, fmt.Errorf("reading netlink answer: message length %d", h.len)
+		}
+		msg := b[unix.NLMSG_HDRLEN:min(int(h.len), len(b))]
+		b = b[min(align(int(h.len)), len(b)):]
+		if h.typ != unix.NLMSG_ERROR || h.pid != pid || h.seq < first || h.seq > last || len(msg) < 4 {
+			continue
+		}
+		i := int(h.seq - first)
+		errno := unix.Errno(-int32(ne.Uint32(msg[0:4])))
+		fn(i, errno)
+		if errno != 0 && reqs[i].Flags&unix.NLM_F_ACK == 0 {
+			ended = true
+		}
+	}
+	return ended, nil
 }
 
 // header is a netlink message header (struct nlmsghdr).

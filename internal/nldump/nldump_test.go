@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -113,6 +114,65 @@ func TestWalkMessages(t *testing.T) {
 	}
 }
 
+// TestExec asks the kernel for links by index: lo (index 1) exists, a
+// huge index does not. Exec waits for every answer it asked for and
+// reports the refusals with their errno; a refused request that asked
+// for no answer ends the wait (the kernel answers errors regardless);
+// answers left over from such an exchange do not confuse the next.
+func TestExec(t *testing.T) {
+	c, err := Dial(unix.NETLINK_ROUTE, SmallBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	link := func(index int32, flags uint16) Request {
+		p := make([]byte, unix.SizeofIfInfomsg)
+		binary.NativeEndian.PutUint32(p[4:8], uint32(index))
+		return Request{Type: unix.RTM_GETLINK, Flags: flags, Payload: p}
+	}
+	const none = 1 << 30
+	if err := c.Exec([]Request{link(1, unix.NLM_F_ACK), link(1, unix.NLM_F_ACK)}); err != nil {
+		t.Errorf("two requests for lo: %v", err)
+	}
+	err = c.Exec([]Request{link(1, unix.NLM_F_ACK), link(none, unix.NLM_F_ACK), link(1, unix.NLM_F_ACK)})
+	if !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "request 2 of 3") {
+		t.Errorf("a request for a missing link among two for lo: %v; want request 2 refused with ENODEV", err)
+	}
+	// Refused without having asked for an answer: the wait ends there,
+	// and the third request's answer is left unread.
+	err = c.Exec([]Request{link(none, 0), link(1, unix.NLM_F_ACK)})
+	if !errors.Is(err, unix.ENODEV) {
+		t.Errorf("a refused request that asked for no answer: %v; want ENODEV", err)
+	}
+	if err := c.Exec([]Request{link(1, unix.NLM_F_ACK)}); err != nil {
+		t.Errorf("the request after an abandoned exchange: %v", err)
+	}
+}
+
+// TestWalkAnswers: answers to other requests and other messages are
+// skipped, each answer is matched to its request, and one cut short by
+// the receive buffer is still read up to its errno.
+func TestWalkAnswers(t *testing.T) {
+	const pid = 42
+	reqs := []Request{{Flags: unix.NLM_F_ACK}, {}, {Flags: unix.NLM_F_ACK}}
+	var b []byte
+	b = append(b, msg(unix.NLMSG_ERROR, 0, 9, pid, errno(unix.EPERM))...)   // an older exchange
+	b = append(b, msg(unix.NLMSG_ERROR, 0, 10, pid+1, errno(unix.EPERM))...) // another socket
+	b = append(b, msg(unix.RTM_NEWLINK, 0, 10, pid, []byte("link"))...)
+	b = append(b, msg(unix.NLMSG_ERROR, 0, 10, pid, errno(0))...)
+	b = append(b, msg(unix.NLMSG_ERROR, 0, 12, pid, append(errno(unix.ENOENT), make([]byte, 40)...))...)
+	b = b[:len(b)-20] // the refused request it carries, cut short
+	got := map[int]unix.Errno{}
+	ended, err := walkAnswers(b, 10, 12, pid, reqs, func(i int, e unix.Errno) { got[i] = e })
+	if ended || err != nil || len(got) != 2 || got[0] != 0 || got[2] != unix.ENOENT {
+		t.Errorf("walkAnswers = %v, %v, answers %v; want requests 0 (ok) and 2 (ENOENT)", ended, err, got)
+	}
+	ended, _ = walkAnswers(msg(unix.NLMSG_ERROR, 0, 11, pid, errno(unix.EINVAL)), 10, 12, pid, reqs, func(int, unix.Errno) {})
+	if !ended {
+		t.Error("a refusal of a request that asked for no answer did not end the exchange")
+	}
+}
+
 // FuzzAttrs: attributes written with AppendAttr read back as written
 // (type, payload, order), whatever follows them; and no input makes
 // the walk panic or loop.
@@ -155,5 +215,6 @@ func FuzzAttrs(f *testing.F) {
 			}
 		}
 		walkMessages(tail, 1, 1, func(header, []byte) error { return nil })
+		walkAnswers(tail, 1, 3, 1, make([]Request, 3), func(int, unix.Errno) {})
 	})
 }
