@@ -156,7 +156,7 @@ func TestWalkAnswers(t *testing.T) {
 	const pid = 42
 	reqs := []Request{{Flags: unix.NLM_F_ACK}, {}, {Flags: unix.NLM_F_ACK}}
 	var b []byte
-	b = append(b, msg(unix.NLMSG_ERROR, 0, 9, pid, errno(unix.EPERM))...)   // an older exchange
+	b = append(b, msg(unix.NLMSG_ERROR, 0, 9, pid, errno(unix.EPERM))...)    // an older exchange
 	b = append(b, msg(unix.NLMSG_ERROR, 0, 10, pid+1, errno(unix.EPERM))...) // another socket
 	b = append(b, msg(unix.RTM_NEWLINK, 0, 10, pid, []byte("link"))...)
 	b = append(b, msg(unix.NLMSG_ERROR, 0, 10, pid, errno(0))...)
