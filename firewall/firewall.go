@@ -142,6 +142,11 @@ type Firewall struct {
 	// Reconcile was dumping: its dump may predate them, so it leaves
 	// them alone.
 	touched map[netip.Addr]bool
+	// gen counts Allow and Deny calls, and changedAt holds the gen of
+	// each address's last one since the last hand-over (WantMark, Want):
+	// a list read before them is handed over after them.
+	gen       uint64
+	changedAt map[netip.Addr]uint64
 	// reconciles counts Reconcile calls: every refreshEvery-th one also
 	// re-adds the shaper's filters (see shaper.RefreshFilters).
 	reconciles int
@@ -300,11 +305,17 @@ func (f *Firewall) Allow(c Client) error {
 	return nil
 }
 
-// touch notes that ip changed under a running Reconcile. Call with mu held.
+// touch notes that Allow or Deny changed ip, for a running Reconcile and
+// a hand-over under way. Call with mu held.
 func (f *Firewall) touch(ip netip.Addr) {
 	if f.touched != nil {
 		f.touched[ip] = true
 	}
+	if f.changedAt == nil {
+		f.changedAt = make(map[netip.Addr]uint64)
+	}
+	f.gen++
+	f.changedAt[ip] = f.gen
 }
 
 // Prepare gets a device's shaping ready while it is still on the
@@ -373,18 +384,40 @@ func (m throughGateway) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	return dst != m.gateway && src != m.gateway && rsrc != m.gateway
 }
 
-// Want records the clients the allowlist must hold, replacing the
-// previous list; Reconcile makes the kernel match. It is cheap: callers
-// hold their own lock across it, so that it is ordered with their Allow
-// and Deny calls, and call Reconcile after letting go.
-func (f *Firewall) Want(want []Client) {
+// WantMark marks the moment a caller reads the clients it then hands to
+// Want. Call it under the lock that orders the caller's own Allow and
+// Deny calls, and read the list under that lock; it is cheap.
+func (f *Firewall) WantMark() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
+}
+
+// Want records the clients the allowlist must hold, as read at mark
+// (WantMark), replacing the previous list; Reconcile makes the kernel
+// match. Allow and Deny calls after the mark are newer than want, and
+// kept. The caller hands over without holding its lock, so a login does
+// not wait while thousands of clients are copied; hand-overs must not
+// overlap (each forgets the changes up to its mark).
+func (f *Firewall) Want(mark uint64, want []Client) {
 	m := make(map[netip.Addr]Client, len(want))
 	for _, c := range want {
 		m[c.IP] = c
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	for ip, gen := range f.changedAt {
+		if gen <= mark {
+			delete(f.changedAt, ip)
+			continue
+		}
+		if c, ok := f.desired[ip]; ok {
+			m[ip] = c
+		} else {
+			delete(m, ip)
+		}
+	}
 	f.desired = m
-	f.mu.Unlock()
 }
 
 // Reconcile makes the allowlist (and the shaping) hold exactly the wanted
@@ -515,7 +548,7 @@ func (f *Firewall) repairLocked(stale, missing []Client, plan shaper.Plan) (repa
 // Sync is Want followed by Reconcile, for callers with nothing to order
 // it against.
 func (f *Firewall) Sync(want []Client) (repairs int, err error) {
-	f.Want(want)
+	f.Want(f.WantMark(), want)
 	return f.Reconcile()
 }
 

@@ -309,3 +309,44 @@ func TestListMatchesNft(t *testing.T) {
 		t.Errorf("download counters set by nft read back as %+v", e.Usage)
 	}
 }
+
+// TestWantKeepsNewerChanges: a list handed over after Allow and Deny
+// calls that came after its mark does not undo them; changes before the
+// mark are the list's to decide.
+func TestWantKeepsNewerChanges(t *testing.T) {
+	f := kernelFirewall(t, "nftables")
+	if _, err := f.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	client := func(n byte) Client {
+		return Client{IP: netip.AddrFrom4([4]byte{198, 51, 100, n}), MAC: net.HardwareAddr{2, 0, 0x5e, 0, 0x53, n}, RateDown: 8e6, RateUp: 8e6}
+	}
+	early, ending, late := client(40), client(41), client(42)
+	for _, c := range []Client{early, ending} {
+		if err := f.Allow(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark := f.WantMark()
+	// After the mark: one login, one end.
+	if err := f.Allow(late); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Deny(ending); err != nil {
+		t.Fatal(err)
+	}
+	// The list read at the mark: ending still in it, late not yet, and
+	// early gone (ended before the mark; the list decides).
+	f.Want(mark, []Client{ending})
+	if _, err := f.Reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	u, err := f.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hasLate := u[late.IP]
+	if len(u) != 1 || !hasLate {
+		t.Errorf("after the hand-over the allowlist holds %v; want only %s", u, late.IP)
+	}
+}

@@ -50,7 +50,7 @@ func (g *kernelGate) Allow(c firewall.Client) error {
 	return g.Gate.Allow(c)
 }
 
-func (g *kernelGate) Want(want []firewall.Client) {
+func (g *kernelGate) Want(mark uint64, want []firewall.Client) {
 	var ok []firewall.Client
 	var errs []error
 	for _, c := range want {
@@ -63,7 +63,7 @@ func (g *kernelGate) Want(want []firewall.Client) {
 	g.mu.Lock()
 	g.refused = errs
 	g.mu.Unlock()
-	g.Gate.Want(ok)
+	g.Gate.Want(mark, ok)
 }
 
 func (g *kernelGate) Reconcile() (int, error) {

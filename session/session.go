@@ -25,10 +25,13 @@ type Gate interface {
 	Ensure() (repairs int, err error)
 	Allow(firewall.Client) error
 	Deny(firewall.Client) error
-	// Want hands the gate the clients its allowlist must hold (cheap;
-	// called under the session lock, so it is ordered with Allow and
-	// Deny); Reconcile then makes the kernel match, without that lock.
-	Want([]firewall.Client)
+	// WantMark and Want hand the gate the clients its allowlist must
+	// hold: WantMark (cheap) under the session lock, where the list is
+	// read, so that the list is ordered with Allow and Deny; Want after
+	// letting go, and the gate keeps what Allow and Deny changed since
+	// the mark. Reconcile then makes the kernel match, without the lock.
+	WantMark() uint64
+	Want(mark uint64, clients []firewall.Client)
 	Reconcile() (repairs int, err error)
 	Usage() (map[netip.Addr]firewall.Usage, error)
 }
@@ -82,6 +85,9 @@ type Manager struct {
 	neigh Neighbors
 
 	mu sync.Mutex // serialises lifecycle changes
+	// handoverMu makes one hand-over of the allowlist to the gate at a
+	// time (WantMark to Want, see syncAllowlist); logins never take it.
+	handoverMu sync.Mutex
 	// gen counts lifecycle changes (start, end, move, extension, rate,
 	// timeouts), and changed holds, per session, the gen of its last
 	// change: a loop that read the store without the lock re-reads only

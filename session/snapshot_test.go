@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkwifi/parkportal/firewall"
+	"github.com/parkwifi/parkportal/internal/fake"
 	"github.com/parkwifi/parkportal/store"
 )
 
@@ -103,5 +105,48 @@ func TestLockedActiveSeesChangesDuringItsRead(t *testing.T) {
 		if s.IP == ip(250) {
 			t.Error("lockedActive handed out its own record, not copies")
 		}
+	}
+}
+
+// handoverGate runs during once, between the session lock's release
+// and the hand-over (Want): a login or an end that lands in that window.
+type handoverGate struct {
+	*fake.Gate
+	during func()
+}
+
+func (g *handoverGate) Want(mark uint64, want []firewall.Client) {
+	if g.during != nil {
+		g.during()
+		g.during = nil
+	}
+	g.Gate.Want(mark, want)
+}
+
+// TestResyncKeepsChangesDuringHandover: the resync reads the sessions
+// under the lock and hands them to the gate after letting go; a login
+// and an end that come in between are newer than its list, and the
+// allowlist it leaves holds the one and not the other.
+func TestResyncKeepsChangesDuringHandover(t *testing.T) {
+	f := newFixture(t)
+	g := &handoverGate{Gate: f.gate}
+	f.m.gate = g
+	ending := f.activate(t, login(1))
+	f.activate(t, login(2))
+	g.during = func() {
+		f.activate(t, login(3))
+		if _, err := f.m.End(ending.ID, store.ReasonLogout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.m.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	got := f.gate.State()
+	entry := func(l Login) string { return l.IP.String() + "/" + l.MAC.String() + " 8000000/4000000" }
+	want := []string{entry(login(2)), entry(login(3))}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after the resync the gate holds %q, want %q (the login during the hand-over kept, the ended session gone)", got, want)
 	}
 }

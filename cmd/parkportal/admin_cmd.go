@@ -346,7 +346,8 @@ type storeOnlyGate struct{}
 func (storeOnlyGate) Ensure() (int, error)                          { return 0, nil }
 func (storeOnlyGate) Allow(firewall.Client) error                   { return nil }
 func (storeOnlyGate) Deny(firewall.Client) error                    { return nil }
-func (storeOnlyGate) Want([]firewall.Client)                        {}
+func (storeOnlyGate) WantMark() uint64                              { return 0 }
+func (storeOnlyGate) Want(uint64, []firewall.Client)                {}
 func (storeOnlyGate) Reconcile() (int, error)                       { return 0, nil }
 func (storeOnlyGate) Usage() (map[netip.Addr]firewall.Usage, error) { return nil, nil }
 

@@ -59,6 +59,11 @@ type Gate struct {
 	ensured   int
 	prepared  []string          // "ip down/up", in order
 	want      []firewall.Client // from Want, for Reconcile
+	// gen counts Allow and Deny calls; changedAt holds each address's
+	// last, for Want to keep what is newer than its list (as
+	// firewall.Firewall does).
+	gen       uint64
+	changedAt map[netip.Addr]uint64
 }
 
 // NewGate returns a gate that allows nobody.
@@ -84,7 +89,17 @@ func (g *Gate) Allow(c firewall.Client) error {
 		return g.failAllow
 	}
 	g.clients[key(c.IP, c.MAC)] = c
+	g.changed(c.IP)
 	return nil
+}
+
+// changed notes a change to ip's entry. Call with mu held.
+func (g *Gate) changed(ip netip.Addr) {
+	if g.changedAt == nil {
+		g.changedAt = map[netip.Addr]uint64{}
+	}
+	g.gen++
+	g.changedAt[ip] = g.gen
 }
 
 // Deny removes c, or fails with the error set by FailDeny.
@@ -95,6 +110,7 @@ func (g *Gate) Deny(c firewall.Client) error {
 		return g.failDeny
 	}
 	delete(g.clients, key(c.IP, c.MAC))
+	g.changed(c.IP)
 	return nil
 }
 
@@ -117,11 +133,36 @@ func (g *Gate) Prepared() []string {
 	return p
 }
 
-// Want records what Reconcile makes the allowlist.
-func (g *Gate) Want(want []firewall.Client) {
+// WantMark returns the count of Allow and Deny calls so far.
+func (g *Gate) WantMark() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.want = append([]firewall.Client(nil), want...)
+	return g.gen
+}
+
+// Want records what Reconcile makes the allowlist: want, read at mark,
+// with the entries of addresses that Allow or Deny changed after mark
+// as they are now.
+func (g *Gate) Want(mark uint64, want []firewall.Client) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	newer := func(ip netip.Addr) bool { return g.changedAt[ip] > mark }
+	g.want = g.want[:0:0]
+	for _, c := range want {
+		if !newer(c.IP) {
+			g.want = append(g.want, c)
+		}
+	}
+	for _, c := range g.clients {
+		if newer(c.IP) {
+			g.want = append(g.want, c)
+		}
+	}
+	for ip, gen := range g.changedAt {
+		if gen <= mark {
+			delete(g.changedAt, ip)
+		}
+	}
 }
 
 // Reconcile makes the allowlist exactly what Want was given and reports
@@ -150,7 +191,7 @@ func (g *Gate) Reconcile() (int, error) {
 
 // Sync is Want followed by Reconcile.
 func (g *Gate) Sync(want []firewall.Client) (int, error) {
-	g.Want(want)
+	g.Want(g.WantMark(), want)
 	return g.Reconcile()
 }
 
