@@ -122,8 +122,9 @@ type Manager struct {
 
 	resync chan struct{}
 
-	// testHookSnapshot runs between lockedActive's read of the store and
-	// its taking the lock: tests change sessions there.
+	// testHookSnapshot runs between lockedActive's read of the store
+	// (whole, or the sessions changed since its last) and its taking the
+	// lock: tests change sessions there.
 	testHookSnapshot func()
 
 	onRepair  func(int)

@@ -77,26 +77,7 @@ func TestLockedActiveSeesChangesDuringItsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.m.mu.Unlock()
-	fromStore, err := f.st.ActiveSessions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := func(s *store.Session) string {
-		return s.ID + " " + s.IP.String() + " " + s.Expires.String() + " " + s.LastActive.String() + " " +
-			time.Duration(s.RateDown).String() + " " + time.Duration(s.RateUp).String()
-	}
-	var got, want2 []string
-	for _, s := range active {
-		got = append(got, key(s))
-	}
-	for _, s := range fromStore {
-		want2 = append(want2, key(s))
-	}
-	slices.Sort(got)
-	slices.Sort(want2)
-	if !slices.Equal(got, want2) {
-		t.Errorf("the manager's active sessions:\n%v\nthe store's:\n%v", got, want2)
-	}
+	f.sameAsStore(t, active)
 	// Copies: changing what lockedActive returned changes nothing kept.
 	active[0].IP = ip(250)
 	kept, _ := f.m.lockedActive()
@@ -105,6 +86,90 @@ func TestLockedActiveSeesChangesDuringItsRead(t *testing.T) {
 		if s.IP == ip(250) {
 			t.Error("lockedActive handed out its own record, not copies")
 		}
+	}
+}
+
+// sameAsStore checks that active, from lockedActive, holds the store's
+// active sessions as they are.
+func (f *fixture) sameAsStore(t *testing.T, active []*store.Session) {
+	t.Helper()
+	fromStore, err := f.st.ActiveSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(s *store.Session) string {
+		return s.ID + " " + s.IP.String() + " " + s.Expires.String() + " " + s.LastActive.String() + " " +
+			time.Duration(s.RateDown).String() + " " + time.Duration(s.RateUp).String()
+	}
+	var got, want []string
+	for _, s := range active {
+		got = append(got, key(s))
+	}
+	for _, s := range fromStore {
+		want = append(want, key(s))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the manager's active sessions:\n%v\nthe store's:\n%v", got, want)
+	}
+}
+
+// TestRefreshSeesChangesDuringItsReads: with its record current,
+// lockedActive re-reads only the sessions changed since, without the
+// lock. Changes that land during those reads (to sessions it is
+// reading and to others), and another reader that brings the record up
+// to date meanwhile, must still leave it equal to the store.
+func TestRefreshSeesChangesDuringItsReads(t *testing.T) {
+	f := newFixture(t)
+	a := f.activate(t, login(1))
+	b := f.activate(t, login(2))
+	c := f.activate(t, login(3))
+	if _, err := f.m.lockedActive(); err != nil { // the record is current
+		t.Fatal(err)
+	}
+	f.m.mu.Unlock()
+	for i, otherReader := range []bool{false, true} {
+		// Changed since the record: read without the lock.
+		if _, err := f.m.Extend(a.ID, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		d := f.activate(t, login(byte(4+i)))
+		hooked := false
+		f.m.testHookSnapshot = func() {
+			f.m.testHookSnapshot = nil
+			hooked = true
+			// During the reads: one of the sessions being read changes
+			// again, another ends, and a new one logs in.
+			if _, err := f.m.Extend(a.ID, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.m.End(d.ID, store.ReasonLogout); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.m.SetRate(b.ID, 2_000_000, 0); err != nil {
+				t.Fatal(err)
+			}
+			f.activate(t, login(6))
+			if otherReader {
+				if _, err := f.m.lockedActive(); err != nil {
+					t.Fatal(err)
+				}
+				f.m.mu.Unlock()
+				if _, err := f.m.End(c.ID, store.ReasonKicked); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		active, err := f.m.lockedActive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.m.mu.Unlock()
+		if !hooked {
+			t.Fatal("lockedActive read nothing without the lock")
+		}
+		f.sameAsStore(t, active)
 	}
 }
 
