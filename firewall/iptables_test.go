@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,9 @@ import (
 type fakeTable struct {
 	chains map[string][]string
 	check  func(op string)
+	// ruleChecks counts Exists calls on our own chains: each is a fork
+	// of `iptables -C` on the kernel.
+	ruleChecks int
 }
 
 func newFakeTable() *fakeTable {
@@ -106,6 +110,9 @@ func (t *fakeTable) List(table, chain string) ([]string, error) {
 }
 
 func (t *fakeTable) Exists(table, chain string, rulespec ...string) (bool, error) {
+	if strings.HasPrefix(chain, "pp-") {
+		t.ruleChecks++
+	}
 	rules, err := t.get(table, chain)
 	if err != nil {
 		return false, err
@@ -372,5 +379,51 @@ func TestInterruptedRebuildResumes(t *testing.T) {
 	fwd, _ := ipt4.get("filter", "FORWARD")
 	if n := slices.Index(fwd, "-i lan0 -j pp-forward"); n < 0 || slices.Contains(fwd, "-i lan0 -j "+tmp) {
 		t.Errorf("FORWARD after resuming: %v", fwd)
+	}
+}
+
+// TestChecksCompareListings: once a chain was built or checked, a check
+// compares its listing with the one recorded then (one `iptables -S`)
+// instead of checking each rule with `iptables -C`; a rule changed in
+// place (same count) is still found, and so are new rules of the same
+// count (a walled-garden address changed) on a chain that still lists as
+// recorded.
+func TestChecksCompareListings(t *testing.T) {
+	ipt4 := newFakeTable()
+	b := testIPTables(ipt4, nil)
+	cfg := testConfig()
+	chs := chains(cfg)
+	if _, err := b.ensureChains(chs); err != nil {
+		t.Fatal(err)
+	}
+	ipt4.ruleChecks = 0
+	if n, err := b.ensureChains(chs); err != nil || n != 0 {
+		t.Fatalf("ensureChains on intact chains = %d, %v; want 0", n, err)
+	}
+	if ipt4.ruleChecks != 0 {
+		t.Errorf("a check of intact chains ran %d rule checks (iptables -C), want none", ipt4.ruleChecks)
+	}
+
+	// A rule replaced in place by hand: same count, different rule.
+	spec := specFor(t, b.specs(chs), chainForward)
+	key := "filter/" + chainForward
+	ipt4.chains[key][0] = "-j ACCEPT"
+	if n, err := b.ensureChains(chs); err != nil || n != 1 {
+		t.Fatalf("ensureChains after a rule was replaced = %d, %v; want 1 repair", n, err)
+	}
+	if got, _ := ipt4.get("filter", chainForward); !slices.Equal(got, joined(spec.rules)) {
+		t.Errorf("after the repair %s holds %q, want %q", chainForward, got, joined(spec.rules))
+	}
+
+	// The policy changes, same number of rules: the chain still lists as
+	// recorded, but it no longer holds what is wanted.
+	cfg.WalledGarden[1] = netip.MustParsePrefix("203.0.113.78/32")
+	chs = chains(cfg)
+	spec = specFor(t, b.specs(chs), chainForward)
+	if _, err := b.ensureChains(chs); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ipt4.get("filter", chainForward); !slices.Equal(got, joined(spec.rules)) {
+		t.Errorf("after a walled-garden change %s holds %q, want %q", chainForward, got, joined(spec.rules))
 	}
 }
