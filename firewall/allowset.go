@@ -1,11 +1,13 @@
 package firewall
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 
+	"github.com/parkwifi/parkportal/internal/nldump"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -78,36 +80,102 @@ type setEntry struct {
 
 // listAllowSet dumps the set, retrying when a concurrent change
 // interrupts the dump.
+//
+// The set is read with nldump rather than netlink's IpsetList, whose
+// decoder starts a goroutine for every attribute list it walks: at 5,000
+// visitors each resync's reads of the two sets took some 3 s, most of it
+// goroutines handing attributes to each other.
 func listAllowSet(name string) ([]setEntry, error) {
-	var (
-		res *netlink.IPSetResult
-		err error
-	)
-	for attempt := 0; attempt < 5; attempt++ {
-		res, err = netlink.IpsetList(name)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	c, err := nldump.Dial(unix.NETLINK_NETFILTER, nldump.LargeBatch)
 	if err != nil {
 		return nil, fmt.Errorf("listing ipset %s: %w", name, err)
 	}
-	out := make([]setEntry, 0, len(res.Entries))
-	for _, e := range res.Entries {
-		ip, ok := netip.AddrFromSlice(e.IP)
-		if !ok {
+	defer c.Close()
+	req := []byte{unix.AF_NETLINK, unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
+	req = nldump.AppendAttr(req, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
+	req = nldump.AppendAttr(req, nl.IPSET_ATTR_SETNAME, append([]byte(name), 0))
+	typ := uint16(unix.NFNL_SUBSYS_IPSET<<8 | nl.IPSET_CMD_LIST)
+	for attempt := 0; ; attempt++ {
+		var out []setEntry
+		err := c.Dump(typ, req, func(_ uint16, msg []byte) error {
+			return parseIPSetList(msg, func(e setEntry) { out = append(out, e) })
+		})
+		if errors.Is(err, nldump.ErrInterrupted) && attempt+1 < maxDumpRetries {
 			continue
 		}
-		se := setEntry{ip: ip.Unmap(), mac: e.MAC.String()}
-		if e.Packets != nil {
-			se.packets = *e.Packets
+		if err != nil {
+			return nil, fmt.Errorf("listing ipset %s: %w", name, err)
 		}
-		if e.Bytes != nil {
-			se.bytes = *e.Bytes
-		}
-		out = append(out, se)
+		return out, nil
 	}
-	return out, nil
+}
+
+// parseIPSetList reads one IPSET_CMD_LIST message of a dump: a struct
+// nfgenmsg, the set's header attributes, and its entries, each an
+// IPSET_ATTR_DATA in IPSET_ATTR_ADT. Entries without an IPv4 address are
+// skipped.
+func parseIPSetList(msg []byte, each func(setEntry)) error {
+	if len(msg) < 4 {
+		return fmt.Errorf("ipset list message of %d bytes", len(msg))
+	}
+	a := nldump.NewAttrs(msg[4:])
+	for a.Next() {
+		if a.Type() != nl.IPSET_ATTR_ADT {
+			continue
+		}
+		adt := nldump.NewAttrs(a.Data())
+		for adt.Next() {
+			if adt.Type() != nl.IPSET_ATTR_DATA {
+				continue
+			}
+			e, err := parseIPSetEntry(adt.Data())
+			if err != nil {
+				return err
+			}
+			if e.ip.IsValid() {
+				each(e)
+			}
+		}
+		if err := adt.Err(); err != nil {
+			return err
+		}
+	}
+	return a.Err()
+}
+
+// parseIPSetEntry reads one entry: its address (IPSET_ATTR_IP holding an
+// IPSET_ATTR_IPADDR_IPV4), MAC and counters (64-bit, network order).
+func parseIPSetEntry(b []byte) (setEntry, error) {
+	var e setEntry
+	a := nldump.NewAttrs(b)
+	for a.Next() {
+		d := a.Data()
+		switch a.Type() {
+		case nl.IPSET_ATTR_IP:
+			ip := nldump.NewAttrs(d)
+			for ip.Next() {
+				if ip.Type() == nl.IPSET_ATTR_IPADDR_IPV4 && len(ip.Data()) == 4 {
+					e.ip = netip.AddrFrom4([4]byte(ip.Data()))
+				}
+			}
+			if err := ip.Err(); err != nil {
+				return e, err
+			}
+		case nl.IPSET_ATTR_ETHER:
+			if len(d) == 6 {
+				e.mac = net.HardwareAddr(d).String()
+			}
+		case nl.IPSET_ATTR_PACKETS:
+			if len(d) == 8 {
+				e.packets = binary.BigEndian.Uint64(d)
+			}
+		case nl.IPSET_ATTR_BYTES:
+			if len(d) == 8 {
+				e.bytes = binary.BigEndian.Uint64(d)
+			}
+		}
+	}
+	return e, a.Err()
 }
 
 // setAdd adds ip (with mac for bitmap:ip,mac) to the set with its
