@@ -91,22 +91,46 @@ func listAllowSet(name string) ([]setEntry, error) {
 		return nil, fmt.Errorf("listing ipset %s: %w", name, err)
 	}
 	defer c.Close()
-	req := []byte{unix.AF_NETLINK, unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
-	req = nldump.AppendAttr(req, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
-	req = nldump.AppendAttr(req, nl.IPSET_ATTR_SETNAME, append([]byte(name), 0))
+	req := ipsetRequest(name)
 	typ := uint16(unix.NFNL_SUBSYS_IPSET<<8 | nl.IPSET_CMD_LIST)
-	for attempt := 0; ; attempt++ {
+	out, err := nldump.Retry(func() ([]setEntry, error) {
 		var out []setEntry
 		err := c.Dump(typ, req, func(_ uint16, msg []byte) error {
 			return parseIPSetList(msg, func(e setEntry) { out = append(out, e) })
 		})
-		if errors.Is(err, nldump.ErrInterrupted) && attempt+1 < maxDumpRetries {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing ipset %s: %w", name, err)
-		}
-		return out, nil
+		return out, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing ipset %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// ipsetRequest is the payload of a request about set name: a struct
+// nfgenmsg, the protocol version and the name.
+func ipsetRequest(name string) []byte {
+	req := []byte{unix.AF_NETLINK, unix.NFNETLINK_V0, 0, 0}
+	req = nldump.AppendAttr(req, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
+	return nldump.AppendAttr(req, nl.IPSET_ATTR_SETNAME, append([]byte(name), 0))
+}
+
+// ipsetExists asks for set name's header (IPSET_CMD_HEADER): whether the
+// set is there, without reading its thousands of entries, as every
+// resync checks.
+func ipsetExists(name string) (bool, error) {
+	c, err := nldump.Dial(unix.NETLINK_NETFILTER, nldump.SmallBatch)
+	if err != nil {
+		return false, fmt.Errorf("looking for ipset %s: %w", name, err)
+	}
+	defer c.Close()
+	err = c.Exec([]nldump.Request{{Type: unix.NFNL_SUBSYS_IPSET<<8 | nl.IPSET_CMD_HEADER, Flags: unix.NLM_F_ACK, Payload: ipsetRequest(name)}})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	default:
+		return false, fmt.Errorf("looking for ipset %s: %w", name, err)
 	}
 }
 
@@ -219,7 +243,7 @@ func setDel(name string, ip netip.Addr, mac net.HardwareAddr) error {
 
 // destroySet removes the set if it exists.
 func destroySet(name string) error {
-	if _, err := listAllowSet(name); err != nil {
+	if ok, err := ipsetExists(name); err != nil || !ok {
 		return nil
 	}
 	if err := netlink.IpsetDestroy(name); err != nil {

@@ -17,8 +17,9 @@ import (
 
 // TestListAllowSetMatchesNetlink: our reader of the iptables backend's
 // sets returns what netlink's IpsetList does, entry for entry, with
-// counters past 32 bits set by the ipset tool; and a missing set is an
-// error (the backend then creates it).
+// counters past 32 bits set by the ipset tool; a missing set is an
+// error to list and reported missing by ipsetExists (the backend then
+// creates it).
 func TestListAllowSetMatchesNetlink(t *testing.T) {
 	f := kernelFirewall(t, "iptables")
 	if _, err := f.Ensure(); err != nil {
@@ -71,6 +72,12 @@ func TestListAllowSetMatchesNetlink(t *testing.T) {
 	}
 	if _, err := listAllowSet("pp-no-such-set"); err == nil {
 		t.Error("listing a missing set succeeded")
+	}
+	if ok, err := ipsetExists(b.allowSet); !ok || err != nil {
+		t.Errorf("ipsetExists(%s) = %v, %v; want true", b.allowSet, ok, err)
+	}
+	if ok, err := ipsetExists("pp-no-such-set"); ok || err != nil {
+		t.Errorf("ipsetExists of a missing set = %v, %v; want false, no error", ok, err)
 	}
 }
 

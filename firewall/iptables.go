@@ -256,14 +256,11 @@ func (b *backendIPTables) tableFor(spec iptChain) ruleTable {
 // chains or jumps it had to repair.
 func (b *backendIPTables) ensure(chs []chain, _ func() []Client) (repairs int, err error) {
 	// The sets must exist before rules that name them.
-	if _, err := listAllowSet(b.allowSet); err != nil {
-		if err := createBitmapSet(b.allowSet, "bitmap:ip,mac", b.prefix); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := listAllowSet(b.downSet); err != nil {
-		if err := createBitmapSet(b.downSet, "bitmap:ip", b.prefix); err != nil {
-			return 0, err
+	for _, set := range []struct{ name, typ string }{{b.allowSet, "bitmap:ip,mac"}, {b.downSet, "bitmap:ip"}} {
+		if ok, err := ipsetExists(set.name); err != nil || !ok {
+			if err := createBitmapSet(set.name, set.typ, b.prefix); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return b.ensureChains(chs)
@@ -483,8 +480,8 @@ func (b *backendIPTables) present(chs []chain) (bool, error) {
 			return true, nil
 		}
 	}
-	_, err := listAllowSet(b.allowSet)
-	return err == nil, nil
+	ok, err := ipsetExists(b.allowSet)
+	return ok && err == nil, nil
 }
 
 // teardown deletes our jumps, chains and sets. Missing pieces are fine:

@@ -3,7 +3,6 @@ package firewall
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,10 +16,6 @@ import (
 // does not define it).
 const nftaSetElemExpressions = 11
 
-// maxDumpRetries bounds the reads of the sets when changes interrupt
-// them.
-const maxDumpRetries = 5
-
 // nftCounter is an element's counter, when its set counts.
 type nftCounter struct {
 	packets, bytes uint64
@@ -33,14 +28,9 @@ type nftCounter struct {
 // The sets are read with nldump rather than google/nftables, whose
 // decoder allocated some 25 MB per read at 5,000 visitors (see nldump);
 // the resync and the sweep read them every few seconds.
+// A change between the reads interrupts one: all three are read again.
 func (b *backendNFTables) list() ([]entry, error) {
-	for i := 0; ; i++ {
-		out, err := b.readAllowlist()
-		if errors.Is(err, nldump.ErrInterrupted) && i+1 < maxDumpRetries {
-			continue // a change came between the reads: read them all again
-		}
-		return out, err
-	}
+	return nldump.Retry(b.readAllowlist)
 }
 
 func (b *backendNFTables) readAllowlist() ([]entry, error) {

@@ -34,6 +34,22 @@ import (
 // be missing or doubled. Dump it again.
 var ErrInterrupted = errors.New("netlink dump interrupted by a concurrent change")
 
+// Retries bounds the reads Retry makes.
+const Retries = 5
+
+// Retry calls read until it does not fail with ErrInterrupted, at most
+// Retries times: a dump that changes interrupted is read again whole, as
+// its result may be partial.
+func Retry[T any](read func() (T, error)) (T, error) {
+	for i := 1; ; i++ {
+		v, err := read()
+		if errors.Is(err, ErrInterrupted) && i < Retries {
+			continue
+		}
+		return v, err
+	}
+}
+
 // Batch sizes for Dial. The kernel fills each batch of a dump while the
 // reader waits in recvfrom, up to the reader's buffer size (at most 32
 // KiB), holding whatever lock the dump needs: RTNL for traffic control,
