@@ -21,7 +21,7 @@ import (
 // kernelFirewall builds a Firewall on backend be for a veth "lan0" in a
 // private network namespace that the test's thread stays in; it skips
 // without root.
-func kernelFirewall(t *testing.T, be string) *Firewall {
+func kernelFirewall(t testing.TB, be string) *Firewall {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: builds a network namespace and firewall rules")
