@@ -91,10 +91,11 @@ func (f *Firewall) relevantTables() map[tableKey]bool {
 		return map[tableKey]bool{{unix.NFPROTO_INET, f.cfg.Table}: true}
 	default:
 		// iptables-nft keeps iptables' tables as nf_tables tables of the
-		// same names.
+		// same names; the guards live in security (or mangle), and a
+		// flush of that table alone must bring a repair too.
 		m := make(map[tableKey]bool)
 		for _, fam := range []uint8{unix.NFPROTO_IPV4, unix.NFPROTO_IPV6} {
-			for _, t := range []string{"filter", "nat", "mangle"} {
+			for _, t := range []string{"filter", "nat", "mangle", "security"} {
 				m[tableKey{fam, t}] = true
 			}
 		}
