@@ -48,10 +48,51 @@ func TestFourVisitorsAtOnce(t *testing.T) {
 	}
 	for _, reverse := range []bool{true, false} {
 		dir := map[bool]string{true: "download", false: "upload"}[reverse]
-		for i, r := range p.parallel([]int{0, 1, 2, 3}, reverse, 3) {
+		rates := p.parallel([]int{0, 1, 2, 3}, reverse, 3)
+		// A flow above its rate is the shaper's fault and fails at once.
+		// One below it can be the machine's: on a busy two-core VM an
+		// iperf3 sender that is not scheduled for a few hundred ms reads
+		// 7.0-7.2 Mbit/s while its three neighbours read 7.6 (seen in 2
+		// of 5 runs of the whole suite). Such a round is measured once
+		// more, longer, and only that one counts.
+		if slow := slowFlows(rates, 8*mbit, 0.10); len(slow) > 0 && !anyFast(rates, 8*mbit, 0.10) {
+			t.Logf("%s: flows %v below 8 Mbit/s -10%% (%s Mbit/s); measuring again for 5 s", dir, slow, mbits(rates))
+			rates = p.parallel([]int{0, 1, 2, 3}, reverse, 5)
+		}
+		for i, r := range rates {
 			checkRate(t, fmt.Sprintf("%s visitor %d", dir, i+1), r, 8*mbit, 0.10)
 		}
 	}
+}
+
+// slowFlows lists the flows (1-based) that measured below want by more
+// than tol.
+func slowFlows(rates []float64, want, tol float64) []int {
+	var slow []int
+	for i, r := range rates {
+		if r < want*(1-tol) {
+			slow = append(slow, i+1)
+		}
+	}
+	return slow
+}
+
+// anyFast reports whether a flow measured above want by more than tol.
+func anyFast(rates []float64, want, tol float64) bool {
+	for _, r := range rates {
+		if r > want*(1+tol) {
+			return true
+		}
+	}
+	return false
+}
+
+func mbits(rates []float64) string {
+	s := make([]string, len(rates))
+	for i, r := range rates {
+		s[i] = fmt.Sprintf("%.2f", r/mbit)
+	}
+	return strings.Join(s, " ")
 }
 
 func TestSiteCapacityShared(t *testing.T) {
