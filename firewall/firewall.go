@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/parkwifi/parkportal/firewall/shaper"
 	"github.com/parkwifi/parkportal/internal/lowprio"
+	"github.com/parkwifi/parkportal/internal/mapsnap"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -138,6 +138,9 @@ type Firewall struct {
 	// waits behind a dump of thousands of entries.
 	mu      sync.Mutex
 	desired map[netip.Addr]Client
+	// desiredGen changes whenever desired is replaced by another map
+	// (Want, Teardown), for Reconcile's copy of it (mapsnap.Copy).
+	desiredGen uint64
 	// touched collects the addresses Allow and Deny changed while a
 	// Reconcile was dumping: its dump may predate them, so it leaves
 	// them alone.
@@ -418,6 +421,7 @@ func (f *Firewall) Want(mark uint64, want []Client) {
 		}
 	}
 	f.desired = m
+	f.desiredGen++
 }
 
 // Reconcile makes the allowlist (and the shaping) hold exactly the wanted
@@ -434,7 +438,9 @@ func (f *Firewall) Reconcile() (repairs int, err error) {
 	defer f.reconcileMu.Unlock()
 	f.mu.Lock()
 	f.touched = make(map[netip.Addr]bool)
-	want := maps.Clone(f.desired)
+	// Copied a chunk at a time, letting logins in between: what they
+	// change meanwhile is touched, and left alone below.
+	want := mapsnap.Copy(&f.mu, func() (map[netip.Addr]Client, uint64) { return f.desired, f.desiredGen })
 	refresh := f.shp != nil && f.reconciles%refreshEvery == 0
 	f.reconciles++
 	f.mu.Unlock()
@@ -615,5 +621,6 @@ func (f *Firewall) Teardown() error {
 		}
 	}
 	f.desired = make(map[netip.Addr]Client)
+	f.desiredGen++
 	return err
 }

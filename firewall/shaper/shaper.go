@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parkwifi/parkportal/internal/mapsnap"
 	"github.com/parkwifi/parkportal/internal/nldump"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -92,6 +93,9 @@ type Shaper struct {
 	ifbIdx   int
 	down, up uint64 // site capacity, bit/s (never 0)
 	visitors map[netip.Addr]Rate
+	// visitorsGen changes when visitors is replaced by another map
+	// (Teardown), for PlanSync's copy of it (mapsnap.Copy).
+	visitorsGen uint64
 	// fullCheck makes ensure check the u32 hash tables even under an
 	// intact root qdisc: until the first successful ensure.
 	fullCheck bool
@@ -836,7 +840,11 @@ func (s *Shaper) PlanSync(want map[netip.Addr]Rate, snap Snapshot) (Plan, error)
 	}
 	s.mu.Lock()
 	dirs := s.dirs()
-	visitors := maps.Clone(s.visitors)
+	// The visitors are copied a chunk at a time, letting Set in between;
+	// the addresses Set and Remove change meanwhile are the ones
+	// ApplySync's skip leaves alone. The few warm devices are copied
+	// whole.
+	visitors := mapsnap.Copy(&s.mu, func() (map[netip.Addr]Rate, uint64) { return s.visitors, s.visitorsGen })
 	warm := maps.Clone(s.warm)
 	now := s.now()
 	s.mu.Unlock()
@@ -1090,6 +1098,7 @@ func (s *Shaper) Teardown() error {
 		}
 	}
 	s.visitors = make(map[netip.Addr]Rate)
+	s.visitorsGen++
 	s.ready = false
 	return errors.Join(errs...)
 }
