@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,32 @@ func TestSessionDeviceNames(t *testing.T) {
 	page = v.get("/sessions?q=msft")
 	if !strings.Contains(page, `<bdi dir="auto" class="devname">Amals-iPhone</bdi>`) || !strings.Contains(page, `<bdi dir="auto" class="small">MSFT 5.0</bdi>`) {
 		t.Fatalf("device name and vendor not shown:\n%s", page)
+	}
+}
+
+// TestLocalReadsAsRouted: the reads the local API answers without its
+// routes (serveLocal) answer as the routes do, and every other request
+// still goes through them.
+func TestLocalReadsAsRouted(t *testing.T) {
+	e := newEnv(t)
+	routed := securityHeaders(e.srv.localRoutes())
+	for _, target := range []string{
+		"/api/v1/users", "/api/v1/site", "/api/v1/sessions", "/api/v1/sessions?q=iphone", "/api/v1/sessions?q=nothing",
+		"/api/v1/users/", "/api/v1/site/export", "/api/v1/me", "/api/v1/nothing",
+	} {
+		for _, method := range []string{"GET", "HEAD", "POST"} {
+			want, got := newRecorder(), newRecorder()
+			// Empty bodies: no POST here changes anything, so both
+			// answer the same state.
+			req := func() *http.Request { r, _ := http.NewRequest(method, target, strings.NewReader("")); return r }
+			routed.ServeHTTP(want, req())
+			e.srv.LocalHandler().ServeHTTP(got, req())
+			if got.code != want.code || got.body.String() != want.body.String() || !reflect.DeepEqual(got.h, want.h) {
+				t.Errorf("%s %s: local %d %v\n%s\nrouted %d %v\n%s", method, target, got.code, got.h, got.body.String(), want.code, want.h, want.body.String())
+			}
+		}
+	}
+	if e.srv.localRead("/api/v1/users") == nil || e.srv.localRead("/api/v1/users/amina") != nil {
+		t.Fatal("localRead answers the wrong paths")
 	}
 }

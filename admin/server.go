@@ -74,6 +74,9 @@ type Server struct {
 	now     func() time.Time
 	handler func() http.Handler // the console, the API and /metrics; built on first use
 	local   http.Handler
+	// localRoutes is the local API's routes, built on first use (see
+	// serveLocal).
+	localRoutes func() http.Handler
 
 	// Failed console passwords are limited per source and per account;
 	// failed API tokens apart from them, per token (see bearer), so a
@@ -150,10 +153,45 @@ func New(o Options) (*Server, error) {
 		return securityHeaders(cop.Handler(mux))
 	})
 
-	lmux := http.NewServeMux()
-	s.routesAPI(lmux, s.localRoot)
-	s.local = securityHeaders(lmux)
+	s.localRoutes = sync.OnceValue(func() http.Handler {
+		mux := http.NewServeMux()
+		s.routesAPI(mux, s.localRoot)
+		return mux
+	})
+	s.local = securityHeaders(http.HandlerFunc(s.serveLocal))
 	return s, nil
+}
+
+// serveLocal serves the local API (see LocalHandler). The reads the CLI
+// makes (accounts, site policy, sessions: GETs without path parameters)
+// go straight to the handlers the routes would choose; everything else
+// goes through the routes. With the daemon stopped the CLI builds a
+// Server on the store for each call, which makes one request, and
+// registering the API's patterns (net/http looks up each one's caller
+// in the binary's line tables) would cost that call a few hundred KiB
+// of a router's memory for nothing (issue 14).
+func (s *Server) serveLocal(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		if h := s.localRead(r.URL.Path); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
+	s.localRoutes().ServeHTTP(w, r)
+}
+
+// localRead returns the handler of a read the CLI makes, as routesAPI
+// registers it for GET path on the local API, or nil for any other path.
+func (s *Server) localRead(path string) http.Handler {
+	switch path {
+	case "/api/v1/users":
+		return s.localRoot(Admin, s.apiUsers)
+	case "/api/v1/site":
+		return s.localRoot(Viewer, s.apiSite)
+	case "/api/v1/sessions":
+		return s.localRoot(Viewer, s.apiSessions)
+	}
+	return nil
 }
 
 // ServeHTTP serves the console, the API and /metrics.
