@@ -102,8 +102,10 @@ type backend interface {
 	ensure(chains []chain, clients func() []Client) (repairs int, err error)
 	add(Client) error
 	del(Client) error
-	// list dumps the allowlist with each pair's counters.
-	list() ([]entry, error)
+	// list dumps the allowlist, with each pair's counters if counted
+	// (Usage). Reconcile needs only the pairs, and on nftables the
+	// counters are two more dumps and maps of thousands of entries.
+	list(counted bool) ([]entry, error)
 	teardown(chains []chain) error
 	// present reports whether any part of our gate is in the kernel.
 	present(chains []chain) (bool, error)
@@ -451,7 +453,7 @@ func (f *Firewall) Reconcile() (repairs int, err error) {
 	}()
 
 	var have []entry
-	lowprio.Run(func() { have, err = f.be.list() })
+	lowprio.Run(func() { have, err = f.be.list(false) })
 	if err != nil {
 		return 0, err
 	}
@@ -595,7 +597,7 @@ func (f *Firewall) SetUplink(down, up uint64) error {
 func (f *Firewall) Usage() (map[netip.Addr]Usage, error) {
 	var entries []entry
 	var err error
-	lowprio.Run(func() { entries, err = f.be.list() })
+	lowprio.Run(func() { entries, err = f.be.list(true) })
 	if err != nil {
 		return nil, err
 	}

@@ -537,18 +537,20 @@ func (b *backendIPTables) del(c Client) error {
 	return errors.Join(setDel(b.allowSet, c.IP, c.MAC), setDel(b.downSet, c.IP, nil))
 }
 
-// list returns the allowlist with each pair's counters: upload from the
-// allowlist itself, download from the counter set. Both count IP packets
-// in the forward path (the filter table), so the two directions are
-// measured at the same place.
-func (b *backendIPTables) list() ([]entry, error) {
+// list returns the allowlist, with each pair's counters if counted:
+// upload from the allowlist itself, download from the counter set. Both
+// count IP packets in the forward path (the filter table), so the two
+// directions are measured at the same place.
+func (b *backendIPTables) list(counted bool) ([]entry, error) {
 	allowed, err := listAllowSet(b.allowSet)
 	if err != nil {
 		return nil, err
 	}
-	down, err := listAllowSet(b.downSet)
-	if err != nil {
-		return nil, err
+	var down []setEntry
+	if counted {
+		if down, err = listAllowSet(b.downSet); err != nil {
+			return nil, err
+		}
 	}
 	downOf := make(map[netip.Addr]setEntry, len(down))
 	for _, d := range down {

@@ -247,7 +247,8 @@ func TestWatchSeesOthersNotUs(t *testing.T) {
 // TestListMatchesNft: the allowlist read with our own dump parser
 // (list) holds exactly what google/nftables's decoder reads from the same
 // sets, pairs and counters, over a dump of several batches, with
-// counters the kernel holds at values nft set.
+// counters the kernel holds at values nft set; read without counters it
+// holds the same pairs.
 func TestListMatchesNft(t *testing.T) {
 	f := kernelFirewall(t, "nftables")
 	if _, err := f.Ensure(); err != nil {
@@ -266,7 +267,7 @@ func TestListMatchesNft(t *testing.T) {
 		run(t, "nft", "add", "element", "inet", f.cfg.Table, set, "{", ip, "counter", "packets", fmt.Sprint(5_000_000_000+uint64(i)), "bytes", fmt.Sprint(7_000_000_000_000+uint64(i)), "}")
 	}
 	b := f.be.(*backendNFTables)
-	got, err := b.list()
+	got, err := b.list(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,6 +308,20 @@ func TestListMatchesNft(t *testing.T) {
 	}
 	if e := want[netip.MustParseAddr("198.51.100.8")]; e.PacketsDown != 5_000_000_001 || e.BytesDown != 7_000_000_000_001 {
 		t.Errorf("download counters set by nft read back as %+v", e.Usage)
+	}
+	// Reconcile's read, pairs only (sized from the read above, the MACs
+	// sharing one array): the same pairs, no counters read.
+	pairsOnly, err := b.list(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairsOnly) != len(want) {
+		t.Fatalf("list without counters read %d pairs, want %d", len(pairsOnly), len(want))
+	}
+	for _, e := range pairsOnly {
+		if w, ok := want[e.IP]; !ok || e.MAC.String() != w.MAC.String() || e.Usage != (Usage{}) {
+			t.Errorf("%s: list without counters read %s %+v, want %s and no counters", e.IP, e.MAC, e.Usage, w.MAC)
+		}
 	}
 }
 

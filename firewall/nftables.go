@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -41,6 +42,9 @@ type backendNFTables struct {
 	// also orders a login's element changes (elems) after a rebuild.
 	wrMu, rdMu sync.Mutex
 	wr, rd     *nftables.Conn
+	// listed is how many pairs the last read of the allowlist found, to
+	// size the next one.
+	listed atomic.Int64
 	// dump reads the allowlist and counter sets (see list); elems
 	// changes their elements, under wrMu (see changeElements).
 	dump, elems *nldump.Conn

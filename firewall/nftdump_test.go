@@ -80,13 +80,13 @@ func TestElementChangesAreOneTransaction(t *testing.T) {
 	if err := b.changeElements(false, bad...); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("a batch with a missing set = %v, want ENOENT", err)
 	}
-	if got, err := b.list(); err != nil || len(got) != 0 {
+	if got, err := b.list(true); err != nil || len(got) != 0 {
 		t.Fatalf("after the refused batch the allowlist holds %v, %v; want nothing", got, err)
 	}
 	if err := b.changeElements(false, clientChanges(c)...); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.list()
+	got, err := b.list(true)
 	if err != nil || len(got) != 1 || got[0].IP != c.IP || got[0].MAC.String() != c.MAC.String() {
 		t.Fatalf("after the batch the allowlist holds %v, %v; want %s %s", got, err, c.IP, c.MAC)
 	}

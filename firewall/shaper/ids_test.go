@@ -140,3 +140,17 @@ func TestBurstAndQuantum(t *testing.T) {
 		t.Errorf("quantum(10G) = %d, want 60000", got)
 	}
 }
+
+// TestVisitorRatesMatchTheClass: PlanSync compares dumped classes with
+// visitorRates instead of making each class; both must agree on every
+// rate, including those under the guaranteed share.
+func TestVisitorRatesMatchTheClass(t *testing.T) {
+	s := &Shaper{}
+	for _, ceil := range []uint64{1_000, guaranteeRate - 1, guaranteeRate, 4e6, 8e6, 8e6 + 7, 1e9} {
+		c := s.visitorClass(direction{link: 3}, 10, ceil)
+		rate, ceilB := visitorRates(ceil)
+		if rate != c.Rate || ceilB != c.Ceil {
+			t.Errorf("ceil %d bit/s: visitorRates = %d, %d; the class has %d, %d", ceil, rate, ceilB, c.Rate, c.Ceil)
+		}
+	}
+}
