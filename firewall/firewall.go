@@ -157,6 +157,15 @@ type Firewall struct {
 	reconciles int
 
 	reconcileMu sync.Mutex // one Reconcile at a time (touched is its own)
+	// Reconcile's working maps, kept between resyncs and cleared for the
+	// next (clear keeps a map's storage), guarded by reconcileMu. Each
+	// holds thousands of entries; made anew every resync they were
+	// garbage, and the collections it woke slowed the logins of the time
+	// (docs/BENCHMARKS.md, the resync's garbage).
+	wantBuf     map[netip.Addr]Client
+	ratesBuf    map[netip.Addr]shaper.Rate
+	inKernelBuf map[clientKey]bool
+	snapBuf     shaper.Snapshot
 }
 
 // refreshEvery: with the default 30 s resync, shaping filters deleted
@@ -442,7 +451,8 @@ func (f *Firewall) Reconcile() (repairs int, err error) {
 	f.touched = make(map[netip.Addr]bool)
 	// Copied a chunk at a time, letting logins in between: what they
 	// change meanwhile is touched, and left alone below.
-	want := mapsnap.Copy(&f.mu, func() (map[netip.Addr]Client, uint64) { return f.desired, f.desiredGen })
+	want := mapsnap.Copy(f.wantBuf, &f.mu, func() (map[netip.Addr]Client, uint64) { return f.desired, f.desiredGen })
+	f.wantBuf = want
 	refresh := f.shp != nil && f.reconciles%refreshEvery == 0
 	f.reconciles++
 	f.mu.Unlock()
@@ -459,21 +469,20 @@ func (f *Firewall) Reconcile() (repairs int, err error) {
 	}
 	var plan shaper.Plan
 	if f.shp != nil {
-		var snap shaper.Snapshot
-		lowprio.Run(func() { snap, err = f.shp.Dump() })
+		lowprio.Run(func() { err = f.shp.DumpInto(&f.snapBuf) })
 		if err != nil {
 			return 0, fmt.Errorf("syncing shaping: %w", err)
 		}
-		rates := make(map[netip.Addr]shaper.Rate, len(want))
+		rates := reuse(&f.ratesBuf, len(want))
 		for ip, c := range want {
 			rates[ip] = shaper.Rate{Down: c.RateDown, Up: c.RateUp}
 		}
-		if plan, err = f.shp.PlanSync(rates, snap); err != nil {
+		if plan, err = f.shp.PlanSync(rates, f.snapBuf); err != nil {
 			return 0, fmt.Errorf("syncing shaping: %w", err)
 		}
 	}
 	var stale, missing []Client
-	inKernel := make(map[clientKey]bool, len(have))
+	inKernel := reuse(&f.inKernelBuf, len(have))
 	for _, e := range have {
 		inKernel[e.key()] = true
 		if w, ok := want[e.IP]; !ok || w.key() != e.key() {
@@ -500,6 +509,16 @@ func (f *Firewall) Reconcile() (repairs int, err error) {
 		errs = append(errs, rerr)
 	}
 	return repairs, errors.Join(errs...)
+}
+
+// reuse returns *m cleared, or a new map for about n entries if *m is
+// nil (kept in *m).
+func reuse[K comparable, V any](m *map[K]V, n int) map[K]V {
+	if *m == nil {
+		*m = make(map[K]V, n)
+	}
+	clear(*m)
+	return *m
 }
 
 // repairLocked removes the stale entries and adds the missing ones that

@@ -78,14 +78,18 @@ func (m *Manager) syncAllowlist() (int, error) {
 	if err := m.lockActive(); err != nil {
 		return 0, loadError{fmt.Errorf("loading active sessions: %w", err)}
 	}
-	sessions := make([]*store.Session, 0, len(m.cache))
+	sessions := m.handoverSessions[:0]
 	for _, s := range m.cache {
 		sessions = append(sessions, s)
 	}
 	mark := m.gate.WantMark()
 	m.mu.Unlock()
+	defer func() {
+		clear(sessions) // no ended session kept alive by the buffer
+		m.handoverSessions = sessions[:0]
+	}()
 
-	want := make([]firewall.Client, 0, len(sessions))
+	want := m.handoverClients[:0]
 	type unrestorable struct {
 		s   *store.Session
 		why string
@@ -115,6 +119,8 @@ func (m *Manager) syncAllowlist() (int, error) {
 		m.mu.Unlock()
 	}
 	m.gate.Want(mark, want)
+	clear(want)
+	m.handoverClients = want[:0]
 	n, err := m.gate.Reconcile()
 	if err != nil {
 		return n, fmt.Errorf("syncing allowlist: %w", err)

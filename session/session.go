@@ -30,6 +30,7 @@ type Gate interface {
 	// read, so that the list is ordered with Allow and Deny; Want after
 	// letting go, and the gate keeps what Allow and Deny changed since
 	// the mark. Reconcile then makes the kernel match, without the lock.
+	// Want must not keep clients: the manager reuses it.
 	WantMark() uint64
 	Want(mark uint64, clients []firewall.Client)
 	Reconcile() (repairs int, err error)
@@ -88,6 +89,11 @@ type Manager struct {
 	// handoverMu makes one hand-over of the allowlist to the gate at a
 	// time (WantMark to Want, see syncAllowlist); logins never take it.
 	handoverMu sync.Mutex
+	// handoverSessions and handoverClients are syncAllowlist's lists of
+	// thousands, kept between resyncs (guarded by handoverMu) instead of
+	// made anew as garbage every time.
+	handoverSessions []*store.Session
+	handoverClients  []firewall.Client
 	// gen counts lifecycle changes (start, end, move, extension, rate,
 	// timeouts), and changed holds, per session, the gen of its last
 	// change: a loop that read the store without the lock re-reads only

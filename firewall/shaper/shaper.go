@@ -96,6 +96,11 @@ type Shaper struct {
 	// visitorsGen changes when visitors is replaced by another map
 	// (Teardown), for PlanSync's copy of it (mapsnap.Copy).
 	visitorsGen uint64
+	// visitorsBuf is PlanSync's copy of visitors, kept between resyncs
+	// (a fresh map of thousands of entries each time was garbage),
+	// guarded by planMu.
+	planMu      sync.Mutex
+	visitorsBuf map[netip.Addr]Rate
 	// fullCheck makes ensure check the u32 hash tables even under an
 	// intact root qdisc: until the first successful ensure.
 	fullCheck bool
@@ -779,13 +784,25 @@ type Snapshot struct {
 // thousands of classes. The snapshot may predate changes made while it
 // was read: SyncTo's skip leaves those addresses alone.
 func (s *Shaper) Dump() (Snapshot, error) {
+	var snap Snapshot
+	err := s.DumpInto(&snap)
+	return snap, err
+}
+
+// DumpInto is Dump into snap, reusing its maps (cleared first): the
+// firewall's resync keeps one Snapshot between resyncs rather than
+// making two maps of thousands of classes garbage every time.
+func (s *Shaper) DumpInto(snap *Snapshot) error {
 	s.mu.Lock()
 	dirs := s.dirs()
 	s.mu.Unlock()
-	var snap Snapshot
 	for i, d := range dirs {
 		have, err := retryDump(func() (map[netip.Addr]class, error) {
-			have := make(map[netip.Addr]class, len(snap.have[0]))
+			have := snap.have[i]
+			if have == nil {
+				have = make(map[netip.Addr]class, len(snap.have[0]))
+			}
+			clear(have)
 			err := dumpHTB(s.dump, d.link, func(handle uint32, c class) {
 				if major, minor := netlink.MajorMinor(handle); major == qdiscMajor {
 					if ip, ok := s.lay.addrOfMinor(minor); ok {
@@ -796,11 +813,11 @@ func (s *Shaper) Dump() (Snapshot, error) {
 			return have, err
 		})
 		if err != nil {
-			return snap, fmt.Errorf("listing %s classes: %w", d.name, err)
+			return fmt.Errorf("listing %s classes: %w", d.name, err)
 		}
 		snap.have[i] = have
 	}
-	return snap, nil
+	return nil
 }
 
 // SyncTo is Sync against a snapshot from Dump, without Sync's check of
@@ -832,10 +849,12 @@ type removal struct {
 
 // PlanSync compares want with a snapshot from Dump and with the shaper's
 // own record, which it copies under the lock: the comparison itself,
-// over thousands of visitors, runs without it.
+// over thousands of visitors, runs without it. The plan refers to want:
+// leave it unchanged until ApplySync.
 func (s *Shaper) PlanSync(want map[netip.Addr]Rate, snap Snapshot) (Plan, error) {
-	norm := make(map[netip.Addr]Rate, len(want))
+	mapped := false
 	for ip, r := range want {
+		mapped = mapped || ip.Is4In6()
 		ip = ip.Unmap()
 		if _, err := s.lay.minor(ip); err != nil {
 			return Plan{}, fmt.Errorf("syncing: %w", err)
@@ -843,15 +862,24 @@ func (s *Shaper) PlanSync(want map[netip.Addr]Rate, snap Snapshot) (Plan, error)
 		if r.Down == 0 || r.Up == 0 {
 			return Plan{}, fmt.Errorf("syncing %s: rates must be positive, got %+v", ip, r)
 		}
-		norm[ip] = r
 	}
+	norm := want
+	if mapped { // the firewall's addresses never are: no copy for it
+		norm = make(map[netip.Addr]Rate, len(want))
+		for ip, r := range want {
+			norm[ip.Unmap()] = r
+		}
+	}
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
 	s.mu.Lock()
 	dirs := s.dirs()
 	// The visitors are copied a chunk at a time, letting Set in between;
 	// the addresses Set and Remove change meanwhile are the ones
 	// ApplySync's skip leaves alone. The few warm devices are copied
 	// whole.
-	visitors := mapsnap.Copy(&s.mu, func() (map[netip.Addr]Rate, uint64) { return s.visitors, s.visitorsGen })
+	visitors := mapsnap.Copy(s.visitorsBuf, &s.mu, func() (map[netip.Addr]Rate, uint64) { return s.visitors, s.visitorsGen })
+	s.visitorsBuf = visitors
 	warm := maps.Clone(s.warm)
 	now := s.now()
 	s.mu.Unlock()

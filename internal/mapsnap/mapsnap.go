@@ -30,33 +30,49 @@ const maxRestarts = 3
 // returns the map and a generation that changes whenever the map is
 // replaced by another (a replaced map is copied anew).
 //
+// The copy is made in dst, cleared first, if dst is not nil: a caller
+// that copies thousands of entries every few seconds keeps one map for
+// it instead of making garbage of a fresh one each time.
+//
 // An entry added, changed or removed while mu was let go may or may not
 // be in the copy, or be there with its old value, as in a range loop
 // over a map the loop changes. Callers must leave such entries alone:
 // each change is noted under mu (the firewall's touched set), and the
 // notes are read after Copy.
-func Copy[K comparable, V any](mu sync.Locker, get func() (map[K]V, uint64)) map[K]V {
+func Copy[K comparable, V any](dst map[K]V, mu sync.Locker, get func() (map[K]V, uint64)) map[K]V {
 	for range maxRestarts {
-		if out, ok := copyChunked(mu, get); ok {
-			return out
+		if ok := copyChunked(&dst, mu, get); ok {
+			return dst
 		}
 	}
 	m, _ := get()
-	return maps.Clone(m)
+	clear(dst)
+	if dst == nil {
+		return maps.Clone(m)
+	}
+	maps.Copy(dst, m)
+	return dst
 }
 
-// copyChunked is one attempt of Copy; false if the map was replaced.
-func copyChunked[K comparable, V any](mu sync.Locker, get func() (map[K]V, uint64)) (map[K]V, bool) {
+// copyChunked is one attempt of Copy into *dst (made if nil); false if
+// the map was replaced.
+func copyChunked[K comparable, V any](dst *map[K]V, mu sync.Locker, get func() (map[K]V, uint64)) bool {
 	m, gen := get()
 	// Making room for thousands of entries (a fresh half megabyte to
-	// fault in) takes longer than copying a chunk: not under the lock.
+	// fault in), or clearing them, takes longer than copying a chunk:
+	// not under the lock.
 	size := len(m)
 	mu.Unlock()
-	out := make(map[K]V, size)
+	if *dst == nil {
+		*dst = make(map[K]V, size)
+	} else {
+		clear(*dst)
+	}
 	mu.Lock()
 	if _, g := get(); g != gen {
-		return nil, false
+		return false
 	}
+	out := *dst
 	n := 0
 	for k, v := range m {
 		out[k] = v
@@ -71,8 +87,8 @@ func copyChunked[K comparable, V any](mu sync.Locker, get func() (map[K]V, uint6
 		runtime.Gosched()
 		mu.Lock()
 		if _, g := get(); g != gen {
-			return nil, false
+			return false
 		}
 	}
-	return out, true
+	return true
 }

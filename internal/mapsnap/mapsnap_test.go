@@ -19,7 +19,7 @@ func TestCopyOfAnUntouchedMapIsEqual(t *testing.T) {
 		var mu sync.Mutex
 		m := filled(n)
 		mu.Lock()
-		got := Copy(&mu, func() (map[int]int, uint64) { return m, 0 })
+		got := Copy(nil, &mu, func() (map[int]int, uint64) { return m, 0 })
 		mu.Unlock()
 		if !maps.Equal(got, m) {
 			t.Errorf("%d entries: copy differs (%d entries)", n, len(got))
@@ -40,7 +40,7 @@ func TestWaiterGetsInDuringCopy(t *testing.T) {
 		gotIn <- copying
 		mu.Unlock()
 	}()
-	Copy(&mu, func() (map[int]int, uint64) { return m, 0 })
+	Copy(nil, &mu, func() (map[int]int, uint64) { return m, 0 })
 	copying = false
 	mu.Unlock()
 	if !<-gotIn {
@@ -79,7 +79,7 @@ func TestChangesDuringCopy(t *testing.T) {
 			}
 		}()
 		mu.Lock()
-		got := Copy(&mu, func() (map[int]int, uint64) { return m, 0 })
+		got := Copy(nil, &mu, func() (map[int]int, uint64) { return m, 0 })
 		// The notes are read under the lock, after the copy.
 		noted := maps.Clone(touched)
 		mu.Unlock()
@@ -114,7 +114,7 @@ func TestReplacedMapIsCopiedAnew(t *testing.T) {
 		return m, gen
 	}
 	mu.Lock()
-	got := Copy(&mu, get)
+	got := Copy(nil, &mu, get)
 	mu.Unlock()
 	if !maps.Equal(got, map[int]int{1: 1, 2: 2}) {
 		t.Errorf("copy has %d entries, want the replacing map's 2", len(got))
@@ -130,10 +130,26 @@ func TestEndlessReplacementEndsInAWholeCopy(t *testing.T) {
 		gen++
 		return filled(3 * Chunk), gen
 	}
+	for _, dst := range []map[int]int{nil, {-1: -1}} {
+		mu.Lock()
+		got := Copy(dst, &mu, get)
+		mu.Unlock()
+		if !maps.Equal(got, filled(3*Chunk)) {
+			t.Errorf("copy (into %v) has %d entries, want %d", dst, len(got), 3*Chunk)
+		}
+	}
+}
+
+// TestCopyIntoAMapKeepsNothingOld: a map handed in for the copy is
+// cleared first, and is the map returned.
+func TestCopyIntoAMapKeepsNothingOld(t *testing.T) {
+	var mu sync.Mutex
+	m := filled(3 * Chunk)
+	dst := map[int]int{-1: 1, 5: 99}
 	mu.Lock()
-	got := Copy(&mu, get)
+	got := Copy(dst, &mu, func() (map[int]int, uint64) { return m, 0 })
 	mu.Unlock()
-	if !maps.Equal(got, filled(3*Chunk)) {
-		t.Errorf("copy has %d entries, want %d", len(got), 3*Chunk)
+	if !maps.Equal(got, m) || !maps.Equal(dst, m) {
+		t.Errorf("copy into a used map: %d entries (dst %d), want the %d of the source", len(got), len(dst), len(m))
 	}
 }
