@@ -143,6 +143,10 @@ type Firewall struct {
 	// desiredGen changes whenever desired is replaced by another map
 	// (Want, Teardown), for Reconcile's copy of it (mapsnap.Copy).
 	desiredGen uint64
+	// spareDesired is the map Want replaced, for the next Want to fill
+	// (guarded by wantMu, and never read: see Want).
+	wantMu       sync.Mutex
+	spareDesired map[netip.Addr]Client
 	// touched collects the addresses Allow and Deny changed while a
 	// Reconcile was dumping: its dump may predate them, so it leaves
 	// them alone.
@@ -413,8 +417,15 @@ func (f *Firewall) WantMark() uint64 {
 // kept. The caller hands over without holding its lock, so a login does
 // not wait while thousands of clients are copied; hand-overs must not
 // overlap (each forgets the changes up to its mark).
+//
+// The map want is put into is the one the previous hand-over replaced,
+// cleared (a fresh one each resync was garbage): nothing reads a
+// replaced map (Reconcile's copy notices the replacement under the lock
+// and starts over), and wantMu keeps two hand-overs off the spare.
 func (f *Firewall) Want(mark uint64, want []Client) {
-	m := make(map[netip.Addr]Client, len(want))
+	f.wantMu.Lock()
+	defer f.wantMu.Unlock()
+	m := reuse(&f.spareDesired, len(want))
 	for _, c := range want {
 		m[c.IP] = c
 	}
@@ -431,7 +442,7 @@ func (f *Firewall) Want(mark uint64, want []Client) {
 			delete(m, ip)
 		}
 	}
-	f.desired = m
+	f.desired, f.spareDesired = m, f.desired
 	f.desiredGen++
 }
 
