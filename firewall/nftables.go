@@ -549,19 +549,34 @@ func (b *backendNFTables) readFingerprints(want map[string][][]expr.Any) (map[st
 		}
 		fps := make([][]byte, 0, len(rules))
 		for _, r := range rules {
-			var fp []byte
-			for _, e := range r.Exprs {
-				m, err := expr.Marshal(byte(b.table.Family), e)
-				if err != nil {
-					return nil, fmt.Errorf("reading rule of %s: %w", name, err)
-				}
-				fp = append(fp, m...)
+			fp, err := ruleFingerprint(byte(b.table.Family), r.Exprs)
+			if err != nil {
+				return nil, fmt.Errorf("reading rule of %s: %w", name, err)
 			}
 			fps = append(fps, fp)
 		}
 		out[name] = fps
 	}
 	return out, nil
+}
+
+// ruleFingerprint is a rule's expressions as bytes, with the counters'
+// values left out: a refusing rule counts what it refuses, and a count
+// that moved since the last check is traffic, not drift (it made every
+// resync after a refused packet rebuild the chain).
+func ruleFingerprint(family byte, exprs []expr.Any) ([]byte, error) {
+	var fp []byte
+	for _, e := range exprs {
+		if _, ok := e.(*expr.Counter); ok {
+			e = &expr.Counter{}
+		}
+		m, err := expr.Marshal(family, e)
+		if err != nil {
+			return nil, err
+		}
+		fp = append(fp, m...)
+	}
+	return fp, nil
 }
 
 func sameFingerprints(a, b [][]byte) bool {

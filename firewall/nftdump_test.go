@@ -1,12 +1,14 @@
 package firewall
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
 	"testing"
 
+	"github.com/google/nftables/expr"
 	"github.com/parkwifi/parkportal/internal/nldump"
 	"golang.org/x/sys/unix"
 )
@@ -89,5 +91,27 @@ func TestElementChangesAreOneTransaction(t *testing.T) {
 	got, err := b.list(true)
 	if err != nil || len(got) != 1 || got[0].IP != c.IP || got[0].MAC.String() != c.MAC.String() {
 		t.Fatalf("after the batch the allowlist holds %v, %v; want %s %s", got, err, c.IP, c.MAC)
+	}
+}
+
+// TestFingerprintIgnoresCounts: a refusing rule's counter moves with
+// traffic; the chain check must not take that for drift, and must still
+// see any other difference.
+func TestFingerprintIgnoresCounts(t *testing.T) {
+	rule := func(packets uint64, verdict expr.VerdictKind) []expr.Any {
+		return []expr.Any{&expr.Counter{Packets: packets, Bytes: 100 * packets}, &expr.Verdict{Kind: verdict}}
+	}
+	fp := func(e []expr.Any) []byte {
+		b, err := ruleFingerprint(unix.NFPROTO_INET, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if !bytes.Equal(fp(rule(0, expr.VerdictDrop)), fp(rule(42, expr.VerdictDrop))) {
+		t.Error("a rule whose counter moved reads as another rule")
+	}
+	if bytes.Equal(fp(rule(0, expr.VerdictDrop)), fp(rule(0, expr.VerdictAccept))) {
+		t.Error("rules with different verdicts read as the same")
 	}
 }
