@@ -365,3 +365,39 @@ func TestWantKeepsNewerChanges(t *testing.T) {
 		t.Errorf("after the hand-over the allowlist holds %v; want only %s", u, late.IP)
 	}
 }
+
+// TestWalledGardenEditReachesNFTables: an edit rebuilds the chains whose
+// rules it changes even though the kernel still holds the last build
+// (no drift to notice), counts as no repair, and the next check finds
+// nothing to do.
+func TestWalledGardenEditReachesNFTables(t *testing.T) {
+	f := kernelFirewall(t, "nftables")
+	if _, err := f.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	b := f.be.(*backendNFTables)
+	read := func() map[string][][]byte {
+		fps, err := b.readFingerprints(b.chainRules(chains(f.cfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fps
+	}
+	before := read()
+	if err := f.SetWalledGarden([]netip.Prefix{netip.MustParsePrefix("192.0.2.200/32")}); err != nil {
+		t.Fatal(err)
+	}
+	after := read()
+	changed := 0
+	for name := range after {
+		if !sameFingerprints(before[name], after[name]) {
+			changed++
+		}
+	}
+	if changed == 0 {
+		t.Fatal("the walled-garden edit left every chain in the kernel as it was")
+	}
+	if n, err := f.Ensure(); err != nil || n != 0 {
+		t.Errorf("Ensure after the edit = %d, %v; want 0 repairs", n, err)
+	}
+}

@@ -54,6 +54,10 @@ type backendNFTables struct {
 	// fingerprints of each chain's rules as the kernel held them after
 	// our last build; a chain whose rules read back differently drifted.
 	fingerprints map[string][][]byte
+	// built is each chain's rules as we rendered them for that build: a
+	// chain whose wanted rules render differently now (a walled-garden
+	// edit) is rebuilt even though the kernel still holds the last build.
+	built map[string][][]byte
 }
 
 // Names inside our table.
@@ -345,17 +349,24 @@ func (b *backendNFTables) ensure(chs []chain, clients func() []Client) (repairs 
 	if err != nil {
 		return 0, err
 	}
-	var drifted []string
+	rendered, err := renderRules(byte(b.table.Family), want)
+	if err != nil {
+		return 0, err
+	}
+	var drifted, changed []string
 	for name := range want {
-		if !sameFingerprints(have[name], b.fingerprints[name]) {
+		switch {
+		case !sameFingerprints(have[name], b.fingerprints[name]):
 			drifted = append(drifted, name)
+		case !sameFingerprints(rendered[name], b.built[name]):
+			changed = append(changed, name)
 		}
 	}
-	if len(drifted) == 0 {
+	if len(drifted)+len(changed) == 0 {
 		return 0, nil
 	}
 	known := b.fingerprints != nil
-	if err := b.refillChains(want, drifted); err != nil {
+	if err := b.refillChains(want, append(drifted, changed...)); err != nil {
 		return 0, err
 	}
 	if !known {
@@ -364,7 +375,28 @@ func (b *backendNFTables) ensure(chs []chain, clients func() []Client) (repairs 
 	for _, name := range drifted {
 		b.log.Warn("repaired nftables chain", "table", b.table.Name, "chain", name)
 	}
+	for _, name := range changed {
+		b.log.Info("rebuilt nftables chain for new rules", "table", b.table.Name, "chain", name)
+	}
 	return len(drifted), nil
+}
+
+// renderRules is each chain's wanted rules as ruleFingerprint renders
+// them.
+func renderRules(family byte, want map[string][][]expr.Any) (map[string][][]byte, error) {
+	out := make(map[string][][]byte, len(want))
+	for name, rules := range want {
+		fps := make([][]byte, 0, len(rules))
+		for _, r := range rules {
+			fp, err := ruleFingerprint(family, r)
+			if err != nil {
+				return nil, fmt.Errorf("rendering a rule of %s: %w", name, err)
+			}
+			fps = append(fps, fp)
+		}
+		out[name] = fps
+	}
+	return out, nil
 }
 
 func (b *backendNFTables) present([]chain) (bool, error) {
@@ -528,7 +560,11 @@ func (b *backendNFTables) recordFingerprints(want map[string][][]expr.Any) error
 	if err != nil {
 		return err
 	}
-	b.fingerprints = have
+	built, err := renderRules(byte(b.table.Family), want)
+	if err != nil {
+		return err
+	}
+	b.fingerprints, b.built = have, built
 	return nil
 }
 
@@ -612,7 +648,7 @@ func (b *backendNFTables) teardown([]chain) error {
 	defer b.wrMu.Unlock()
 	b.wr.DelTable(b.table)
 	err := b.wr.Flush()
-	b.fingerprints = nil
+	b.fingerprints, b.built = nil, nil
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("deleting nftables table %s: %w", b.table.Name, err)
 	}
