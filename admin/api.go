@@ -208,6 +208,12 @@ func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request, u *User) {
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	w.Header().Add("Vary", "Accept")
+	if wantsText(r) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		writeSessionsTable(w, out)
+		return
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

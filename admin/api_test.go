@@ -226,14 +226,22 @@ func TestLocalReadsAsRouted(t *testing.T) {
 		"/api/v1/users/", "/api/v1/site/export", "/api/v1/me", "/api/v1/nothing",
 	} {
 		for _, method := range []string{"GET", "HEAD", "POST"} {
-			want, got := newRecorder(), newRecorder()
 			// Empty bodies: no POST here changes anything, so both
 			// answer the same state.
-			req := func() *http.Request { r, _ := http.NewRequest(method, target, strings.NewReader("")); return r }
-			routed.ServeHTTP(want, req())
-			e.srv.LocalHandler().ServeHTTP(got, req())
-			if got.code != want.code || got.body.String() != want.body.String() || !reflect.DeepEqual(got.h, want.h) {
-				t.Errorf("%s %s: local %d %v\n%s\nrouted %d %v\n%s", method, target, got.code, got.h, got.body.String(), want.code, want.h, want.body.String())
+			for _, accept := range []string{"", "text/plain"} {
+				want, got := newRecorder(), newRecorder()
+				req := func() *http.Request {
+					r, _ := http.NewRequest(method, target, strings.NewReader(""))
+					if accept != "" {
+						r.Header.Set("Accept", accept)
+					}
+					return r
+				}
+				routed.ServeHTTP(want, req())
+				e.srv.LocalHandler().ServeHTTP(got, req())
+				if got.code != want.code || got.body.String() != want.body.String() || !reflect.DeepEqual(got.h, want.h) {
+					t.Errorf("%s %s (Accept %q): local %d %v\n%s\nrouted %d %v\n%s", method, target, accept, got.code, got.h, got.body.String(), want.code, want.h, want.body.String())
+				}
 			}
 		}
 	}

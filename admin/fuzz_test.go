@@ -151,3 +151,22 @@ func FuzzConsoleForms(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAccept: any Accept header a client sends gives each type a
+// quality from 0 to 1, and text only when it is preferred to JSON.
+func FuzzAccept(f *testing.F) {
+	for _, s := range []string{"text/plain", "*/*", "application/json;q=0.5, text/*", "text/plain;q=x", "text/plain;;q=1,", `text/plain;q="0.9"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, accept string) {
+		text, json := acceptQuality(accept, "text", "plain"), acceptQuality(accept, "application", "json")
+		if text < 0 || text > 1 || json < 0 || json > 1 {
+			t.Fatalf("%q: qualities %v, %v", accept, text, json)
+		}
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept", accept)
+		if wantsText(r) != (text > json) {
+			t.Fatalf("%q: wantsText %v with text %v, json %v", accept, wantsText(r), text, json)
+		}
+	})
+}

@@ -362,6 +362,25 @@ func (c *apiClient) do(method, path string, body io.Reader, out any) error {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.exchange(req, out)
+}
+
+// text GETs path as the daemon renders it for a terminal (Accept:
+// text/plain) and copies it to w.
+func (c *apiClient) text(path string, w io.Writer) error {
+	req, err := http.NewRequest("GET", "http://parkportal"+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/plain")
+	return c.exchange(req, w)
+}
+
+// exchange sends req and decodes the answer into out: JSON, or the body
+// as it is when out is an io.Writer; an error answer becomes an error
+// with the API's message and per-field messages.
+func (c *apiClient) exchange(req *http.Request, out any) error {
+	method, path := req.Method, req.URL.RequestURI()
 	resp, err := c.send(req)
 	if err != nil {
 		return fmt.Errorf("calling the admin API: %w", err)

@@ -368,22 +368,3 @@ func TestConfigCheckUsesTheSiteValidator(t *testing.T) {
 		t.Fatalf("config check: %v", err)
 	}
 }
-
-func TestTerminalSafe(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"Galaxy-S24", "Galaxy-S24"},
-		{"", "-"},
-		{"evil\x1b]0;pwned\x07", "evil?]0;pwned?"},
-		{"two words\there", "two_words_here"},
-		{"\u202eevil", "?evil"},
-		{"abcdefghij", "abcde…"},
-	} {
-		max := 24
-		if tc.in == "abcdefghij" {
-			max = 5
-		}
-		if got := terminalSafe(tc.in, max); got != tc.want {
-			t.Errorf("terminalSafe(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}

@@ -5,15 +5,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
-	"text/tabwriter"
-	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/parkwifi/parkportal/admin"
 	"github.com/parkwifi/parkportal/config"
-	"github.com/parkwifi/parkportal/settings"
 )
 
 // sessionsSynopses are each sessions subcommand's usage line.
@@ -55,17 +49,9 @@ func cmdSessions(args []string) error {
 		if len(rest) == 1 {
 			q = rest[0]
 		}
-		var list []admin.SessionView
-		if err := c.do("GET", "/api/v1/sessions?q="+url.QueryEscape(q), nil, &list); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPHONE\tMAC\tIP\tDEVICE\tLEFT\tRATE DOWN/UP\tBYTES DOWN/UP")
-		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%d/%d\n", s.ID, s.Phone, s.MAC, s.IP, terminalSafe(s.Hostname, 24),
-				settings.Duration(time.Duration(s.SecondsLeft)*time.Second), config.FormatRate(s.RateDown), config.FormatRate(s.RateUp), s.BytesDown, s.BytesUp)
-		}
-		return tw.Flush()
+		// The daemon (or, with it stopped, the store's local API in this
+		// process) renders the table: see admin.wantsText.
+		return c.text("/api/v1/sessions?q="+url.QueryEscape(q), os.Stdout)
 	case sub == "kick" && len(rest) == 1:
 		if err := c.do("POST", "/api/v1/sessions/"+url.PathEscape(rest[0])+"/kick", nil, nil); err != nil {
 			return err
@@ -86,30 +72,3 @@ func cmdSessions(args []string) error {
 // defaultSiteForCheck is the site that command-line patches are checked
 // against for field names and types (values are validated by the daemon).
 func defaultSiteForCheck() config.Site { return config.Defaults().Site }
-
-// terminalSafe prepares a device-supplied name (the DHCP hostname, which
-// any visitor sets) for a staff terminal: control characters, which
-// could carry escape sequences, become '?', tabs and spaces that would
-// break the columns become '_', and it is cut to max runes; "-" if empty.
-func terminalSafe(s string, max int) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if n == max {
-			b.WriteString("…")
-			break
-		}
-		switch {
-		case unicode.IsSpace(r):
-			r = '_'
-		case unicode.IsControl(r) || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r):
-			r = '?'
-		}
-		b.WriteRune(r)
-		n++
-	}
-	if b.Len() == 0 {
-		return "-"
-	}
-	return b.String()
-}
