@@ -95,3 +95,51 @@ func parseClass(msg []byte) (handle uint32, c class, isHTB bool, err error) {
 	}
 	return handle, c, true, o.Err()
 }
+
+// dumpU32 calls each with the handle of every u32 filter and hash table
+// of our priority and protocol on link's HTB qdisc, read with nldump:
+// what RefreshFilters looks for. The kernel lists a hash table under its
+// own handle (htid:0:0) and each filter in it under the filter's.
+func dumpU32(c *nldump.Conn, link int, each func(handle uint32)) error {
+	// struct tcmsg: the filters of our qdisc on link; tcm_info asks
+	// only for our priority and protocol, as netlink.FilterAdd sets
+	// them (the protocol in network order).
+	info := netlink.MakeHandle(filterPrio, nl.Swap16(unix.ETH_P_IP))
+	var req [nl.SizeofTcMsg]byte
+	ne := binary.NativeEndian
+	ne.PutUint32(req[4:8], uint32(link))
+	ne.PutUint32(req[12:16], netlink.MakeHandle(qdiscMajor, 0))
+	ne.PutUint32(req[16:20], info)
+	return c.Dump(unix.RTM_GETTFILTER, req[:], func(typ uint16, msg []byte) error {
+		if typ != unix.RTM_NEWTFILTER {
+			return nil
+		}
+		handle, msgInfo, isU32, err := parseFilter(msg)
+		if err != nil {
+			return fmt.Errorf("reading filter dump: %w", err)
+		}
+		// The kernel also lists each filter instance itself, with
+		// handle 0; and an older kernel might not filter by tcm_info.
+		if isU32 && handle != 0 && msgInfo == info {
+			each(handle)
+		}
+		return nil
+	})
+}
+
+// parseFilter reads one RTM_NEWTFILTER message: a struct tcmsg, then the
+// classifier's kind.
+func parseFilter(msg []byte) (handle, info uint32, isU32 bool, err error) {
+	if len(msg) < nl.SizeofTcMsg {
+		return 0, 0, false, fmt.Errorf("filter message of %d bytes", len(msg))
+	}
+	ne := binary.NativeEndian
+	handle, info = ne.Uint32(msg[8:12]), ne.Uint32(msg[16:20])
+	a := nldump.NewAttrs(msg[nl.SizeofTcMsg:])
+	for a.Next() {
+		if a.Type() == unix.TCA_KIND {
+			isU32 = string(a.Data()) == "u32\x00"
+		}
+	}
+	return handle, info, isU32, a.Err()
+}
