@@ -105,6 +105,8 @@ type backend interface {
 	// list dumps the allowlist, with each pair's counters if counted
 	// (Usage). Reconcile needs only the pairs, and on nftables the
 	// counters are two more dumps and maps of thousands of entries.
+	// Without counters the slice, MACs included, may be the backend's,
+	// valid until the next list without counters.
 	list(counted bool) ([]entry, error)
 	teardown(chains []chain) error
 	// present reports whether any part of our gate is in the kernel.

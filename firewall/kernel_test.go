@@ -323,6 +323,43 @@ func TestListMatchesNft(t *testing.T) {
 			t.Errorf("%s: list without counters read %s %+v, want %s and no counters", e.IP, e.MAC, e.Usage, w.MAC)
 		}
 	}
+
+	// The next read without counters fills the same storage: after
+	// devices left and others took their addresses, it reads exactly the
+	// kernel's pairs, none left over from the read before.
+	for i := 2; i < 120; i++ {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
+		if err := f.Deny(Client{IP: ip, MAC: net.HardwareAddr{2, 0, 0x5e, 0, 0x53, byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := f.Allow(Client{IP: ip, MAC: net.HardwareAddr{2, 0, 0x5e, 0, 0x54, byte(i)}, RateDown: 8e6, RateUp: 8e6}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	again, err := b.list(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &again[0] != &pairsOnly[0] {
+		t.Error("the second read without counters did not reuse the first's slice")
+	}
+	if pairs, err = b.rd.GetSetElements(b.allow); err != nil {
+		t.Fatal(err)
+	}
+	kernel := make(map[netip.Addr]string)
+	for _, p := range pairs {
+		kernel[netip.AddrFrom4([4]byte(p.Key[:4]))] = net.HardwareAddr(p.Key[4:10]).String()
+	}
+	if len(again) != len(kernel) || len(kernel) != 252-59 {
+		t.Fatalf("second read: %d pairs, google/nftables %d; want %d", len(again), len(kernel), 252-59)
+	}
+	for _, e := range again {
+		if mac, ok := kernel[e.IP]; !ok || mac != e.MAC.String() {
+			t.Errorf("second read: %s %s, google/nftables %q", e.IP, e.MAC, mac)
+		}
+	}
 }
 
 // TestWantKeepsNewerChanges: a list handed over after Allow and Deny

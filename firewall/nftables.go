@@ -45,6 +45,12 @@ type backendNFTables struct {
 	// listed is how many pairs the last read of the allowlist found, to
 	// size the next one.
 	listed atomic.Int64
+	// pairs and pairMACs hold the last read without counters, reused by
+	// the next (see backend.list): Reconcile's, every resync, one at a
+	// time under its own lock.
+	pairsMu  sync.Mutex
+	pairs    []entry
+	pairMACs []byte
 	// dump reads the allowlist and counter sets (see list); elems
 	// changes their elements, under wrMu (see changeElements).
 	dump, elems *nldump.Conn
