@@ -75,6 +75,10 @@ type Conn struct {
 	pid   uint32
 	seq   uint32
 	batch int
+	// buf receives dumps and ack Exec's answers, both kept under mu: a
+	// resync makes half a dozen dumps and each login an Exec, and a
+	// buffer of up to 32 KiB each time was garbage.
+	buf, ack []byte
 }
 
 // Dial opens a netlink socket of protocol proto (unix.NETLINK_ROUTE,
@@ -175,7 +179,10 @@ func (c *Conn) Dump(typ uint16, payload []byte, each func(typ uint16, msg []byte
 	if err := unix.Sendto(c.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("sending netlink dump request: %w", err)
 	}
-	buf := make([]byte, c.batch)
+	if c.buf == nil {
+		c.buf = make([]byte, c.batch)
+	}
+	buf := c.buf
 	var cbErr error
 	interrupted := false
 	for {
@@ -262,7 +269,10 @@ func (c *Conn) Exec(reqs []Request) error {
 		return fmt.Errorf("sending netlink request: %w", err)
 	}
 	var refusals []error
-	buf := make([]byte, 4096)
+	if len(c.ack) == 0 {
+		c.ack = make([]byte, 4096)
+	}
+	buf := c.ack
 	for wait > 0 {
 		n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_TRUNC)
 		if errors.Is(err, unix.EINTR) {
