@@ -438,3 +438,115 @@ func TestWalledGardenEditReachesNFTables(t *testing.T) {
 		t.Errorf("Ensure after the edit = %d, %v; want 0 repairs", n, err)
 	}
 }
+
+// TestKernelFingerprints: the check of our chains reads the kernel's
+// rules in place. A rule whose counter moved reads as before and is not
+// drift; a rule changed by hand reads differently and Ensure repairs its
+// chain; a chain that is not there reads as nil, an empty one as empty.
+// The counts are set through google/nftables (a rule replaced with
+// counter values), and read back to make sure they moved.
+func TestKernelFingerprints(t *testing.T) {
+	f := kernelFirewall(t, "nftables")
+	if _, err := f.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	b := f.be.(*backendNFTables)
+	want := b.chainRules(chains(f.cfg))
+	read := func() map[string][][]byte {
+		t.Helper()
+		fps, err := b.readFingerprints(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fps
+	}
+	before := read()
+	// A rule with a counter, found with google/nftables's own reading.
+	var counted *nftables.Rule
+	var at int
+	for name := range want {
+		rules, err := b.rd.GetRules(b.table, &nftables.Chain{Name: name, Table: b.table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rules) != len(before[name]) {
+			t.Fatalf("chain %s: %d rules, fingerprints of %d", name, len(rules), len(before[name]))
+		}
+		for i, r := range rules {
+			for _, e := range r.Exprs {
+				if _, ok := e.(*expr.Counter); ok && counted == nil {
+					counted, at = r, i
+				}
+			}
+		}
+	}
+	if counted == nil {
+		t.Fatal("no rule of ours has a counter")
+	}
+	replace := func(exprs []expr.Any) {
+		t.Helper()
+		b.rd.ReplaceRule(&nftables.Rule{Table: b.table, Chain: counted.Chain, Handle: counted.Handle, Exprs: exprs})
+		if err := b.rd.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := make([]expr.Any, len(counted.Exprs))
+	for i, e := range counted.Exprs {
+		if _, ok := e.(*expr.Counter); ok {
+			e = &expr.Counter{Packets: 7, Bytes: 700}
+		}
+		moved[i] = e
+	}
+	replace(moved)
+	rules, err := b.rd.GetRules(b.table, counted.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packets uint64
+	for _, e := range rules[at].Exprs {
+		if c, ok := e.(*expr.Counter); ok {
+			packets = c.Packets
+		}
+	}
+	if packets != 7 {
+		t.Fatalf("the counter reads %d packets after the replace, want 7", packets)
+	}
+	name := counted.Chain.Name
+	if got := read(); !sameFingerprints(got[name], before[name]) {
+		t.Errorf("chain %s: a moved counter changed its fingerprints", name)
+	}
+	if n, err := f.Ensure(); err != nil || n != 0 {
+		t.Errorf("Ensure after a counter moved = %d, %v; want 0 repairs", n, err)
+	}
+
+	// The same rule without its counter: drift.
+	var changed []expr.Any
+	for _, e := range counted.Exprs {
+		if _, ok := e.(*expr.Counter); !ok {
+			changed = append(changed, e)
+		}
+	}
+	replace(changed)
+	if got := read(); sameFingerprints(got[name], before[name]) {
+		t.Errorf("chain %s: a changed rule left its fingerprints as they were", name)
+	}
+	if n, err := f.Ensure(); err != nil || n != 1 {
+		t.Errorf("Ensure after a rule changed by hand = %d, %v; want 1 repair", n, err)
+	}
+	if got := read(); !sameFingerprints(got[name], before[name]) {
+		t.Errorf("chain %s: not as built after the repair", name)
+	}
+
+	// Chains not there, and an empty one.
+	b.rd.AddChain(&nftables.Chain{Name: "pp-test-empty", Table: b.table})
+	if err := b.rd.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	fps, err := b.readFingerprints(map[string][][]expr.Any{"pp-test-empty": nil, "pp-test-missing": nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fps["pp-test-empty"] == nil || len(fps["pp-test-empty"]) != 0 || fps["pp-test-missing"] != nil {
+		t.Errorf("empty chain read as %v (want empty, not nil), missing chain as %v (want nil)", fps["pp-test-empty"], fps["pp-test-missing"])
+	}
+}

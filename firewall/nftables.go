@@ -575,31 +575,118 @@ func (b *backendNFTables) recordFingerprints(want map[string][][]expr.Any) error
 }
 
 // readFingerprints reads the rules of every chain in want, each as the
-// bytes of its expressions: the kernel's rendering, compared with itself.
+// bytes of its expressions (kernelFingerprint): the kernel's rendering,
+// compared with itself. A chain that is not there reads as nil, an empty
+// one as empty. Two dumps of our table, read in place (nldump): through
+// google/nftables, which decodes every expression into structs of its
+// own, this check made some 300 KB of garbage per resync.
 func (b *backendNFTables) readFingerprints(want map[string][][]expr.Any) (map[string][][]byte, error) {
-	b.rdMu.Lock()
-	defer b.rdMu.Unlock()
 	out := make(map[string][][]byte, len(want))
-	for name := range want {
-		rules, err := b.rd.GetRules(b.table, &nftables.Chain{Name: name, Table: b.table})
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				out[name] = nil
-				continue
+	table := append([]byte(b.table.Name), 0)
+	req := []byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
+	req = nldump.AppendAttr(req, unix.NFTA_CHAIN_TABLE, table)
+	_, err := nldump.Retry(func() (struct{}, error) {
+		clear(out)
+		err := b.dump.Dump(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETCHAIN, req, func(_ uint16, msg []byte) error {
+			tbl, chain, _, err := parseRuleOrChain(msg, unix.NFTA_CHAIN_TABLE, unix.NFTA_CHAIN_NAME, 0)
+			if _, wanted := want[chain]; err == nil && wanted && bytes.Equal(tbl, table) {
+				out[chain] = [][]byte{}
 			}
-			return nil, fmt.Errorf("listing rules of %s: %w", name, err)
+			return err
+		})
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing chains of %s: %w", b.table.Name, err)
+	}
+	// NFTA_RULE_TABLE is NFTA_CHAIN_TABLE's number: the same request.
+	_, err = nldump.Retry(func() (struct{}, error) {
+		for name, fps := range out {
+			out[name] = fps[:0]
 		}
-		fps := make([][]byte, 0, len(rules))
-		for _, r := range rules {
-			fp, err := ruleFingerprint(byte(b.table.Family), r.Exprs)
+		err := b.dump.Dump(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETRULE, req, func(_ uint16, msg []byte) error {
+			tbl, chain, exprs, err := parseRuleOrChain(msg, unix.NFTA_RULE_TABLE, unix.NFTA_RULE_CHAIN, unix.NFTA_RULE_EXPRESSIONS)
 			if err != nil {
-				return nil, fmt.Errorf("reading rule of %s: %w", name, err)
+				return err
 			}
-			fps = append(fps, fp)
+			if fps, ok := out[chain]; ok && bytes.Equal(tbl, table) {
+				fp, err := kernelFingerprint(exprs)
+				if err != nil {
+					return fmt.Errorf("reading a rule of %s: %w", chain, err)
+				}
+				out[chain] = append(fps, fp)
+			}
+			return nil
+		})
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing rules of %s: %w", b.table.Name, err)
+	}
+	for name := range want {
+		if _, ok := out[name]; !ok {
+			out[name] = nil
 		}
-		out[name] = fps
 	}
 	return out, nil
+}
+
+// parseRuleOrChain reads a NFT_MSG_NEWCHAIN or NFT_MSG_NEWRULE message of
+// a dump: a struct nfgenmsg, then attributes, of which it returns the
+// table's name (with its NUL), the chain's name and, if exprsAttr is not
+// 0, the rule's expressions. The slices are the message's.
+func parseRuleOrChain(msg []byte, tableAttr, chainAttr, exprsAttr uint16) (table []byte, chain string, exprs []byte, err error) {
+	if len(msg) < 4 {
+		return nil, "", nil, fmt.Errorf("nftables message of %d bytes", len(msg))
+	}
+	a := nldump.NewAttrs(msg[4:])
+	for a.Next() {
+		switch t := a.Type(); {
+		case t == tableAttr:
+			table = a.Data()
+		case t == chainAttr:
+			chain = string(bytes.TrimRight(a.Data(), "\x00"))
+		case exprsAttr != 0 && t == exprsAttr:
+			exprs = a.Data()
+		}
+	}
+	return table, chain, exprs, a.Err()
+}
+
+// kernelFingerprint is a rule's expressions as the kernel lists them
+// (NFTA_RULE_EXPRESSIONS: NFTA_LIST_ELEMs of a name and data), each as
+// its name, a NUL and its data, with a counter's data, its values, left
+// out: a refusing rule counts what it refuses, and a count that moved
+// since the last check is traffic, not drift.
+func kernelFingerprint(exprs []byte) ([]byte, error) {
+	fp := make([]byte, 0, len(exprs))
+	list := nldump.NewAttrs(exprs)
+	for list.Next() {
+		if list.Type() != unix.NFTA_LIST_ELEM {
+			continue
+		}
+		var name, data []byte
+		e := nldump.NewAttrs(list.Data())
+		for e.Next() {
+			switch e.Type() {
+			case unix.NFTA_EXPR_NAME:
+				name = e.Data()
+			case unix.NFTA_EXPR_DATA:
+				data = e.Data()
+			}
+		}
+		if err := e.Err(); err != nil {
+			return nil, err
+		}
+		name = bytes.TrimRight(name, "\x00")
+		if string(name) == "counter" {
+			data = nil
+		}
+		fp = append(fp, name...)
+		fp = append(fp, 0, byte(len(data)>>8), byte(len(data)))
+		fp = append(fp, data...)
+	}
+	return fp, list.Err()
 }
 
 // ruleFingerprint is a rule's expressions as bytes, with the counters'

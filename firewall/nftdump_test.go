@@ -115,3 +115,27 @@ func TestFingerprintIgnoresCounts(t *testing.T) {
 		t.Error("rules with different verdicts read as the same")
 	}
 }
+
+// FuzzKernelFingerprint: whatever a rule or chain message holds, reading
+// it returns an error or a result, never a panic.
+func FuzzKernelFingerprint(f *testing.F) {
+	elem := func(name string, data []byte) []byte {
+		e := nldump.AppendAttr(nil, unix.NFTA_EXPR_NAME, append([]byte(name), 0))
+		e = nldump.AppendAttr(e, unix.NFTA_EXPR_DATA, data)
+		return nldump.AppendAttr(nil, unix.NFTA_LIST_ELEM, e)
+	}
+	exprs := append(elem("counter", []byte{1, 2, 3, 4, 5, 6, 7, 8}), elem("immediate", []byte{9, 9})...)
+	msg := []byte{unix.NFPROTO_INET, 0, 0, 0}
+	msg = nldump.AppendAttr(msg, unix.NFTA_RULE_TABLE, []byte("parkportal\x00"))
+	msg = nldump.AppendAttr(msg, unix.NFTA_RULE_CHAIN, []byte("pp-forward\x00"))
+	msg = nldump.AppendAttr(msg, unix.NFTA_RULE_EXPRESSIONS, exprs)
+	f.Add(msg)
+	f.Add(exprs[:7])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, e, err := parseRuleOrChain(b, unix.NFTA_RULE_TABLE, unix.NFTA_RULE_CHAIN, unix.NFTA_RULE_EXPRESSIONS)
+		if err == nil {
+			kernelFingerprint(e)
+		}
+		kernelFingerprint(b)
+	})
+}
