@@ -452,12 +452,27 @@ func (m *Manager) sweep(now time.Time, usage map[netip.Addr]firewall.Usage) (int
 }
 
 // Run sweeps every sweepEvery and resyncs every resyncEvery (or when
-// asked) until ctx ends.
+// asked) until ctx ends. A resync that fails is tried again soon, after
+// firstRetry and then twice as long each time up to resyncEvery, instead
+// of at the next tick: the likeliest failure is someone else changing
+// our rules at the same moment (an `iptables -F` then `-X` removed the
+// chain a repair was filling), and the gate it left half repaired must
+// not wait for the 30 s tick, let alone a longer configured one.
 func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration) {
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
 	resync := time.NewTicker(resyncEvery)
 	defer resync.Stop()
+	var retry <-chan time.Time
+	wait := firstRetry
+	run := func() {
+		if m.runResync() {
+			retry, wait = nil, firstRetry
+			return
+		}
+		retry = time.After(wait)
+		wait = min(2*wait, max(resyncEvery, firstRetry))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -467,23 +482,31 @@ func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration
 				m.log.Error("sweeping sessions", "err", err)
 			}
 		case <-resync.C:
-			m.runResync()
+			run()
 		case <-m.resync:
-			m.runResync()
+			run()
+		case <-retry:
+			run()
 		}
 	}
 }
 
-func (m *Manager) runResync() {
+// firstRetry is how soon a failed resync is tried again.
+const firstRetry = 250 * time.Millisecond
+
+// runResync resyncs and logs the outcome; it reports whether the resync
+// succeeded.
+func (m *Manager) runResync() bool {
 	n, err := m.Resync()
 	if m.onRepair != nil && n > 0 {
 		m.onRepair(n)
 	}
 	if err != nil {
 		m.log.Error("resync", "err", err, "repairs", n)
-		return
+		return false
 	}
 	if n > 0 {
 		m.log.Warn("resync repaired kernel state", "repairs", n)
 	}
+	return true
 }
