@@ -69,14 +69,34 @@ func (p *testPark) gateView() string {
 	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
 		s, _ := p.gw(tool)
 		table := ""
+		// Our jumps from the built-in chains are listed sorted: each
+		// matches its own direction (-i lan0 into pp-forward, -o lan0
+		// into pp-count, which only counts), so their order among
+		// themselves is not part of the gate, and a repair that puts
+		// back one jump before the other may leave them either way.
+		var jumps []string
+		flush := func() {
+			slices.Sort(jumps)
+			for _, j := range jumps {
+				b.WriteString(j)
+			}
+			jumps = jumps[:0]
+		}
 		for _, l := range strings.Split(s, "\n") {
 			if strings.HasPrefix(l, "*") {
+				flush()
 				table = l
 			}
 			if strings.Contains(l, "pp-") && !strings.HasPrefix(l, "#") {
-				b.WriteString(tool + " " + table + " " + countersRE.ReplaceAllString(l, "") + "\n")
+				line := tool + " " + table + " " + countersRE.ReplaceAllString(l, "") + "\n"
+				if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && !strings.HasPrefix(f[1], "pp-") {
+					jumps = append(jumps, line)
+					continue
+				}
+				b.WriteString(line)
 			}
 		}
+		flush()
 	}
 	return b.String()
 }
