@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/parkwifi/parkportal/internal/boltx"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/argon2"
 )
@@ -107,13 +108,8 @@ func OpenUsers(db *bolt.DB, now func() time.Time) (*Users, error) {
 	if now == nil {
 		now = time.Now
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketUsers, bucketTokens, bucketConsoleSessions} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := boltx.UpdateIfChanged(db, func(tx *bolt.Tx) (bool, error) {
+		return boltx.CreateBuckets(tx, bucketUsers, bucketTokens, bucketConsoleSessions)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening admin accounts: %w", err)

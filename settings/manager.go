@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/parkwifi/parkportal/internal/boltx"
 	"github.com/parkwifi/parkportal/sms"
 )
 
@@ -70,25 +71,27 @@ func Open(db *bolt.DB, file Site, now func() time.Time) (*Manager, error) {
 		now = time.Now
 	}
 	m := &Manager{db: db, now: now}
-	err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketSite)
+	// Committed only if something changed (the first start, an edited
+	// config file, an upgrade): every CLI call opens the policy, and a
+	// read must not write the router's flash.
+	err := boltx.UpdateIfChanged(db, func(tx *bolt.Tx) (bool, error) {
+		created, err := boltx.CreateBuckets(tx, bucketSite, bucketAudit)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if _, err := tx.CreateBucketIfNotExists(bucketAudit); err != nil {
-			return err
-		}
-		v := b.Get(keyCurrent)
+		b := tx.Bucket(bucketSite)
+		v := bytes.Clone(b.Get(keyCurrent))
 		if v == nil {
 			m.cur = file.Clone()
 			if _, _, _, err := reconcileFile(tx, m.cur, file); err != nil {
-				return err
+				return false, err
 			}
-			return m.putCurrent(tx)
+			return true, m.putCurrent(tx)
 		}
+		seen := bytes.Clone(b.Get(keyFileSeen))
 		var stored Site
 		if err := json.Unmarshal(v, &stored); err != nil {
-			return fmt.Errorf("decoding stored site policy: %w", err)
+			return false, fmt.Errorf("decoding stored site policy: %w", err)
 		}
 		// A site still on an earlier default PIN text never chose
 		// it: it gets the current one, worded with plurals.
@@ -96,23 +99,27 @@ func Open(db *bolt.DB, file Site, now func() time.Time) (*Manager, error) {
 			stored.SMSTemplates[lang] = sms.Upgrade(lang, t)
 		}
 		stamp := now().UTC()
-		if recs := migrateStored(&stored); len(recs) > 0 {
-			if err := writeAudit(tx, "parkportal-upgrade", stamp, recs); err != nil {
-				return err
-			}
+		recs := migrateStored(&stored)
+		if err := writeAudit(tx, "parkportal-upgrade", stamp, recs); err != nil {
+			return false, err
 		}
 		next, report, changes, err := reconcileFile(tx, stored, file)
 		if err != nil {
-			return err
+			return false, err
 		}
 		for i, o := range report {
 			report[i].LastChange = lastChange(tx, o.Field)
 		}
 		m.cur, m.report = next, report
 		if err := writeAudit(tx, FileActor, stamp, changes); err != nil {
-			return err
+			return false, err
 		}
-		return m.putCurrent(tx)
+		if err := m.putCurrent(tx); err != nil {
+			return false, err
+		}
+		changed := created || len(recs) > 0 || len(changes) > 0 ||
+			!bytes.Equal(seen, b.Get(keyFileSeen)) || !bytes.Equal(v, b.Get(keyCurrent))
+		return changed, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening site settings: %w", err)

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/parkwifi/parkportal/internal/boltx"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 )
@@ -100,36 +101,37 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
+// init creates the buckets and migrates the schema, writing nothing when
+// the file is already current (boltx.UpdateIfChanged).
 func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	return boltx.UpdateIfChanged(s.db, func(tx *bolt.Tx) (bool, error) {
+		// The event outbox needs no migration: an older file simply has
+		// no events yet, and an older parkportal ignores the bucket.
+		created, err := boltx.CreateBuckets(tx, bucketMeta, bucketSessions, bucketPending, bucketEvents)
 		if err != nil {
-			return err
+			return false, err
 		}
+		meta := tx.Bucket(bucketMeta)
 		v := uint64(0)
 		if b := meta.Get(keySchema); len(b) == 8 {
 			v = binary.BigEndian.Uint64(b)
 		}
 		if v > SchemaVersion {
-			return fmt.Errorf("database schema %d is newer than this parkportal understands (%d); upgrade parkportal", v, SchemaVersion)
+			return false, fmt.Errorf("database schema %d is newer than this parkportal understands (%d); upgrade parkportal", v, SchemaVersion)
 		}
-		// The event outbox needs no migration: an older file simply has
-		// no events yet, and an older parkportal ignores the bucket.
-		for _, b := range [][]byte{bucketSessions, bucketPending, bucketEvents} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+		if v == SchemaVersion {
+			return created, nil
 		}
 		// Each migration runs in this same transaction: a crash midway
 		// leaves the file at the old version, to be migrated again.
 		for ; v < SchemaVersion; v++ {
 			if m := migrations[v]; m != nil {
 				if err := m(tx); err != nil {
-					return fmt.Errorf("migrating schema %d to %d: %w", v, v+1, err)
+					return false, fmt.Errorf("migrating schema %d to %d: %w", v, v+1, err)
 				}
 			}
 		}
-		return meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, SchemaVersion))
+		return true, meta.Put(keySchema, binary.BigEndian.AppendUint64(nil, SchemaVersion))
 	})
 }
 
