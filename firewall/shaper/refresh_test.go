@@ -42,37 +42,19 @@ func TestRefreshFiltersRepairsDeletedFilters(t *testing.T) {
 	for i := 100; i < 300; i++ { // dumps of several batches
 		want[netip.AddrFrom4([4]byte{198, 51, 100, byte(i - 50)})] = Rate{Down: 2 * mbit, Up: mbit}
 	}
-	if _, err := s.Sync(want); err != nil {
-		t.Fatal(err)
-	}
-	checkDumpMatches(t, p, s)
-	if n, err := s.RefreshFilters(); err != nil || n != 0 {
-		t.Fatalf("refresh of intact filters: %d repairs, %v; want 0", n, err)
-	}
+	syncIntact(t, p, s, want)
 
 	// An operator deletes visitor 0's download filter, another address's
 	// upload filter, and the download tree's prefix link.
 	dirs := s.dirs()
-	del := func(d direction, f *netlink.U32) {
-		t.Helper()
-		if err := p.h.FilterDel(f); err != nil {
-			t.Fatalf("deleting %s filter %s: %v", d.name, u32Str(f.Handle), err)
-		}
-	}
 	other := netip.MustParseAddr("198.51.100.77")
 	minor0, _ := s.lay.minor(p.addrs[0])
 	minorOther, _ := s.lay.minor(other)
-	del(dirs[0], s.visitorFilter(dirs[0], p.addrs[0], minor0))
-	del(dirs[1], s.visitorFilter(dirs[1], other, minorOther))
+	deleteFilter(t, p, s.visitorFilter(dirs[0], p.addrs[0], minor0))
+	deleteFilter(t, p, s.visitorFilter(dirs[1], other, minorOther))
 	tables := s.tableFilters(dirs[0])
-	del(dirs[0], tables[len(tables)-1].f) // the prefix link
-	if n, err := s.RefreshFilters(); err != nil || n != 3 {
-		t.Fatalf("refresh after 3 filters deleted: %d repairs, %v; want 3", n, err)
-	}
-	if n, err := s.RefreshFilters(); err != nil || n != 0 {
-		t.Fatalf("second refresh: %d repairs, %v; want 0", n, err)
-	}
-	checkDumpMatches(t, p, s)
+	deleteFilter(t, p, tables[len(tables)-1].f) // the prefix link
+	refreshRepairs(t, p, s, 3)
 	down := p.parallel([]int{0}, true, 3)
 	checkRate(t, "download after the refresh", down[0], 8*mbit, 0.10)
 }
@@ -86,19 +68,11 @@ func TestRefreshFiltersWidePrefix(t *testing.T) {
 			want[netip.AddrFrom4([4]byte{198, 51, b, byte(i)})] = eight
 		}
 	}
-	if _, err := s.Sync(want); err != nil {
-		t.Fatal(err)
-	}
-	checkDumpMatches(t, p, s)
-	if n, err := s.RefreshFilters(); err != nil || n != 0 {
-		t.Fatalf("refresh of intact filters: %d repairs, %v; want 0", n, err)
-	}
+	syncIntact(t, p, s, want)
 	dirs := s.dirs()
 	ip := netip.MustParseAddr("198.51.128.9")
 	minor, _ := s.lay.minor(ip)
-	if err := p.h.FilterDel(s.visitorFilter(dirs[1], ip, minor)); err != nil {
-		t.Fatal(err)
-	}
+	deleteFilter(t, p, s.visitorFilter(dirs[1], ip, minor))
 	var link *netlink.U32
 	for _, tf := range s.tableFilters(dirs[0]) {
 		if tf.what == "block link" {
@@ -109,11 +83,40 @@ func TestRefreshFiltersWidePrefix(t *testing.T) {
 	if link == nil {
 		t.Fatal("a /16 has no block links")
 	}
-	if err := p.h.FilterDel(link); err != nil {
+	deleteFilter(t, p, link)
+	refreshRepairs(t, p, s, 2)
+}
+
+// syncIntact installs want and checks that the dump reads the filters
+// FilterList reads and that a refresh finds nothing to repair.
+func syncIntact(t *testing.T, p *park, s *Shaper, want map[netip.Addr]Rate) {
+	t.Helper()
+	if _, err := s.Sync(want); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.RefreshFilters(); err != nil || n != 2 {
-		t.Fatalf("refresh after 2 filters deleted: %d repairs, %v; want 2", n, err)
+	checkDumpMatches(t, p, s)
+	if n, err := s.RefreshFilters(); err != nil || n != 0 {
+		t.Fatalf("refresh of intact filters: %d repairs, %v; want 0", n, err)
+	}
+}
+
+// deleteFilter does what `tc filter del` does to one filter.
+func deleteFilter(t *testing.T, p *park, f *netlink.U32) {
+	t.Helper()
+	if err := p.h.FilterDel(f); err != nil {
+		t.Fatalf("deleting filter %s: %v", u32Str(f.Handle), err)
+	}
+}
+
+// refreshRepairs checks that a refresh repairs exactly n filters, a
+// second one none, and that the trees then read as FilterList reads them.
+func refreshRepairs(t *testing.T, p *park, s *Shaper, n int) {
+	t.Helper()
+	if got, err := s.RefreshFilters(); err != nil || got != n {
+		t.Fatalf("refresh after %d filters deleted: %d repairs, %v; want %d", n, got, err, n)
+	}
+	if got, err := s.RefreshFilters(); err != nil || got != 0 {
+		t.Fatalf("second refresh: %d repairs, %v; want 0", got, err)
 	}
 	checkDumpMatches(t, p, s)
 }
