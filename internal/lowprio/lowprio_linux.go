@@ -5,6 +5,10 @@
 // Only reads belong here. Work that takes a lock a login also takes must
 // run at normal priority: a niced thread holding that lock is held back
 // by the scheduler while the login waits for it (priority inversion).
+// The traffic-control dumps are the exception, measured: each batch
+// holds RTNL, which a login's tc calls need, and a niced batch can hold
+// it for milliseconds; but at normal priority the resync's CPU took more
+// from logins than that did (docs/BENCHMARKS.md, stop 21).
 package lowprio
 
 import (
