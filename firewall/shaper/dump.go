@@ -17,21 +17,31 @@ type class struct {
 	rate, ceil uint64 // bytes/s, as netlink.HtbClass has them
 }
 
+// dumpOurQdisc dumps what request type reqType lists under our HTB
+// qdisc on link (a struct tcmsg naming it as parent, with tcm_info
+// info), calling each with every reply of type replyType.
+func dumpOurQdisc(c *nldump.Conn, reqType, replyType uint16, link int, info uint32, each func(msg []byte) error) error {
+	var req [nl.SizeofTcMsg]byte
+	ne := binary.NativeEndian
+	ne.PutUint32(req[4:8], uint32(link))
+	ne.PutUint32(req[12:16], netlink.MakeHandle(qdiscMajor, 0))
+	ne.PutUint32(req[16:20], info)
+	return c.Dump(reqType, req[:], func(typ uint16, msg []byte) error {
+		if typ != replyType {
+			return nil
+		}
+		return each(msg)
+	})
+}
+
 // dumpHTB calls each with the handle and parameters of every class of
 // our HTB qdisc on link, read with nldump: netlink's ClassList decodes every class's
 // statistics into structs of their own, some 30 MB per resync at 5,000
 // visitors (two classes each), and a resync runs every 30 seconds.
 func dumpHTB(c *nldump.Conn, link int, each func(handle uint32, c class)) error {
-	// struct tcmsg: the classes of our HTB qdisc on link. Naming the
-	// qdisc as parent spares the kernel the visitors' leaf queues (each
-	// a TBF with a class of its own): half the dump.
-	var req [nl.SizeofTcMsg]byte
-	binary.NativeEndian.PutUint32(req[4:8], uint32(link))
-	binary.NativeEndian.PutUint32(req[12:16], netlink.MakeHandle(qdiscMajor, 0))
-	return c.Dump(unix.RTM_GETTCLASS, req[:], func(typ uint16, msg []byte) error {
-		if typ != unix.RTM_NEWTCLASS {
-			return nil
-		}
+	// Naming our qdisc as parent spares the kernel the visitors' leaf
+	// queues (each a TBF with a class of its own): half the dump.
+	return dumpOurQdisc(c, unix.RTM_GETTCLASS, unix.RTM_NEWTCLASS, link, 0, func(msg []byte) error {
 		handle, cl, isHTB, err := parseClass(msg)
 		if err != nil {
 			return fmt.Errorf("reading class dump: %w", err)
@@ -101,19 +111,10 @@ func parseClass(msg []byte) (handle uint32, c class, isHTB bool, err error) {
 // what RefreshFilters looks for. The kernel lists a hash table under its
 // own handle (htid:0:0) and each filter in it under the filter's.
 func dumpU32(c *nldump.Conn, link int, each func(handle uint32)) error {
-	// struct tcmsg: the filters of our qdisc on link; tcm_info asks
-	// only for our priority and protocol, as netlink.FilterAdd sets
-	// them (the protocol in network order).
+	// tcm_info asks only for our priority and protocol, as
+	// netlink.FilterAdd sets them (the protocol in network order).
 	info := netlink.MakeHandle(filterPrio, nl.Swap16(unix.ETH_P_IP))
-	var req [nl.SizeofTcMsg]byte
-	ne := binary.NativeEndian
-	ne.PutUint32(req[4:8], uint32(link))
-	ne.PutUint32(req[12:16], netlink.MakeHandle(qdiscMajor, 0))
-	ne.PutUint32(req[16:20], info)
-	return c.Dump(unix.RTM_GETTFILTER, req[:], func(typ uint16, msg []byte) error {
-		if typ != unix.RTM_NEWTFILTER {
-			return nil
-		}
+	return dumpOurQdisc(c, unix.RTM_GETTFILTER, unix.RTM_NEWTFILTER, link, info, func(msg []byte) error {
 		handle, msgInfo, isU32, err := parseFilter(msg)
 		if err != nil {
 			return fmt.Errorf("reading filter dump: %w", err)

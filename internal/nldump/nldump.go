@@ -269,7 +269,7 @@ func (c *Conn) Exec(reqs []Request) error {
 		return fmt.Errorf("sending netlink request: %w", err)
 	}
 	var refusals []error
-	if len(c.ack) == 0 {
+	if c.ack == nil {
 		c.ack = make([]byte, 4096)
 	}
 	buf := c.ack
