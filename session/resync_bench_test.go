@@ -16,6 +16,7 @@ import (
 	"github.com/parkwifi/parkportal/internal/netnstest"
 	"github.com/parkwifi/parkportal/store"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // BenchmarkLoginDuringResync measures what issue 13 asks of the resync:
@@ -39,7 +40,7 @@ func BenchmarkLoginDuringResync(b *testing.B) {
 	}
 	for _, be := range []string{"nftables", "iptables"} {
 		b.Run(be, func(b *testing.B) {
-			m, fw := benchPark(b, be, "ppsb")
+			m, fw, ns := benchPark(b, be, "ppsb")
 			// Logins to measure: devices prepared beforehand, two per
 			// iteration (one idle, one during resyncs).
 			next := 10 + benchSessions
@@ -73,6 +74,12 @@ func BenchmarkLoginDuringResync(b *testing.B) {
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
+					// The resyncs fork iptables and open sockets:
+					// in the park's namespace, not the machine's.
+					if err := netnstest.Join(ns); err != nil {
+						b.Error(err)
+						return
+					}
 					for {
 						select {
 						case <-stop:
@@ -122,9 +129,10 @@ const benchSessions = 5000
 
 // benchPark builds a park of benchSessions logged-in visitors on
 // firewall backend be, with shaping, in a network namespace of its own
-// (named prefix+be): a /16 on a veth with nothing at its other end.
-func benchPark(b *testing.B, be, prefix string) (*Manager, *firewall.Firewall) {
-	netnstest.Enter(b, prefix+be[:3])
+// (named prefix+be, returned for goroutines to Join): a /16 on a veth
+// with nothing at its other end.
+func benchPark(b *testing.B, be, prefix string) (*Manager, *firewall.Firewall, netns.NsHandle) {
+	ns := netnstest.Enter(b, prefix+be[:3])
 	lan := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lan0"}, PeerName: "lan0p"}
 	if err := netlink.LinkAdd(lan); err != nil {
 		b.Fatal(err)
@@ -157,7 +165,7 @@ func benchPark(b *testing.B, be, prefix string) (*Manager, *firewall.Firewall) {
 			b.Fatal(err)
 		}
 	}
-	return m, fw
+	return m, fw, ns
 }
 
 // BenchmarkResync measures one resync at benchSessions visitors on each
@@ -171,7 +179,7 @@ func BenchmarkResync(b *testing.B) {
 	}
 	for _, be := range []string{"nftables", "iptables"} {
 		b.Run(be, func(b *testing.B) {
-			m, _ := benchPark(b, be, "ppsr")
+			m, _, _ := benchPark(b, be, "ppsr")
 			if _, err := m.Resync(); err != nil {
 				b.Fatal(err)
 			}

@@ -16,7 +16,12 @@ import (
 // network namespace named prefix+pid, and back out (deleting the
 // namespace) at the test's cleanup. Tools exec'd from that thread, such
 // as iptables, see the namespace too; so do netlink sockets it opens.
-func Enter(tb testing.TB, prefix string) {
+//
+// Only that goroutine is in the namespace: another one the test starts
+// runs on any thread, in the machine's namespace, and a firewall call
+// from it that forks iptables or opens a socket changes the machine's
+// rules. Such a goroutine must Join the namespace Enter returns first.
+func Enter(tb testing.TB, prefix string) netns.NsHandle {
 	tb.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -40,4 +45,19 @@ func Enter(tb testing.TB, prefix string) {
 			runtime.UnlockOSThread() // else the thread dies with the goroutine
 		}
 	})
+	return ns
+}
+
+// Join locks the calling goroutine to its thread and moves the thread
+// into ns (from Enter) for the rest of the goroutine's life: the thread
+// is never handed back to the runtime, so it ends with the goroutine and
+// no other goroutine runs in the namespace by accident. Call it first
+// thing in a goroutine the test starts; ns must still be open (the
+// goroutine must end before the test's cleanup).
+func Join(ns netns.NsHandle) error {
+	runtime.LockOSThread()
+	if err := netns.Set(ns); err != nil {
+		return fmt.Errorf("joining the test's network namespace: %w", err)
+	}
+	return nil
 }
