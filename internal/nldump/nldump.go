@@ -458,3 +458,84 @@ func AppendAttr(b []byte, typ uint16, data []byte) []byte {
 	}
 	return b
 }
+
+// ErrLost reports that the kernel dropped notifications meant for the
+// socket because its buffer was full: whatever they announced is
+// unknown, so the caller must read the state anew (a dump).
+var ErrLost = errors.New("netlink notifications lost: the socket's buffer overflowed")
+
+// Join subscribes the socket to the multicast group (unix.RTNLGRP_TC,
+// unix.RTNLGRP_LINK, ...): from now on the kernel queues on it a copy of
+// every change it announces there, until Drain reads them. bufBytes is
+// the receive buffer those copies wait in (SO_RCVBUFFORCE, which a root
+// process may set above the system's maximum; SO_RCVBUF otherwise). Use
+// a socket of its own for notifications, not one for dumps or Exec.
+func (c *Conn) Join(group, bufBytes int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufBytes); err != nil {
+		_ = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bufBytes)
+	}
+	if err := unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, group); err != nil {
+		return fmt.Errorf("joining netlink group %d: %w", group, err)
+	}
+	return nil
+}
+
+// Drain reads every notification queued on a socket that joined groups
+// (Join), without waiting for more, calling each with every message's
+// type and payload (valid only during the call), in the order the
+// kernel made the changes. If the kernel dropped some because the
+// buffer was full, Drain still reads what is queued and then returns
+// ErrLost.
+func (c *Conn) Drain(each func(typ uint16, msg []byte)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 {
+		return errors.New("netlink read on a closed socket")
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, c.batch)
+	}
+	lost := false
+	for {
+		n, _, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOBUFS):
+			lost = true
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			if lost {
+				return ErrLost
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading netlink notifications: %w", err)
+		case n > len(c.buf):
+			// Cut short: what it announced is unknown.
+			lost = true
+			continue
+		}
+		walkNotifications(c.buf[:n], each)
+	}
+}
+
+// walkNotifications calls each with the type and payload of every
+// message in b. Notifications carry the port and sequence number of the
+// request that made the change (0 for the kernel's own), so none is
+// skipped for them; a malformed tail is dropped (the kernel wrote it).
+func walkNotifications(b []byte, each func(typ uint16, msg []byte)) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l, typ := int(ne.Uint32(b[0:4])), ne.Uint16(b[4:6])
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return
+		}
+		if typ >= unix.NLMSG_MIN_TYPE {
+			each(typ, b[unix.NLMSG_HDRLEN:l])
+		}
+		b = b[min(align(l), len(b)):]
+	}
+}
