@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/parkwifi/parkportal/firewall"
@@ -458,7 +459,16 @@ func (m *Manager) sweep(now time.Time, usage map[netip.Addr]firewall.Usage) (int
 // our rules at the same moment (an `iptables -F` then `-X` removed the
 // chain a repair was filling), and the gate it left half repaired must
 // not wait for the 30 s tick, let alone a longer configured one.
+//
+// Run keeps its goroutine on an OS thread of its own. Measured
+// (docs/BENCHMARKS.md, stop 22: BenchmarkLoginDuringResync, nftables,
+// interleaved), logins during back-to-back resyncs had a p99 2.06-2.55
+// times idle when the resyncs ran on an ordinary goroutine and 1.09-1.54
+// times on a locked one; why the runtime's sharing of threads costs the
+// logins that much is not established.
 func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
 	resync := time.NewTicker(resyncEvery)

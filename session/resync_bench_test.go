@@ -76,6 +76,9 @@ func BenchmarkLoginDuringResync(b *testing.B) {
 					defer close(done)
 					// The resyncs fork iptables and open sockets:
 					// in the park's namespace, not the machine's.
+					// Join locks the goroutine to its thread, as
+					// Manager.Run does in the daemon (which is why
+					// it does: see Run).
 					if err := netnstest.Join(ns); err != nil {
 						b.Error(err)
 						return
