@@ -463,7 +463,7 @@ func (m *Manager) sweep(now time.Time, usage map[netip.Addr]firewall.Usage) (int
 // Run keeps its goroutine on an OS thread of its own. Measured
 // (docs/BENCHMARKS.md, stop 22: BenchmarkLoginDuringResync, nftables,
 // interleaved), logins during back-to-back resyncs had a p99 2.06-2.55
-// times idle when the resyncs ran on an ordinary goroutine and 1.09-1.54
+// times idle when the resyncs ran on an ordinary goroutine and 1.09-1.65
 // times on a locked one; why the runtime's sharing of threads costs the
 // logins that much is not established.
 func (m *Manager) Run(ctx context.Context, sweepEvery, resyncEvery time.Duration) {
